@@ -1,0 +1,1 @@
+//! mpm-harness: spec cases, runner, oracles (built in a later issue).

@@ -1,0 +1,210 @@
+//! One client connection: a non-blocking socket, the bytes read but not yet consumed, and I/O
+//! with deadlines (`poll` on the socket, optionally also on the child's control pipe so that a
+//! graceful stop wakes a keep-alive wait).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+/// How much one read asks for.
+const READ_CHUNK: usize = 16 * 1024;
+/// Apache's lingering close: read and discard for at most this long (MAX_SECS_TO_LINGER is 30 s,
+/// each read waits SECONDS_TO_LINGER = 2 s).
+const LINGER_TOTAL: Duration = Duration::from_secs(2);
+
+/// A connection accepted from a client.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Bytes read from the client and not yet consumed by the parser.
+    pub buf: Vec<u8>,
+    /// Requests answered on this connection so far.
+    pub requests: u32,
+}
+
+/// What a wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The socket is ready for the operation.
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+    /// The control pipe became readable: the child is asked to stop gracefully (or lost its
+    /// master).
+    Interrupted,
+}
+
+/// Why an I/O operation on a connection did not complete.
+#[derive(Debug)]
+pub enum IoFailure {
+    TimedOut,
+    /// The peer closed (EOF on read, EPIPE/ECONNRESET on write).
+    Closed,
+    Io(io::Error),
+}
+
+impl Conn {
+    /// Wraps an accepted stream, making it non-blocking.
+    pub fn new(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
+        stream.set_nonblocking(true)?;
+        crate::os::set_nodelay(&stream);
+        Ok(Conn {
+            stream,
+            peer,
+            buf: Vec::new(),
+            requests: 0,
+        })
+    }
+
+    /// Drops the first `n` buffered bytes (a parsed head or body part).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Frees the read buffer of an idle connection (event MPM keeps thousands of them).
+    pub fn shrink(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Waits for `flags` on the socket until `deadline`, or until `interrupt` is readable.
+    pub fn wait(
+        &self,
+        flags: PollFlags,
+        deadline: Option<Instant>,
+        interrupt: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Wait> {
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Wait::TimedOut);
+                    }
+                    poll_timeout(left)
+                }
+            };
+            let mut fds = vec![PollFd::new(self.stream.as_fd(), flags)];
+            if let Some(fd) = interrupt {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) => continue, // re-check the deadline (poll rounds to milliseconds)
+                Ok(_) => {
+                    if fds.len() > 1 && fds[1].any().unwrap_or(false) {
+                        return Ok(Wait::Interrupted);
+                    }
+                    return Ok(Wait::Ready);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads what is available without waiting. `Ok(None)`: nothing yet; `Ok(Some(0))`: EOF.
+    pub fn try_fill(&mut self) -> io::Result<Option<usize>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(Some(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads at least one byte into the buffer, waiting until `deadline`.
+    pub fn fill(&mut self, deadline: Instant) -> Result<usize, IoFailure> {
+        loop {
+            match self.try_fill() {
+                Ok(Some(0)) => return Err(IoFailure::Closed),
+                Ok(Some(n)) => return Ok(n),
+                Ok(None) => {}
+                Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
+                Err(e) => return Err(IoFailure::Io(e)),
+            }
+            match self.wait(PollFlags::POLLIN, Some(deadline), None) {
+                Ok(Wait::Ready) => {}
+                Ok(_) => return Err(IoFailure::TimedOut),
+                Err(e) => return Err(IoFailure::Io(e)),
+            }
+        }
+    }
+
+    /// Writes as much of `data` as the socket takes now, without waiting.
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, IoFailure> {
+        loop {
+            match self.stream.write(data) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
+                Err(e) => return Err(IoFailure::Io(e)),
+            }
+        }
+    }
+
+    /// Writes all of `data`; each wait for the socket to take more is bounded by `timeout`
+    /// (Apache's `Timeout` is per I/O operation, not per response).
+    pub fn write_all(&mut self, mut data: &[u8], timeout: Duration) -> Result<(), IoFailure> {
+        while !data.is_empty() {
+            let n = self.try_write(data)?;
+            if n > 0 {
+                data = &data[n..];
+                continue;
+            }
+            match self.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
+                Ok(Wait::Ready) => {}
+                Ok(_) => return Err(IoFailure::TimedOut),
+                Err(e) => return Err(IoFailure::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes after reading (and discarding) what the client still sends, so that an error
+    /// response is not lost to a TCP reset (Apache's lingering close).
+    pub fn lingering_close(mut self) {
+        if self.stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER_TOTAL;
+        loop {
+            self.buf.clear();
+            match self.fill(deadline) {
+                Ok(_) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Errors that mean the client is gone rather than that something is wrong with us.
+pub fn is_peer_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// A poll timeout for `d`, rounded up to the next millisecond so a wait never ends early.
+pub fn poll_timeout(d: Duration) -> PollTimeout {
+    let ms = d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}

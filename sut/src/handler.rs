@@ -1,0 +1,214 @@
+//! What the server answers: `/`, `/server-status`, the body generators `/bytes/SIZE` (built in
+//! memory per request) and `/static/SIZE` (a shared, file-like body that the event MPM can set
+//! aside for write completion), and `/fault/<fault>` (only with `--faults`).
+
+use std::time::{Duration, Instant};
+
+use mpm_faults::Fault;
+
+use crate::http::request::RequestHead;
+use crate::os;
+use crate::status::{self, StatusInfo};
+use crate::child::WorkerCtx;
+
+/// The largest body `/bytes/SIZE` builds in memory.
+const MAX_MEMORY_BODY: u64 = 256 * 1024 * 1024;
+
+/// A block of bytes that file-like bodies repeat; lives for the whole process, so setting such a
+/// body aside costs nothing (as a file for sendfile does in Apache).
+pub static PATTERN: [u8; 64 * 1024] = pattern();
+
+const fn pattern() -> [u8; 64 * 1024] {
+    let mut block = [0u8; 64 * 1024];
+    let mut i = 0;
+    while i < block.len() {
+        block[i] = if i % 64 == 63 {
+            b'\n'
+        } else {
+            b'a' + (i % 26) as u8
+        };
+        i += 1;
+    }
+    block
+}
+
+/// A response body.
+pub enum Body {
+    Empty,
+    /// Built in memory for this request.
+    Bytes(Vec<u8>),
+    /// `len` bytes of [`PATTERN`], repeated: file-like, cheap to set aside.
+    Pattern(u64),
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Pattern(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a handler produced.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Body,
+    /// The handler wants the connection closed after this response.
+    pub close: bool,
+}
+
+impl Response {
+    pub fn text(status: u16, text: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: Body::Bytes(text.into().into_bytes()),
+            close: false,
+        }
+    }
+
+    pub fn html(status: u16, html: String) -> Response {
+        Response {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: Body::Bytes(html.into_bytes()),
+            close: false,
+        }
+    }
+
+    /// An error page like Apache's.
+    pub fn error(status: u16) -> Response {
+        Response::html(status, crate::http::response::error_body(status))
+    }
+}
+
+/// The outcome of handling a request.
+pub enum Handled {
+    Respond(Response),
+    /// Close the connection without any response (fault `close`).
+    DropConnection,
+}
+
+/// Routes a request to its handler. Faults run here, on the worker that serves the request.
+pub fn handle(head: &RequestHead, w: &WorkerCtx<'_>) -> Handled {
+    let path = head.path();
+    if !matches!(head.method.as_str(), "GET" | "HEAD" | "POST") {
+        return Handled::Respond(Response::error(405));
+    }
+    if path == "/" {
+        return Handled::Respond(Response::text(200, "refhttpd: it works\n"));
+    }
+    if path == "/server-status" || path == "/server-status/" {
+        return Handled::Respond(server_status(head, w));
+    }
+    if let Some(size) = path.strip_prefix("/bytes/") {
+        return Handled::Respond(sized_body(size, false));
+    }
+    if let Some(size) = path.strip_prefix("/static/") {
+        return Handled::Respond(sized_body(size, true));
+    }
+    match Fault::from_request_path(path) {
+        None => Handled::Respond(Response::error(404)),
+        Some(_) if !w.child.faults_enabled => Handled::Respond(Response::error(404)),
+        Some(Err(e)) => Handled::Respond(Response::text(400, format!("{e}\n"))),
+        Some(Ok(fault)) => perform(&fault),
+    }
+}
+
+fn server_status(head: &RequestHead, w: &WorkerCtx<'_>) -> Response {
+    let snapshot = w.child.scoreboard.snapshot();
+    let info = StatusInfo {
+        server_version: crate::SERVER_VERSION,
+        uptime: w.child.server_started.elapsed(),
+        total_kbytes: snapshot.total_kbytes(),
+    };
+    let auto = head
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "auto"));
+    if auto {
+        let mut r = Response::text(200, status::render_auto(&snapshot, &info));
+        r.content_type = "text/plain; charset=ISO-8859-1";
+        r
+    } else {
+        Response::html(200, status::render_html(&snapshot, &info))
+    }
+}
+
+fn sized_body(size: &str, file_like: bool) -> Response {
+    let len = match mpm_faults::size::parse(size) {
+        Ok(len) => len,
+        Err(e) => return Response::text(400, format!("{e}\n")),
+    };
+    let body = if file_like {
+        Body::Pattern(len)
+    } else if len > MAX_MEMORY_BODY {
+        return Response::text(400, format!("at most {MAX_MEMORY_BODY} bytes in memory\n"));
+    } else {
+        Body::Bytes(PATTERN.iter().copied().cycle().take(len as usize).collect())
+    };
+    Response {
+        status: 200,
+        content_type: "application/octet-stream",
+        body,
+        close: false,
+    }
+}
+
+/// Performs a fault in the handling thread.
+fn perform(fault: &Fault) -> Handled {
+    match fault {
+        Fault::Crash(signal) => os::raise_fatal(signal.signal_number()),
+        Fault::Exit(code) => os::exit_now(i32::from(*code)),
+        Fault::Panic => panic!("fault: panic in the request handler"),
+        Fault::Sleep(d) => {
+            std::thread::sleep(*d);
+            Handled::Respond(Response::text(200, format!("slept {}\n", fault)))
+        }
+        Fault::Busy(d) => {
+            spin_for(*d);
+            Handled::Respond(Response::text(200, format!("was busy {}\n", fault)))
+        }
+        Fault::Hang => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        Fault::Close => Handled::DropConnection,
+        Fault::Leak(size) => {
+            leak(*size);
+            Handled::Respond(Response::text(200, format!("leaked {size} bytes\n")))
+        }
+        Fault::Fail(_) => Handled::Respond(Response::text(
+            400,
+            format!("`{fault}` is a fault for sites outside requests\n"),
+        )),
+    }
+}
+
+/// Keeps a core busy for `d`.
+pub fn spin_for(d: Duration) {
+    let end = Instant::now() + d;
+    let mut x: u64 = 0;
+    while Instant::now() < end {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+/// Allocates `size` bytes, touches every page so they count in RSS, and never frees them.
+pub fn leak(size: u64) {
+    let Ok(size) = usize::try_from(size) else {
+        return;
+    };
+    let mut block = vec![0u8; size];
+    for b in block.iter_mut().step_by(4096) {
+        *b = 1;
+    }
+    std::mem::forget(std::hint::black_box(block));
+}

@@ -1,0 +1,701 @@
+//! event: as worker, plus a `mio` listener thread that holds the connections no worker needs
+//! (EV-1): idle keep-alive connections until a request is readable, responses the client reads
+//! slowly once they can be set aside (write completion, EV-2), and lingering closes (EV-3).
+//!
+//! The listener accepts only while a worker is idle and the child holds fewer connections than
+//! `ThreadsPerChild + AsyncRequestWorkerFactor × idle workers` (EV-4). When it had to wait for a
+//! worker, it closes all its idle keep-alive connections as soon as one frees (EV-5).
+//!
+//! Connections are registered with the poller once, edge-triggered; while a worker owns one, an
+//! event for it only marks it readable, and the listener dispatches it again when it comes back.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::child::{announce_ready, ChildShared, WorkerCtx, EXIT_CHILD_FATAL};
+use crate::conn::Conn;
+use crate::eventlog::Event;
+use crate::mpm::{accept, connections_exhausted, Accepted};
+use crate::scoreboard::WorkerState;
+use crate::serve::{serve_request, After, Outgoing, WriteMode};
+
+const LISTEN: Token = Token(usize::MAX - 1);
+const CONTROL: Token = Token(usize::MAX - 2);
+const WAKE: Token = Token(usize::MAX - 3);
+
+/// How long the listener reads and discards in a lingering close.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Work for a worker: a connection whose request has begun (or a new connection).
+struct Task {
+    conn: Conn,
+    token: Option<Token>,
+    /// When reading this request began (header timeout start).
+    started: Instant,
+}
+
+/// A connection (or its end) coming back from a worker.
+enum Returned {
+    KeepAlive(Conn, Option<Token>),
+    Write(Conn, Option<Token>, Box<Outgoing>),
+    Linger(Conn, Option<Token>),
+    Closed(Option<Token>),
+}
+
+/// What the listener and the workers share.
+struct Pool {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    returns: Mutex<Vec<Returned>>,
+    waker: Waker,
+    /// The listener waits for an idle worker: the next worker to become idle wakes it.
+    wants_idler: AtomicBool,
+}
+
+struct Queue {
+    tasks: VecDeque<Task>,
+    /// Workers blocked waiting for a task.
+    waiting: usize,
+    stop: bool,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Idle workers not yet promised a task.
+    fn idlers(&self) -> usize {
+        let q = self.lock();
+        q.waiting.saturating_sub(q.tasks.len())
+    }
+
+    fn push(&self, task: Task) {
+        self.lock().tasks.push_back(task);
+        self.work.notify_one();
+    }
+
+    /// Blocks until a task comes; None once the pool stops.
+    fn next(&self) -> Option<Task> {
+        let mut q = self.lock();
+        q.waiting += 1;
+        if self.wants_idler.swap(false, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+        loop {
+            if let Some(task) = q.tasks.pop_front() {
+                q.waiting -= 1;
+                return Some(task);
+            }
+            if q.stop {
+                q.waiting -= 1;
+                return None;
+            }
+            q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give_back(&self, returned: Returned) {
+        self.returns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(returned);
+        let _ = self.waker.wake();
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.work.notify_all();
+    }
+}
+
+/// Runs an event child; returns its exit code.
+pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
+    let Ok(poll) = Poll::new() else {
+        return EXIT_CHILD_FATAL;
+    };
+    let Ok(waker) = Waker::new(poll.registry(), WAKE) else {
+        return EXIT_CHILD_FATAL;
+    };
+    let pool = Pool {
+        queue: Mutex::new(Queue {
+            tasks: VecDeque::new(),
+            waiting: 0,
+            stop: false,
+        }),
+        work: Condvar::new(),
+        returns: Mutex::new(Vec::new()),
+        waker,
+        wants_idler: AtomicBool::new(false),
+    };
+    let threads = shared.cfg.threads_per_child as usize;
+    std::thread::scope(|scope| {
+        let mut started = 0;
+        for thread in 0..threads {
+            let pool = &pool;
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{thread}"))
+                .spawn_scoped(scope, move || worker_loop(shared, pool, thread));
+            started += usize::from(spawned.is_ok());
+        }
+        if started == 0 {
+            return EXIT_CHILD_FATAL;
+        }
+        let code = match Listener::new(shared, &pool, poll, listener) {
+            Ok(mut l) => {
+                announce_ready(shared);
+                l.run();
+                0
+            }
+            Err(_) => EXIT_CHILD_FATAL,
+        };
+        pool.stop();
+        code
+    })
+}
+
+/// One worker: serves requests that are readable, returns the connection to the listener
+/// between requests.
+fn worker_loop(shared: &ChildShared, pool: &Pool, thread: usize) {
+    let mut w = WorkerCtx::new(shared, thread);
+    loop {
+        w.slot.set_state(WorkerState::Idle);
+        let Some(task) = pool.next() else { break };
+        let returned = serve_task(task, &mut w);
+        w.slot.set_state(WorkerState::Idle);
+        pool.give_back(returned);
+    }
+    w.slot.set_state(WorkerState::Dead);
+}
+
+/// Serves requests on a connection while they keep coming without a wait.
+fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
+    let Task {
+        mut conn,
+        token,
+        mut started,
+    } = task;
+    loop {
+        match serve_request(&mut conn, w, started, WriteMode::Async) {
+            After::KeepAlive => {}
+            After::Close | After::Linger => return Returned::Linger(conn, token),
+            After::Abort => return Returned::Closed(token),
+            After::WriteLater(out) => return Returned::Write(conn, token, Box::new(out)),
+        }
+        if conn.buf.is_empty() {
+            match conn.try_fill() {
+                Ok(Some(0)) | Err(_) => return Returned::Closed(token),
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    conn.shrink();
+                    return Returned::KeepAlive(conn, token);
+                }
+            }
+        }
+        started = Instant::now();
+    }
+}
+
+/// A connection the listener knows of.
+enum Held {
+    /// A worker has it; `readable` records an event that came meanwhile.
+    Busy { readable: bool },
+    KeepAlive(Idle),
+    Writing(Idle, Box<Outgoing>),
+    Lingering(TcpStream, u64),
+}
+
+/// A connection parked in the listener, with as little as possible (EV-7).
+struct Idle {
+    stream: TcpStream,
+    peer: SocketAddr,
+    requests: u32,
+    /// Matches the timeout queue entry that may expire it.
+    serial: u64,
+}
+
+/// Timeout queues: all entries of one queue have the same timeout, so insertion order is
+/// deadline order.
+type TimeoutQueue = VecDeque<(Instant, usize, u64)>;
+
+#[derive(Default)]
+struct Counts {
+    open: u32,
+    keepalive: u32,
+    writing: u32,
+    closing: u32,
+}
+
+struct Listener<'a> {
+    shared: &'a ChildShared,
+    pool: &'a Pool,
+    poll: Poll,
+    listen: Option<TcpListener>,
+    conns: Slab<Held>,
+    keepalive_q: TimeoutQueue,
+    write_q: TimeoutQueue,
+    linger_q: TimeoutQueue,
+    serial: u64,
+    /// A connection or request found every worker busy (EV-5).
+    workers_were_busy: bool,
+    /// The listening socket signalled a connection that is not accepted yet.
+    listen_pending: bool,
+    accepted: u64,
+    counts: Counts,
+}
+
+impl<'a> Listener<'a> {
+    fn new(
+        shared: &'a ChildShared,
+        pool: &'a Pool,
+        poll: Poll,
+        listen: TcpListener,
+    ) -> io::Result<Listener<'a>> {
+        let registry = poll.registry();
+        registry.register(&mut SourceFd(&listen.as_raw_fd()), LISTEN, Interest::READABLE)?;
+        registry.register(
+            &mut SourceFd(&shared.control_fd().as_raw_fd()),
+            CONTROL,
+            Interest::READABLE,
+        )?;
+        Ok(Listener {
+            shared,
+            pool,
+            poll,
+            listen: Some(listen),
+            conns: Slab::new(),
+            keepalive_q: VecDeque::new(),
+            write_q: VecDeque::new(),
+            linger_q: VecDeque::new(),
+            serial: 0,
+            workers_were_busy: false,
+            listen_pending: true,
+            accepted: 0,
+            counts: Counts::default(),
+        })
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.take_returns();
+            self.close_idle_if_workers_were_busy();
+            self.accept_while_allowed();
+            self.publish_counts();
+            if self.shared.is_graceful() && self.counts.open == 0 {
+                return;
+            }
+            let timeout = self.next_deadline().map(|d| {
+                d.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+            });
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTEN => self.listen_pending = true,
+                    CONTROL => self.begin_graceful(),
+                    WAKE => {}
+                    Token(key) => self.on_conn_event(key, event.is_readable(), event.is_writable()),
+                }
+            }
+            self.expire(Instant::now());
+        }
+    }
+
+    /// Takes the connections the workers gave back.
+    fn take_returns(&mut self) {
+        let returned = std::mem::take(
+            &mut *self
+                .pool
+                .returns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for r in returned {
+            match r {
+                Returned::KeepAlive(conn, token) => self.back_from_worker(conn, token),
+                Returned::Write(conn, token, out) => {
+                    let key = self.adopt(conn.stream.as_raw_fd(), token);
+                    self.start_writing(key, conn, out);
+                }
+                Returned::Linger(conn, token) => {
+                    let key = self.adopt(conn.stream.as_raw_fd(), token);
+                    self.start_lingering(key, conn.stream);
+                }
+                Returned::Closed(token) => {
+                    if let Some(Token(key)) = token {
+                        self.conns.try_remove(key);
+                    }
+                    self.counts.open = self.counts.open.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// The slab key for a connection coming back: its old one, or a new registration.
+    fn adopt(&mut self, fd: i32, token: Option<Token>) -> usize {
+        if let Some(Token(key)) = token {
+            if self.conns.contains(key) {
+                return key;
+            }
+        }
+        let key = self.conns.insert(Held::Busy { readable: false });
+        let _ = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        key
+    }
+
+    /// A worker finished a request and the client has not sent the next one yet.
+    fn back_from_worker(&mut self, conn: Conn, token: Option<Token>) {
+        let readable = match token.and_then(|Token(k)| self.conns.get(k)) {
+            Some(Held::Busy { readable }) => *readable,
+            _ => false,
+        };
+        let key = self.adopt(conn.stream.as_raw_fd(), token);
+        if self.shared.is_graceful() {
+            return self.close(key);
+        }
+        if readable {
+            self.conns[key] = Held::Busy { readable: false };
+            return self.dispatch(conn, key);
+        }
+        self.hold_keepalive(key, conn.stream, conn.peer, conn.requests);
+    }
+
+    fn hold_keepalive(&mut self, key: usize, stream: TcpStream, peer: SocketAddr, requests: u32) {
+        self.serial += 1;
+        let deadline = Instant::now() + self.shared.cfg.keep_alive_timeout;
+        self.keepalive_q.push_back((deadline, key, self.serial));
+        self.conns[key] = Held::KeepAlive(Idle {
+            stream,
+            peer,
+            requests,
+            serial: self.serial,
+        });
+        self.counts.keepalive += 1;
+    }
+
+    /// Hands a connection with a readable request to a worker.
+    fn dispatch(&mut self, conn: Conn, key: usize) {
+        if self.pool.idlers() == 0 {
+            self.note_workers_busy();
+        }
+        self.pool.push(Task {
+            conn,
+            token: Some(Token(key)),
+            started: Instant::now(),
+        });
+    }
+
+    fn note_workers_busy(&mut self) {
+        self.workers_were_busy = true;
+        self.pool.wants_idler.store(true, Ordering::Release);
+    }
+
+    fn on_conn_event(&mut self, key: usize, readable: bool, writable: bool) {
+        let Some(held) = self.conns.get_mut(key) else {
+            return;
+        };
+        match held {
+            Held::Busy { readable: r } => *r |= readable,
+            Held::KeepAlive(_) if readable => self.request_arrived(key),
+            Held::KeepAlive(_) => {}
+            Held::Writing(..) if writable => self.continue_writing(key),
+            Held::Writing(..) => {}
+            Held::Lingering(..) => self.continue_lingering(key),
+        }
+    }
+
+    /// A kept-alive connection became readable: give it to a worker.
+    fn request_arrived(&mut self, key: usize) {
+        let Held::KeepAlive(idle) = std::mem::replace(&mut self.conns[key], Held::Busy { readable: false })
+        else {
+            return;
+        };
+        self.counts.keepalive -= 1;
+        let conn = Conn {
+            stream: idle.stream,
+            peer: idle.peer,
+            buf: Vec::new(),
+            requests: idle.requests,
+        };
+        self.dispatch(conn, key);
+    }
+
+    fn start_writing(&mut self, key: usize, conn: Conn, out: Box<Outgoing>) {
+        self.serial += 1;
+        let deadline = Instant::now() + self.shared.cfg.timeout;
+        self.write_q.push_back((deadline, key, self.serial));
+        let idle = Idle {
+            stream: conn.stream,
+            peer: conn.peer,
+            requests: conn.requests,
+            serial: self.serial,
+        };
+        self.conns[key] = Held::Writing(idle, out);
+        self.counts.writing += 1;
+        self.continue_writing(key);
+    }
+
+    /// Writes what the client takes of a set-aside response.
+    fn continue_writing(&mut self, key: usize) {
+        let Some(Held::Writing(idle, out)) = self.conns.get_mut(key) else {
+            return;
+        };
+        match out.write_some(&mut idle.stream) {
+            Ok(false) => {}
+            Ok(true) => {
+                let keep_alive = out.keep_alive && !self.shared.is_graceful();
+                let Held::Writing(idle, _) =
+                    std::mem::replace(&mut self.conns[key], Held::Busy { readable: false })
+                else {
+                    return;
+                };
+                self.counts.writing -= 1;
+                if keep_alive {
+                    self.after_write_keepalive(key, idle);
+                } else {
+                    self.start_lingering(key, idle.stream);
+                }
+            }
+            Err(_) => {
+                self.counts.writing -= 1;
+                self.conns[key] = Held::Busy { readable: false };
+                self.close(key);
+            }
+        }
+    }
+
+    /// After write completion: a request may already be waiting (we did not watch for it).
+    fn after_write_keepalive(&mut self, key: usize, idle: Idle) {
+        let mut probe = [0u8; 1];
+        match idle.stream.peek(&mut probe) {
+            Ok(0) => self.close(key),
+            Ok(_) => {
+                let conn = Conn {
+                    stream: idle.stream,
+                    peer: idle.peer,
+                    buf: Vec::new(),
+                    requests: idle.requests,
+                };
+                self.dispatch(conn, key);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.hold_keepalive(key, idle.stream, idle.peer, idle.requests)
+            }
+            Err(_) => self.close(key),
+        }
+    }
+
+    /// Lingering close in the listener (EV-3): stop sending, read and discard until EOF or 2 s.
+    fn start_lingering(&mut self, key: usize, stream: TcpStream) {
+        if stream.shutdown(Shutdown::Write).is_err() {
+            self.conns[key] = Held::Busy { readable: false };
+            return self.close(key);
+        }
+        self.serial += 1;
+        self.linger_q
+            .push_back((Instant::now() + LINGER, key, self.serial));
+        self.conns[key] = Held::Lingering(stream, self.serial);
+        self.counts.closing += 1;
+        self.continue_lingering(key);
+    }
+
+    fn continue_lingering(&mut self, key: usize) {
+        let Some(Held::Lingering(stream, _)) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut sink = [0u8; 4096];
+        loop {
+            match stream.read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.close(key);
+    }
+
+    /// Closes a connection the listener holds and forgets it.
+    fn close(&mut self, key: usize) {
+        match self.conns.try_remove(key) {
+            Some(Held::KeepAlive(_)) => self.counts.keepalive -= 1,
+            Some(Held::Writing(..)) => self.counts.writing -= 1,
+            Some(Held::Lingering(..)) => self.counts.closing -= 1,
+            Some(Held::Busy { .. }) => {}
+            None => return,
+        }
+        self.counts.open = self.counts.open.saturating_sub(1);
+    }
+
+    /// EV-5: after waiting for a worker, close every idle keep-alive connection at once.
+    fn close_idle_if_workers_were_busy(&mut self) {
+        if !self.workers_were_busy || self.pool.idlers() == 0 {
+            return;
+        }
+        self.workers_were_busy = false;
+        let count = self.close_all_keepalive();
+        if count > 0 {
+            self.shared.events.emit(Event::KeepAliveClosedEarly {
+                slot: self.shared.slot,
+                count,
+            });
+        }
+    }
+
+    fn close_all_keepalive(&mut self) -> usize {
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, h)| matches!(h, Held::KeepAlive(_)))
+            .map(|(k, _)| k)
+            .collect();
+        for &key in &keys {
+            self.close(key);
+        }
+        self.keepalive_q.clear();
+        keys.len()
+    }
+
+    /// Accepts while a worker is idle and the child is under its connection limit (EV-4).
+    fn accept_while_allowed(&mut self) {
+        while self.listen_pending && self.listen.is_some() {
+            if connections_exhausted(self.shared, self.accepted) {
+                self.begin_graceful();
+                return;
+            }
+            let idlers = self.pool.idlers();
+            if idlers == 0 {
+                self.note_workers_busy();
+                self.shared.process_slot().set_accepting(false);
+                return;
+            }
+            if !self.under_connection_limit(idlers) {
+                self.shared.process_slot().set_accepting(false);
+                return;
+            }
+            self.shared.process_slot().set_accepting(true);
+            let Some(listen) = &self.listen else { return };
+            match accept(self.shared, listen) {
+                Accepted::Conn(conn) => {
+                    self.accepted += 1;
+                    self.counts.open += 1;
+                    self.pool.push(Task {
+                        conn,
+                        token: None,
+                        started: Instant::now(),
+                    });
+                }
+                Accepted::Nothing => self.listen_pending = false,
+                Accepted::Failed => return,
+            }
+        }
+    }
+
+    /// Apache's connections_above_limit(), inverted.
+    fn under_connection_limit(&self, idlers: usize) -> bool {
+        let cfg = &self.shared.cfg;
+        let active = f64::from(self.counts.open - self.counts.closing);
+        let limit =
+            f64::from(cfg.threads_per_child) + cfg.async_request_worker_factor * idlers as f64;
+        active < limit
+    }
+
+    /// A graceful stop: accept nothing more, close idle connections, finish the rest.
+    fn begin_graceful(&mut self) {
+        self.shared.begin_graceful();
+        if let Some(listen) = self.listen.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listen.as_raw_fd()));
+        }
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&self.shared.control_fd().as_raw_fd()));
+        self.close_all_keepalive();
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [&self.keepalive_q, &self.write_q, &self.linger_q]
+            .iter()
+            .filter_map(|q| q.front().map(|(d, _, _)| *d))
+            .min()
+    }
+
+    /// Closes what timed out.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, key, serial)) = self.keepalive_q.front() {
+            if deadline > now {
+                break;
+            }
+            self.keepalive_q.pop_front();
+            if let Some(Held::KeepAlive(idle)) = self.conns.get(key) {
+                if idle.serial == serial {
+                    self.log_timeout("keepalive", idle.peer);
+                    self.close(key);
+                }
+            }
+        }
+        while let Some(&(deadline, key, serial)) = self.write_q.front() {
+            if deadline > now {
+                break;
+            }
+            self.write_q.pop_front();
+            if let Some(Held::Writing(idle, _)) = self.conns.get(key) {
+                if idle.serial == serial {
+                    self.log_timeout("write", idle.peer);
+                    self.close(key);
+                }
+            }
+        }
+        while let Some(&(deadline, key, serial)) = self.linger_q.front() {
+            if deadline > now {
+                break;
+            }
+            self.linger_q.pop_front();
+            if matches!(self.conns.get(key), Some(Held::Lingering(_, s)) if *s == serial) {
+                self.close(key);
+            }
+        }
+    }
+
+    fn log_timeout(&self, kind: &str, peer: SocketAddr) {
+        self.shared.events.emit(Event::Timeout {
+            kind: kind.to_string(),
+            slot: self.shared.slot,
+            thread: None,
+            client: peer.to_string(),
+        });
+    }
+
+    /// Publishes the connection counts to the scoreboard (mod_status Conns*).
+    fn publish_counts(&self) {
+        let slot = self.shared.process_slot();
+        slot.connections().store(self.counts.open, Ordering::Relaxed);
+        slot.async_keepalive()
+            .store(self.counts.keepalive, Ordering::Relaxed);
+        slot.async_writing()
+            .store(self.counts.writing, Ordering::Relaxed);
+        slot.async_closing()
+            .store(self.counts.closing, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,129 @@
+//! The three multi-processing modules. Each runs inside a child process forked by the master:
+//!
+//! - [`prefork`]: one thread, one connection at a time, keep-alive waits included (PF-1).
+//! - [`worker`]: `ThreadsPerChild` workers and a listener that accepts only for an idle worker;
+//!   a worker owns its connection through every keep-alive wait (WK-1, WK-2).
+//! - [`event`]: as worker, but a `mio` listener holds idle keep-alive connections, finishes
+//!   writes and lingering closes, and hands a connection to a worker only when a request is
+//!   readable (EV-1…EV-5).
+//!
+//! What they share: waiting for the listening socket or the master's control pipe, and accepting
+//! (with the `FaultAccept` site).
+
+pub mod event;
+pub mod prefork;
+pub mod worker;
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::child::ChildShared;
+use crate::conn::Conn;
+use crate::eventlog::Event;
+
+/// What waiting on the listening socket ended with.
+pub enum ListenWait {
+    /// A connection may be waiting (another child may take it first).
+    Readable,
+    /// The master asked for a graceful stop (or is gone).
+    Stop,
+    /// Nothing within the timeout.
+    Idle,
+}
+
+/// Waits until the listening socket is readable or the control pipe speaks.
+pub fn wait_for_listener(
+    shared: &ChildShared,
+    listener: &TcpListener,
+    timeout: PollTimeout,
+) -> ListenWait {
+    let mut fds = [
+        PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        PollFd::new(shared.control_fd(), PollFlags::POLLIN),
+    ];
+    match nix::poll::poll(&mut fds, timeout) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => ListenWait::Idle,
+        Ok(_) if fds[1].any().unwrap_or(true) => ListenWait::Stop,
+        Ok(_) => ListenWait::Readable,
+        Err(_) => ListenWait::Stop,
+    }
+}
+
+/// What an accept attempt gave.
+pub enum Accepted {
+    Conn(Conn),
+    /// Nothing to accept (another child was faster).
+    Nothing,
+    /// accept() failed; the caller backs off briefly.
+    Failed,
+}
+
+/// How many times this child's `FaultAccept` fired.
+static ACCEPT_FAULTS_FIRED: AtomicU32 = AtomicU32::new(0);
+
+/// Accepts one connection from the shared, non-blocking listening socket.
+pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
+    if let Some(error) = accept_fault(shared) {
+        log_accept_error(shared, &error);
+        return Accepted::Failed;
+    }
+    match listener.accept() {
+        Ok((stream, peer)) => match Conn::new(stream, peer) {
+            Ok(conn) => Accepted::Conn(conn),
+            Err(_) => Accepted::Nothing,
+        },
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock
+                    | io::ErrorKind::Interrupted
+                    | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Accepted::Nothing
+        }
+        Err(e) => {
+            log_accept_error(shared, &e);
+            Accepted::Failed
+        }
+    }
+}
+
+/// The `FaultAccept` site: the configured failure instead of an accept, `count` times per child.
+fn accept_fault(shared: &ChildShared) -> Option<io::Error> {
+    if !shared.faults_enabled {
+        return None;
+    }
+    let setting = shared.cfg.faults.accept.as_ref()?;
+    if let Some(count) = setting.count {
+        if ACCEPT_FAULTS_FIRED.fetch_add(1, Ordering::Relaxed) >= count {
+            return None;
+        }
+    }
+    match &setting.fault {
+        mpm_faults::Fault::Fail(errno) => Some(io::Error::from_raw_os_error(errno.raw())),
+        _ => None,
+    }
+}
+
+fn log_accept_error(shared: &ChildShared, error: &io::Error) {
+    shared.events.emit(Event::AcceptError {
+        slot: shared.slot,
+        error: error.to_string(),
+    });
+    crate::eventlog::error_log(
+        "core",
+        crate::eventlog::Level::Error,
+        format_args!("accept: {error}"),
+    );
+}
+
+/// Whether this child has reached MaxConnectionsPerChild.
+pub fn connections_exhausted(shared: &ChildShared, accepted: u64) -> bool {
+    let max = shared.cfg.max_connections_per_child;
+    max > 0 && accepted >= u64::from(max)
+}

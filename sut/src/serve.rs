@@ -1,0 +1,460 @@
+//! Serving requests on a connection, the part every MPM shares: read a request head within
+//! RequestReadTimeout, read the body, run the handler (a panic is caught here, at the worker
+//! boundary, and answered 500), write the response within Timeout, and decide whether the
+//! connection stays open (KeepAlive, MaxKeepAliveRequests, the client's wishes, a graceful stop).
+//!
+//! How the wait *between* requests happens is the MPM's business: prefork and worker wait in the
+//! worker ([`serve_connection`]); event hands the connection back to its listener thread.
+
+use std::io::{self, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use nix::poll::PollFlags;
+
+use crate::child::WorkerCtx;
+use crate::config::Stage;
+use crate::conn::{Conn, IoFailure, Wait};
+use crate::handler::{self, Body, Handled, Response, PATTERN};
+use crate::http::body::{ChunkedDecoder, LengthDecoder};
+use crate::http::request::{parse_head, BodyKind, Limits, RequestHead};
+use crate::http::response::{KeepAliveParams, ResponseHead};
+use crate::scoreboard::WorkerState;
+
+/// Apache's FlushMaxThreshold: an in-memory response with more than this left unwritten keeps its
+/// worker writing; less than this, or a file-like body, can be set aside (event MPM, EV-2).
+pub const FLUSH_MAX_THRESHOLD: u64 = 64 * 1024;
+
+/// How a worker may finish writing a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The worker writes everything itself (prefork, worker).
+    Blocking,
+    /// What the client does not take at once may be handed to the listener (event).
+    Async,
+}
+
+/// What happens to the connection after a request.
+pub enum After {
+    /// The response is sent; the connection may carry another request.
+    KeepAlive,
+    /// Close now.
+    Close,
+    /// Close after reading what the client still sends (error responses).
+    Linger,
+    /// Drop the connection at once (client gone, fault `close`, a failed write).
+    Abort,
+    /// Event only: the rest of the response is to be written by the listener.
+    WriteLater(Outgoing),
+}
+
+/// A response being written: the head, then the body, with how far each got.
+pub struct Outgoing {
+    head: Vec<u8>,
+    head_done: usize,
+    body: Body,
+    body_done: u64,
+    /// Keep the connection open once everything is written.
+    pub keep_alive: bool,
+}
+
+impl Outgoing {
+    /// Bytes still to write.
+    pub fn remaining(&self) -> u64 {
+        (self.head.len() - self.head_done) as u64 + self.body.len() - self.body_done
+    }
+
+    /// Whether the rest can be set aside cheaply (file-like, or small enough), EV-2.
+    pub fn can_set_aside(&self) -> bool {
+        matches!(self.body, Body::Pattern(_) | Body::Empty) || self.remaining() <= FLUSH_MAX_THRESHOLD
+    }
+
+    /// Writes as much as `w` takes without blocking. `Ok(true)`: all written.
+    pub fn write_some<W: Write>(&mut self, w: &mut W) -> io::Result<bool> {
+        loop {
+            let chunk: &[u8] = if self.head_done < self.head.len() {
+                &self.head[self.head_done..]
+            } else if self.body_done < self.body.len() {
+                self.body_chunk()
+            } else {
+                return Ok(true);
+            };
+            match w.write(chunk) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn body_chunk(&self) -> &[u8] {
+        match &self.body {
+            Body::Empty => &[],
+            Body::Bytes(b) => &b[self.body_done as usize..],
+            Body::Pattern(len) => {
+                let at = (self.body_done % PATTERN.len() as u64) as usize;
+                let left = (len - self.body_done).min((PATTERN.len() - at) as u64) as usize;
+                &PATTERN[at..at + left]
+            }
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        if self.head_done < self.head.len() {
+            self.head_done += n;
+        } else {
+            self.body_done += n as u64;
+        }
+    }
+
+    /// Total bytes of the response.
+    pub fn total(&self) -> u64 {
+        self.head.len() as u64 + self.body.len()
+    }
+}
+
+/// Serves requests on `conn` until it closes, waiting in this thread between requests (prefork
+/// and worker: the worker owns the connection through every keep-alive wait, WK-2).
+pub fn serve_connection(mut conn: Conn, w: &mut WorkerCtx<'_>) {
+    let mut started = Instant::now();
+    loop {
+        match serve_request(&mut conn, w, started, WriteMode::Blocking) {
+            After::KeepAlive => {}
+            After::Close => return close(conn, w),
+            After::Linger => return linger(conn, w),
+            After::Abort | After::WriteLater(_) => return,
+        }
+        if conn.buf.is_empty() {
+            match keep_alive_wait(&conn, w) {
+                Wait::Ready => {}
+                Wait::TimedOut => {
+                    w.log_timeout("keepalive", &conn.peer);
+                    return close(conn, w);
+                }
+                Wait::Interrupted => {
+                    w.child.begin_graceful();
+                    return close(conn, w);
+                }
+            }
+        }
+        started = Instant::now();
+    }
+}
+
+/// Waits in state `K` for the next request, for at most KeepAliveTimeout; a graceful stop ends
+/// the wait.
+fn keep_alive_wait(conn: &Conn, w: &WorkerCtx<'_>) -> Wait {
+    w.slot.set_state(WorkerState::KeepAlive);
+    let deadline = Instant::now() + w.child.cfg.keep_alive_timeout;
+    let control = (!w.child.is_graceful()).then(|| w.child.control_fd());
+    match conn.wait(PollFlags::POLLIN, Some(deadline), control) {
+        Ok(wait) => wait,
+        Err(_) => Wait::TimedOut,
+    }
+}
+
+/// Closes a connection after a response that said `Connection: close`.
+pub fn close(conn: Conn, w: &WorkerCtx<'_>) {
+    w.slot.set_state(WorkerState::Closing);
+    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    drop(conn);
+}
+
+/// Lingering close in the worker (prefork, worker).
+pub fn linger(conn: Conn, w: &WorkerCtx<'_>) {
+    w.slot.set_state(WorkerState::Closing);
+    conn.lingering_close();
+}
+
+/// Serves one request: the head (already begun or arriving), the body, the handler, the response.
+///
+/// `started` is when reading this request began: the accept time of a new connection, or when
+/// the first byte of a kept-alive request arrived; the header timeout counts from there.
+pub fn serve_request(
+    conn: &mut Conn,
+    w: &mut WorkerCtx<'_>,
+    started: Instant,
+    mode: WriteMode,
+) -> After {
+    w.slot.set_state(WorkerState::Reading);
+    let head = match read_head(conn, w, started) {
+        Ok(head) => head,
+        Err(after) => return after,
+    };
+    w.slot
+        .begin_request(&head.request_line(), &conn.peer.ip().to_string());
+    if let Err(after) = read_body(conn, w, &head) {
+        return after;
+    }
+    let response = match catch_unwind(AssertUnwindSafe(|| handler::handle(&head, w))) {
+        Ok(Handled::Respond(r)) => r,
+        Ok(Handled::DropConnection) => return After::Abort,
+        Err(_) => Response::error(500),
+    };
+    conn.requests += 1;
+    let keep_alive = keep_alive_allowed(conn, w, &head, &response);
+    let out = build_response(w, &head, response, keep_alive, conn.requests);
+    send(conn, w, out, mode)
+}
+
+/// Whether the connection stays open after this response (KA-1, KA-2).
+fn keep_alive_allowed(
+    conn: &Conn,
+    w: &WorkerCtx<'_>,
+    head: &RequestHead,
+    response: &Response,
+) -> bool {
+    let cfg = &w.child.cfg;
+    let max = cfg.max_keep_alive_requests;
+    cfg.keep_alive
+        && head.keep_alive
+        && !head.must_close
+        && !response.close
+        && (max == 0 || conn.requests < max)
+        && !w.child.stopping()
+}
+
+/// Serialises head and (for small bodies) body into one buffer.
+fn build_response(
+    w: &mut WorkerCtx<'_>,
+    head: &RequestHead,
+    response: Response,
+    keep_alive: bool,
+    served: u32,
+) -> Outgoing {
+    let cfg = &w.child.cfg;
+    let ka = keep_alive.then(|| KeepAliveParams {
+        timeout_secs: cfg.keep_alive_timeout.as_secs().max(1),
+        max: (cfg.max_keep_alive_requests > 0)
+            .then(|| cfg.max_keep_alive_requests.saturating_sub(served)),
+    });
+    let headers = [
+        ("Content-Type", response.content_type),
+        ("X-Served-By", w.served_by.as_str()),
+    ];
+    let mut bytes = std::mem::take(&mut w.out);
+    bytes.clear();
+    ResponseHead {
+        status: response.status,
+        headers: &headers,
+        content_length: Some(response.body.len()),
+        keep_alive: ka,
+    }
+    .write_to(&mut bytes);
+    let body = if head.method == "HEAD" {
+        Body::Empty
+    } else {
+        match response.body {
+            Body::Bytes(b) if b.len() <= 16 * 1024 => {
+                bytes.extend_from_slice(&b);
+                Body::Empty
+            }
+            other => other,
+        }
+    };
+    Outgoing {
+        head: bytes,
+        head_done: 0,
+        body,
+        body_done: 0,
+        keep_alive,
+    }
+}
+
+/// Writes the response: all of it in the worker, or (event) what the client takes at once and
+/// the rest handed to the listener when that is cheap.
+fn send(conn: &mut Conn, w: &mut WorkerCtx<'_>, mut out: Outgoing, mode: WriteMode) -> After {
+    w.slot.set_state(WorkerState::Writing);
+    let total = out.total();
+    let timeout = w.child.cfg.timeout;
+    loop {
+        match out.write_some(&mut conn.stream) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(_) => return After::Abort,
+        }
+        if mode == WriteMode::Async && out.can_set_aside() {
+            w.slot.end_request(total);
+            return After::WriteLater(out);
+        }
+        match conn.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
+            Ok(Wait::Ready) => {}
+            _ => {
+                w.log_timeout("write", &conn.peer);
+                return After::Abort;
+            }
+        }
+    }
+    w.slot.end_request(total);
+    let keep_alive = out.keep_alive;
+    recycle(w, out);
+    if keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+/// Keeps the head buffer for the next response.
+fn recycle(w: &mut WorkerCtx<'_>, out: Outgoing) {
+    if out.head.capacity() <= 64 * 1024 {
+        w.out = out.head;
+    }
+}
+
+/// Reads until a complete head is buffered, within the header stage of RequestReadTimeout.
+fn read_head(conn: &mut Conn, w: &mut WorkerCtx<'_>, started: Instant) -> Result<RequestHead, After> {
+    let cfg = &w.child.cfg;
+    let limits = limits(w);
+    let stage = &cfg.request_read_timeout.header;
+    let mut received = conn.buf.len() as u64;
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&conn.buf, &limits) {
+                Ok(Some((head, n))) => {
+                    conn.consume(n);
+                    return Ok(head);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(respond_error(conn, w, e.status())),
+            }
+        }
+        let deadline = stage_deadline(stage, started, received, cfg.timeout);
+        match conn.fill(deadline) {
+            Ok(n) => received += n as u64,
+            Err(IoFailure::TimedOut) if conn.buf.is_empty() => {
+                w.log_timeout("header", &conn.peer);
+                return Err(After::Abort);
+            }
+            Err(IoFailure::TimedOut) => {
+                w.log_timeout("header", &conn.peer);
+                return Err(respond_error(conn, w, 408));
+            }
+            Err(_) => return Err(After::Abort),
+        }
+    }
+}
+
+/// Reads and discards the request body, within the body stage of RequestReadTimeout.
+fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Result<u64, After> {
+    let limit = w.child.cfg.limit_request_body;
+    let mut decoder = match head.body {
+        BodyKind::None => return Ok(0),
+        BodyKind::Length(n) => Decoder::Length(LengthDecoder::new(n)),
+        BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(limit)),
+    };
+    if head.expect_continue {
+        let _ = conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n", w.child.cfg.timeout);
+    }
+    let stage = w.child.cfg.request_read_timeout.body.clone();
+    let started = Instant::now();
+    let mut received = 0u64;
+    let mut sink = Vec::new();
+    let mut body_len = 0u64;
+    loop {
+        if !conn.buf.is_empty() {
+            sink.clear();
+            match decoder.decode(&conn.buf, &mut sink) {
+                Ok(n) => conn.consume(n),
+                Err(e) => return Err(respond_error(conn, w, e.status())),
+            }
+            body_len += sink.len() as u64;
+            if limit > 0 && body_len > limit {
+                return Err(respond_error(conn, w, 413));
+            }
+        }
+        if decoder.is_done() {
+            return Ok(body_len);
+        }
+        let deadline = stage_deadline(&stage, started, received, w.child.cfg.timeout);
+        match conn.fill(deadline) {
+            Ok(n) => received += n as u64,
+            Err(IoFailure::TimedOut) => {
+                w.log_timeout("body", &conn.peer);
+                return Err(respond_error(conn, w, 408));
+            }
+            Err(_) => return Err(After::Abort),
+        }
+    }
+}
+
+enum Decoder {
+    Length(LengthDecoder),
+    Chunked(ChunkedDecoder),
+}
+
+impl Decoder {
+    fn decode(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<usize, crate::http::request::HttpError> {
+        match self {
+            Decoder::Length(d) => d.decode(input, out),
+            Decoder::Chunked(d) => d.decode(input, out),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Decoder::Length(d) => d.is_done(),
+            Decoder::Chunked(d) => d.is_done(),
+        }
+    }
+}
+
+/// The deadline of a mod_reqtimeout stage: `timeout`, extended by one second per `MinRate` bytes
+/// received, never past `max`. A disabled stage (timeout 0) falls back to `Timeout` per read.
+pub fn stage_deadline(stage: &Stage, started: Instant, received: u64, timeout: Duration) -> Instant {
+    if stage.timeout.is_zero() {
+        return Instant::now() + timeout;
+    }
+    let mut allowed = stage.timeout;
+    if stage.min_rate > 0 {
+        allowed += Duration::from_secs_f64(received as f64 / stage.min_rate as f64);
+    }
+    if let Some(max) = stage.max {
+        allowed = allowed.min(max);
+    }
+    started + allowed
+}
+
+fn limits(w: &WorkerCtx<'_>) -> Limits {
+    let cfg = &w.child.cfg;
+    Limits {
+        request_line: cfg.limit_request_line,
+        field_size: cfg.limit_request_field_size,
+        fields: cfg.limit_request_fields,
+        body: cfg.limit_request_body,
+    }
+}
+
+/// Answers an error status with `Connection: close` and asks for a lingering close (HT-1).
+fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
+    w.slot.set_state(WorkerState::Writing);
+    let response = Response::error(status);
+    let mut bytes = Vec::with_capacity(512);
+    let headers = [
+        ("Content-Type", response.content_type),
+        ("X-Served-By", w.served_by.as_str()),
+    ];
+    ResponseHead {
+        status,
+        headers: &headers,
+        content_length: Some(response.body.len()),
+        keep_alive: None,
+    }
+    .write_to(&mut bytes);
+    if let Body::Bytes(b) = &response.body {
+        bytes.extend_from_slice(b);
+    }
+    match conn.write_all(&bytes, w.child.cfg.timeout) {
+        Ok(()) => {
+            w.slot.end_request(bytes.len() as u64);
+            After::Linger
+        }
+        Err(_) => After::Abort,
+    }
+}

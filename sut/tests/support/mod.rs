@@ -1,0 +1,422 @@
+//! Test support: start a real `refhttpd` (port 0, temp dir, own process group), talk HTTP/1.1
+//! to it over raw sockets, and watch its scoreboard and event log until a condition holds or a
+//! deadline passes. Dropping a [`Server`] stops its whole process group.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use refhttpd::scoreboard::{ScoreboardView, Snapshot};
+
+/// How long any wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running refhttpd.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub master: i32,
+    pub mpm: String,
+    pub dir: tempfile::TempDir,
+    pub scoreboard_path: PathBuf,
+    pub event_log_path: PathBuf,
+}
+
+/// How to start a server.
+pub struct Options<'a> {
+    pub mpm: &'a str,
+    pub sets: Vec<String>,
+    pub faults: bool,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(mpm: &'a str) -> Self {
+        Options {
+            mpm,
+            sets: Vec::new(),
+            faults: false,
+        }
+    }
+
+    pub fn set(mut self, directive: &str, value: impl std::fmt::Display) -> Self {
+        self.sets.push(format!("{directive}={value}"));
+        self
+    }
+
+    pub fn faults(mut self) -> Self {
+        self.faults = true;
+        self
+    }
+
+    pub fn start(self) -> Server {
+        Server::start(self)
+    }
+}
+
+pub fn refhttpd_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("refhttpd")
+}
+
+impl Server {
+    pub fn start(opts: Options<'_>) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let scoreboard_path = dir.path().join("scoreboard");
+        let event_log_path = dir.path().join("events.jsonl");
+        let mut cmd = Command::new(refhttpd_bin());
+        cmd.arg("--mpm")
+            .arg(opts.mpm)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--scoreboard")
+            .arg(&scoreboard_path)
+            .arg("--event-log")
+            .arg(&event_log_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        if opts.faults {
+            cmd.arg("--faults");
+        }
+        for set in &opts.sets {
+            cmd.arg("--set").arg(set);
+        }
+        let mut child = cmd.spawn().expect("spawn refhttpd");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_default();
+        let mut server = Server {
+            child: Some(child),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            master: 0,
+            mpm: opts.mpm.to_string(),
+            dir,
+            scoreboard_path,
+            event_log_path,
+        };
+        let ready = parse_ready(&line)
+            .unwrap_or_else(|| panic!("refhttpd did not print its ready line, got {line:?}"));
+        server.addr = ready.0;
+        server.master = ready.1;
+        server
+    }
+
+    pub fn scoreboard(&self) -> ScoreboardView {
+        ScoreboardView::open(&self.scoreboard_path).expect("open scoreboard")
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.scoreboard().snapshot()
+    }
+
+    /// Waits until the scoreboard satisfies `cond`; panics with `what` at the deadline.
+    pub fn wait_scoreboard(&self, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let view = self.scoreboard();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let snap = view.snapshot();
+            if cond(&snap) {
+                return snap;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "scoreboard never showed {what}; last: {}",
+                    snap.scoreboard_line()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the pool is up: every started child ready, `idle` workers idle.
+    pub fn wait_idle_workers(&self, idle: usize) -> Snapshot {
+        self.wait_scoreboard(&format!("{idle} idle workers"), |s| {
+            s.idle_workers() >= idle
+        })
+    }
+
+    /// Every event logged so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.event_log_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for an event satisfying `cond`.
+    pub fn wait_event(
+        &self,
+        what: &str,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| cond(e)) {
+                return e;
+            }
+            if Instant::now() > end {
+                panic!("event log never showed {what}: {:#?}", self.events());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.master), sig).expect("signal master");
+    }
+
+    /// Waits for the master to exit; returns its exit status code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                panic!("refhttpd master did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One request on a fresh connection.
+    pub fn get(&self, path: &str) -> Response {
+        let mut c = self.connect();
+        c.send_get(path);
+        c.read_response().expect("response")
+    }
+
+    /// Live child pids from the scoreboard.
+    pub fn child_pids(&self) -> Vec<i32> {
+        self.snapshot()
+            .processes
+            .iter()
+            .map(|p| p.pid)
+            .filter(|&p| p > 0)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = Pid::from_raw(child.id() as i32);
+            let _ = killpg(group, Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid).
+pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32)> {
+    let mut words = line.split_whitespace();
+    if words.next()? != "ready" {
+        return None;
+    }
+    let addr = words.next()?.parse().ok()?;
+    let pid = words.next()?.strip_prefix("pid=")?.parse().ok()?;
+    Some((addr, pid))
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The child pid from `X-Served-By`.
+    pub fn served_by_pid(&self) -> i32 {
+        let v = self.header("X-Served-By").expect("X-Served-By header");
+        v.split_whitespace()
+            .find_map(|w| w.strip_prefix("pid="))
+            .and_then(|p| p.parse().ok())
+            .expect("pid in X-Served-By")
+    }
+
+    pub fn closes(&self) -> bool {
+        self.header("Connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// How reading a response failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The server closed before a complete response (EOF or reset).
+    Closed,
+    TimedOut,
+    Malformed,
+}
+
+/// A raw HTTP/1.1 client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    pub fn send_get(&mut self, path: &str) {
+        self.send_raw(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+    }
+
+    pub fn set_timeout(&self, d: Duration) {
+        self.stream.set_read_timeout(Some(d)).unwrap();
+    }
+
+    /// GET on this connection and read the answer.
+    pub fn get(&mut self, path: &str) -> Result<Response, ReadError> {
+        self.send_get(path);
+        self.read_response()
+    }
+
+    fn fill(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; 16384];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Err(ReadError::Closed),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(ReadError::TimedOut)
+            }
+            Err(_) => Err(ReadError::Closed),
+        }
+    }
+
+    /// Reads one response (head and Content-Length body).
+    pub fn read_response(&mut self) -> Result<Response, ReadError> {
+        let (status, headers, head_len) = loop {
+            let mut hdrs = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut hdrs);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let headers: Vec<(String, String)> = resp
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect();
+                    break (resp.code.unwrap_or(0), headers, n);
+                }
+                Ok(httparse::Status::Partial) => self.fill()?,
+                Err(_) => return Err(ReadError::Malformed),
+            }
+        };
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        while self.buf.len() < head_len + len {
+            self.fill()?;
+        }
+        let body = self.buf[head_len..head_len + len].to_vec();
+        self.buf.drain(..head_len + len);
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// True when the server has closed this connection (EOF or reset) within the timeout.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        self.set_timeout(DEADLINE);
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
+    pub fn half_close(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// Whether a process is gone (no /proc entry, or a zombie nobody reaped yet).
+pub fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+    }
+}
+
+/// Waits until every pid is gone.
+pub fn wait_gone(pids: &[i32]) {
+    let end = Instant::now() + DEADLINE;
+    while pids.iter().any(|&p| !process_gone(p)) {
+        assert!(
+            Instant::now() < end,
+            "processes still running: {:?}",
+            pids.iter().filter(|&&p| !process_gone(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
