@@ -11,7 +11,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
-        return Err(format!("`{text}` is not a duration (expected e.g. 5, 200ms, 2s)"));
+        return Err(format!(
+            "`{text}` is not a duration (expected e.g. 5, 200ms, 2s)"
+        ));
     }
     let value: f64 = number
         .parse()
@@ -22,7 +24,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "us" => 1e-6,
         "min" | "m" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("unknown time unit `{other}` (use us, ms, s, min or h)")),
+        other => {
+            return Err(format!(
+                "unknown time unit `{other}` (use us, ms, s, min or h)"
+            ))
+        }
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e9 {

@@ -251,8 +251,12 @@ impl FromStr for Fault {
             None => (input, None),
         };
         let need = |what: &str| {
-            arg.filter(|a| !a.is_empty())
-                .ok_or_else(|| err(format!("`{kind}` needs {what}, as in `{kind}:{}`", example(kind))))
+            arg.filter(|a| !a.is_empty()).ok_or_else(|| {
+                err(format!(
+                    "`{kind}` needs {what}, as in `{kind}:{}`",
+                    example(kind)
+                ))
+            })
         };
         let none = |fault: Fault| match arg {
             None => Ok(fault),
@@ -312,7 +316,10 @@ mod tests {
         assert_eq!("crash:segv".parse(), Ok(Fault::Crash(CrashSignal::Segv)));
         assert_eq!("exit:3".parse(), Ok(Fault::Exit(3)));
         assert_eq!("panic".parse(), Ok(Fault::Panic));
-        assert_eq!("sleep:200ms".parse(), Ok(Fault::Sleep(Duration::from_millis(200))));
+        assert_eq!(
+            "sleep:200ms".parse(),
+            Ok(Fault::Sleep(Duration::from_millis(200)))
+        );
         assert_eq!("busy:1".parse(), Ok(Fault::Busy(Duration::from_secs(1))));
         assert_eq!("hang".parse(), Ok(Fault::Hang));
         assert_eq!("close".parse(), Ok(Fault::Close));
@@ -337,9 +344,15 @@ mod tests {
     fn request_paths() {
         let f = Fault::Crash(CrashSignal::Abort);
         assert_eq!(f.request_path(), "/fault/crash:abort");
-        assert_eq!(Fault::from_request_path("/fault/crash:abort?x=1"), Some(Ok(f)));
+        assert_eq!(
+            Fault::from_request_path("/fault/crash:abort?x=1"),
+            Some(Ok(f))
+        );
         assert_eq!(Fault::from_request_path("/other"), None);
-        assert!(matches!(Fault::from_request_path("/fault/nope"), Some(Err(_))));
+        assert!(matches!(
+            Fault::from_request_path("/fault/nope"),
+            Some(Err(_))
+        ));
     }
 
     #[test]
@@ -348,7 +361,10 @@ mod tests {
         assert!(!Fault::Panic.allowed_at(FaultSite::ChildStart));
         assert!(Fault::Fail(Errno::Eagain).allowed_at(FaultSite::Fork));
         assert!(!Fault::Exit(1).allowed_at(FaultSite::Accept));
-        assert_eq!(Fault::Crash(CrashSignal::Segv).blast_radius(), BlastRadius::Process);
+        assert_eq!(
+            Fault::Crash(CrashSignal::Segv).blast_radius(),
+            BlastRadius::Process
+        );
         assert_eq!(Fault::Panic.blast_radius(), BlastRadius::Request);
     }
 }

@@ -3,10 +3,14 @@
 /// Parses a size in bytes.
 pub fn parse(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     if number.is_empty() {
-        return Err(format!("`{text}` is not a size (expected e.g. 4096, 64K, 10M)"));
+        return Err(format!(
+            "`{text}` is not a size (expected e.g. 4096, 64K, 10M)"
+        ));
     }
     let value: u64 = number
         .parse()

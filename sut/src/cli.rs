@@ -88,7 +88,10 @@ pub fn run(args: &Args) -> i32 {
         error_log(
             module(mpm),
             Level::Notice,
-            format_args!("{} configured -- resuming normal operations", crate::SERVER_VERSION),
+            format_args!(
+                "{} configured -- resuming normal operations",
+                crate::SERVER_VERSION
+            ),
         );
     });
     exit.code()

@@ -19,9 +19,17 @@ pub enum Event {
     /// The master is accepting connections.
     Ready { addr: String, mpm: String },
     /// A child process was forked.
-    ChildSpawned { child: i32, slot: usize, generation: u32 },
+    ChildSpawned {
+        child: i32,
+        slot: usize,
+        generation: u32,
+    },
     /// A child finished starting and serves.
-    ChildReady { child: i32, slot: usize, generation: u32 },
+    ChildReady {
+        child: i32,
+        slot: usize,
+        generation: u32,
+    },
     /// A child process ended; `signal` is set when a signal killed it.
     ChildExited {
         child: i32,

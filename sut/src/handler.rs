@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use mpm_faults::Fault;
 
+use crate::child::WorkerCtx;
 use crate::http::request::RequestHead;
 use crate::os;
 use crate::status::{self, StatusInfo};
-use crate::child::WorkerCtx;
 
 /// The largest body `/bytes/SIZE` builds in memory.
 const MAX_MEMORY_BODY: u64 = 256 * 1024 * 1024;

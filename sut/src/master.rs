@@ -59,7 +59,9 @@ struct ChildProc {
 enum Phase {
     Running,
     /// WINCH: children finish, then the master exits (at the deadline at the latest).
-    GracefulStop { deadline: Option<Instant> },
+    GracefulStop {
+        deadline: Option<Instant>,
+    },
 }
 
 /// Why the master loop ended, and the process exit code that goes with it.
@@ -136,8 +138,9 @@ impl Master {
         os::ignore_signal(Signal::SIGPIPE).map_err(|e| fail("ignoring SIGPIPE", e))?;
         let signals = os::master_signals();
         os::block_signals(&signals).map_err(|e| fail("blocking signals", e))?;
-        let signalfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| fail("signalfd", e.into()))?;
+        let signalfd =
+            SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+                .map_err(|e| fail("signalfd", e.into()))?;
         let listener = os::listen(cfg.listen, cfg.listen_backlog)
             .map_err(|e| fail(&format!("could not bind to address {}", cfg.listen), e))?;
         let scoreboard = Scoreboard::create(
@@ -157,7 +160,9 @@ impl Master {
             None => EventLog::disabled(),
         };
         let scoreboard: &'static Scoreboard = Box::leak(Box::new(scoreboard));
-        scoreboard.header().set_master_pid(std::process::id() as i32);
+        scoreboard
+            .header()
+            .set_master_pid(std::process::id() as i32);
         let slots = cfg.server_limit as usize;
         Ok(Master {
             pid: Pid::this(),
@@ -192,7 +197,7 @@ impl Master {
 
     /// Starts StartServers children, announces readiness, and runs until the server stops.
     pub fn run(mut self, announce: impl FnOnce(std::net::SocketAddr)) -> Exit {
-        self.start_generation();
+        self.start_generation(0);
         if let Ok(addr) = self.local_addr() {
             self.events.emit(Event::Ready {
                 addr: addr.to_string(),
@@ -280,7 +285,7 @@ impl Master {
         self.note_signal(Signal::SIGHUP, "doing restart");
         self.terminate_children();
         self.reload_config();
-        self.start_generation();
+        self.start_generation(self.generation + 1);
     }
 
     /// USR1: children finish what they serve and leave; a new generation starts at once;
@@ -289,7 +294,7 @@ impl Master {
         self.note_signal(Signal::SIGUSR1, "doing graceful restart");
         self.retire_all();
         self.reload_config();
-        self.start_generation();
+        self.start_generation(self.generation + 1);
     }
 
     /// WINCH: as USR1, but no new generation; the master leaves with its last child, or at
@@ -366,9 +371,9 @@ impl Master {
         }
     }
 
-    /// Starts a new generation of StartServers children.
-    fn start_generation(&mut self) {
-        self.generation += 1;
+    /// Starts generation `generation` (0 at start-up, as Apache counts) of StartServers children.
+    fn start_generation(&mut self, generation: u32) {
+        self.generation = generation;
         self.scoreboard.header().set_generation(self.generation);
         self.events.emit(Event::Generation {
             generation: self.generation,
@@ -563,7 +568,12 @@ impl Master {
         }
     }
 
-    fn child_exited(&mut self, pid: Pid, code: Option<i32>, signal: Option<Signal>) -> Option<Exit> {
+    fn child_exited(
+        &mut self,
+        pid: Pid,
+        code: Option<i32>,
+        signal: Option<Signal>,
+    ) -> Option<Exit> {
         let slot = self
             .children
             .iter()

@@ -143,7 +143,9 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListene
     .map_err(io::Error::from)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(io::Error::from)?;
-    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX).min(libc::SOMAXCONN);
+    let backlog = i32::try_from(backlog)
+        .unwrap_or(i32::MAX)
+        .min(libc::SOMAXCONN);
     let backlog = socket::Backlog::new(backlog).map_err(io::Error::from)?;
     socket::listen(&fd, backlog).map_err(io::Error::from)?;
     Ok(std::net::TcpListener::from(fd))

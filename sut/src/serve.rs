@@ -66,7 +66,8 @@ impl Outgoing {
 
     /// Whether the rest can be set aside cheaply (file-like, or small enough), EV-2.
     pub fn can_set_aside(&self) -> bool {
-        matches!(self.body, Body::Pattern(_) | Body::Empty) || self.remaining() <= FLUSH_MAX_THRESHOLD
+        matches!(self.body, Body::Pattern(_) | Body::Empty)
+            || self.remaining() <= FLUSH_MAX_THRESHOLD
     }
 
     /// Writes as much as `w` takes without blocking. `Ok(true)`: all written.
@@ -305,7 +306,11 @@ fn recycle(w: &mut WorkerCtx<'_>, out: Outgoing) {
 }
 
 /// Reads until a complete head is buffered, within the header stage of RequestReadTimeout.
-fn read_head(conn: &mut Conn, w: &mut WorkerCtx<'_>, started: Instant) -> Result<RequestHead, After> {
+fn read_head(
+    conn: &mut Conn,
+    w: &mut WorkerCtx<'_>,
+    started: Instant,
+) -> Result<RequestHead, After> {
     let cfg = &w.child.cfg;
     let limits = limits(w);
     let stage = &cfg.request_read_timeout.header;
@@ -407,7 +412,12 @@ impl Decoder {
 
 /// The deadline of a mod_reqtimeout stage: `timeout`, extended by one second per `MinRate` bytes
 /// received, never past `max`. A disabled stage (timeout 0) falls back to `Timeout` per read.
-pub fn stage_deadline(stage: &Stage, started: Instant, received: u64, timeout: Duration) -> Instant {
+pub fn stage_deadline(
+    stage: &Stage,
+    started: Instant,
+    received: u64,
+    timeout: Duration,
+) -> Instant {
     if stage.timeout.is_zero() {
         return Instant::now() + timeout;
     }

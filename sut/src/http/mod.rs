@@ -1,1 +1,6 @@
-//! HTTP/1.1
+//! The HTTP/1.1 engine: request heads on `httparse` ([`request`]), body framing ([`body`]) and
+//! response heads ([`response`]).
+
+pub mod body;
+pub mod request;
+pub mod response;

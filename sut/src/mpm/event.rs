@@ -12,13 +12,14 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use slab::Slab;
 
 use crate::child::{announce_ready, ChildShared, WorkerCtx, EXIT_CHILD_FATAL};
@@ -63,8 +64,10 @@ struct Pool {
 
 struct Queue {
     tasks: VecDeque<Task>,
-    /// Workers blocked waiting for a task.
-    waiting: usize,
+    /// Worker threads running.
+    threads: usize,
+    /// Workers between taking a task and giving its connection back.
+    busy: usize,
     stop: bool,
 }
 
@@ -73,10 +76,12 @@ impl Pool {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Idle workers not yet promised a task.
+    /// Workers not serving and not yet promised a task. A worker counts as idle from the moment
+    /// it gives a connection back, so a request arriving just then does not look like one that
+    /// found every worker busy (EV-5).
     fn idlers(&self) -> usize {
         let q = self.lock();
-        q.waiting.saturating_sub(q.tasks.len())
+        q.threads.saturating_sub(q.busy + q.tasks.len())
     }
 
     fn push(&self, task: Task) {
@@ -87,17 +92,15 @@ impl Pool {
     /// Blocks until a task comes; None once the pool stops.
     fn next(&self) -> Option<Task> {
         let mut q = self.lock();
-        q.waiting += 1;
         if self.wants_idler.swap(false, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
         loop {
             if let Some(task) = q.tasks.pop_front() {
-                q.waiting -= 1;
+                q.busy += 1;
                 return Some(task);
             }
             if q.stop {
-                q.waiting -= 1;
                 return None;
             }
             q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -105,6 +108,7 @@ impl Pool {
     }
 
     fn give_back(&self, returned: Returned) {
+        self.lock().busy -= 1;
         self.returns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -129,7 +133,8 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
     let pool = Pool {
         queue: Mutex::new(Queue {
             tasks: VecDeque::new(),
-            waiting: 0,
+            threads: 0,
+            busy: 0,
             stop: false,
         }),
         work: Condvar::new(),
@@ -145,7 +150,10 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
             let spawned = std::thread::Builder::new()
                 .name(format!("worker-{thread}"))
                 .spawn_scoped(scope, move || worker_loop(shared, pool, thread));
-            started += usize::from(spawned.is_ok());
+            if spawned.is_ok() {
+                started += 1;
+                pool.lock().threads = started;
+            }
         }
         if started == 0 {
             return EXIT_CHILD_FATAL;
@@ -161,6 +169,12 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
         pool.stop();
         code
     })
+}
+
+/// Whether a connection waits in the listen backlog, without taking it.
+fn connection_waiting(listen: &TcpListener) -> bool {
+    let mut fds = [PollFd::new(listen.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 /// One worker: serves requests that are readable, returns the connection to the listener
@@ -208,7 +222,9 @@ fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
 /// A connection the listener knows of.
 enum Held {
     /// A worker has it; `readable` records an event that came meanwhile.
-    Busy { readable: bool },
+    Busy {
+        readable: bool,
+    },
     KeepAlive(Idle),
     Writing(Idle, Box<Outgoing>),
     Lingering(TcpStream, u64),
@@ -261,7 +277,11 @@ impl<'a> Listener<'a> {
         listen: TcpListener,
     ) -> io::Result<Listener<'a>> {
         let registry = poll.registry();
-        registry.register(&mut SourceFd(&listen.as_raw_fd()), LISTEN, Interest::READABLE)?;
+        registry.register(
+            &mut SourceFd(&listen.as_raw_fd()),
+            LISTEN,
+            Interest::READABLE,
+        )?;
         registry.register(
             &mut SourceFd(&shared.control_fd().as_raw_fd()),
             CONTROL,
@@ -294,9 +314,9 @@ impl<'a> Listener<'a> {
             if self.shared.is_graceful() && self.counts.open == 0 {
                 return;
             }
-            let timeout = self.next_deadline().map(|d| {
-                d.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
-            });
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return;
@@ -316,13 +336,8 @@ impl<'a> Listener<'a> {
 
     /// Takes the connections the workers gave back.
     fn take_returns(&mut self) {
-        let returned = std::mem::take(
-            &mut *self
-                .pool
-                .returns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let returned =
+            std::mem::take(&mut *self.pool.returns.lock().unwrap_or_else(|e| e.into_inner()));
         for r in returned {
             match r {
                 Returned::KeepAlive(conn, token) => self.back_from_worker(conn, token),
@@ -423,7 +438,8 @@ impl<'a> Listener<'a> {
 
     /// A kept-alive connection became readable: give it to a worker.
     fn request_arrived(&mut self, key: usize) {
-        let Held::KeepAlive(idle) = std::mem::replace(&mut self.conns[key], Held::Busy { readable: false })
+        let Held::KeepAlive(idle) =
+            std::mem::replace(&mut self.conns[key], Held::Busy { readable: false })
         else {
             return;
         };
@@ -583,7 +599,10 @@ impl<'a> Listener<'a> {
             }
             let idlers = self.pool.idlers();
             if idlers == 0 {
-                self.note_workers_busy();
+                // Only a connection that is really waiting found every worker busy (EV-5).
+                if self.listen.as_ref().is_some_and(connection_waiting) {
+                    self.note_workers_busy();
+                }
                 self.shared.process_slot().set_accepting(false);
                 return;
             }
@@ -690,7 +709,8 @@ impl<'a> Listener<'a> {
     /// Publishes the connection counts to the scoreboard (mod_status Conns*).
     fn publish_counts(&self) {
         let slot = self.shared.process_slot();
-        slot.connections().store(self.counts.open, Ordering::Relaxed);
+        slot.connections()
+            .store(self.counts.open, Ordering::Relaxed);
         slot.async_keepalive()
             .store(self.counts.keepalive, Ordering::Relaxed);
         slot.async_writing()

@@ -15,6 +15,9 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use refhttpd::scoreboard::{ScoreboardView, Snapshot};
 
+/// The three MPMs, as `--mpm` spells them.
+pub const MPMS: [&str; 3] = ["prefork", "worker", "event"];
+
 /// How long any wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -24,6 +27,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub master: i32,
     pub mpm: String,
+    /// The `mpm=` of the ready line.
+    pub ready_mpm: String,
     pub dir: tempfile::TempDir,
     pub scoreboard_path: PathBuf,
     pub event_log_path: PathBuf,
@@ -34,6 +39,7 @@ pub struct Options<'a> {
     pub mpm: &'a str,
     pub sets: Vec<String>,
     pub faults: bool,
+    pub config: Option<PathBuf>,
 }
 
 impl<'a> Options<'a> {
@@ -42,7 +48,13 @@ impl<'a> Options<'a> {
             mpm,
             sets: Vec::new(),
             faults: false,
+            config: None,
         }
+    }
+
+    pub fn config(mut self, path: &std::path::Path) -> Self {
+        self.config = Some(path.to_path_buf());
+        self
     }
 
     pub fn set(mut self, directive: &str, value: impl std::fmt::Display) -> Self {
@@ -84,6 +96,9 @@ impl Server {
         if opts.faults {
             cmd.arg("--faults");
         }
+        if let Some(config) = &opts.config {
+            cmd.arg("--config").arg(config);
+        }
         for set in &opts.sets {
             cmd.arg("--set").arg(set);
         }
@@ -101,6 +116,7 @@ impl Server {
             addr: "127.0.0.1:0".parse().unwrap(),
             master: 0,
             mpm: opts.mpm.to_string(),
+            ready_mpm: String::new(),
             dir,
             scoreboard_path,
             event_log_path,
@@ -109,6 +125,7 @@ impl Server {
             .unwrap_or_else(|| panic!("refhttpd did not print its ready line, got {line:?}"));
         server.addr = ready.0;
         server.master = ready.1;
+        server.ready_mpm = ready.2;
         server
     }
 
@@ -129,10 +146,16 @@ impl Server {
             if cond(&snap) {
                 return snap;
             }
+
             if Instant::now() > end {
+                let events = std::fs::read_to_string(&self.event_log_path).unwrap_or_default();
                 panic!(
-                    "scoreboard never showed {what}; last: {}",
-                    snap.scoreboard_line()
+                    "scoreboard never showed {what}; last: {} (conns {} keep-alive {} writing {} closing {})\nevents:\n{events}",
+                    snap.scoreboard_line(),
+                    snap.conns_total(),
+                    snap.conns_async_keepalive(),
+                    snap.conns_async_writing(),
+                    snap.conns_async_closing()
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -232,15 +255,16 @@ impl Drop for Server {
     }
 }
 
-/// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid).
-pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32)> {
+/// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid, mpm).
+pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32, String)> {
     let mut words = line.split_whitespace();
     if words.next()? != "ready" {
         return None;
     }
     let addr = words.next()?.parse().ok()?;
     let pid = words.next()?.strip_prefix("pid=")?.parse().ok()?;
-    Some((addr, pid))
+    let mpm = words.next()?.strip_prefix("mpm=")?.to_string();
+    Some((addr, pid, mpm))
 }
 
 /// A parsed response.
@@ -415,7 +439,9 @@ pub fn wait_gone(pids: &[i32]) {
         assert!(
             Instant::now() < end,
             "processes still running: {:?}",
-            pids.iter().filter(|&&p| !process_gone(p)).collect::<Vec<_>>()
+            pids.iter()
+                .filter(|&&p| !process_gone(p))
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(10));
     }

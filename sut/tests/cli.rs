@@ -1,0 +1,96 @@
+//! The command line as DESIGN.md fixes it: the ready line, and bad configuration → a message
+//! naming the problem and exit code 2.
+
+mod support;
+
+use assert_cmd::Command;
+use rstest::rstest;
+use support::Options;
+
+fn refhttpd() -> Command {
+    Command::cargo_bin("refhttpd").unwrap()
+}
+
+#[rstest]
+fn ready_line_names_address_master_and_mpm(#[values("prefork", "worker", "event")] mpm: &str) {
+    let server = Options::new(mpm).set("StartServers", 1).start();
+    assert_ne!(server.addr.port(), 0, "port 0 must be resolved");
+    assert_eq!(server.ready_mpm, mpm);
+    assert!(!support::process_gone(server.master));
+    let r = server.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.header("X-Served-By").unwrap().contains("slot="));
+}
+
+#[rstest]
+#[case::unknown_directive(&["--set", "Frobnicate=1"], "Frobnicate: unknown directive")]
+#[case::bad_duration(&["--set", "KeepAliveTimeout=soon"], "KeepAliveTimeout")]
+#[case::bad_on_off(&["--set", "KeepAlive=maybe"], "must be On or Off")]
+#[case::wrong_mpm(&["--set", "MinSpareServers=3"], "not a directive of the worker MPM")]
+#[case::bad_fault(&["--set", "FaultChildStart=crash:kill"], "unknown signal `kill`")]
+#[case::not_directive_value(&["--set", "Timeout"], "not Directive=value")]
+fn bad_configuration_exits_2(#[case] args: &[&str], #[case] message: &'static str) {
+    let out = refhttpd()
+        .args(["--mpm", "worker", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .timeout(support::DEADLINE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(message), "stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no ready line on a bad configuration"
+    );
+}
+
+#[test]
+fn bad_configuration_file_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("httpd.conf");
+    std::fs::write(&path, "# test\nKeepAlive On\n\nMaxKeepAliveRequests many\n").unwrap();
+    let out = refhttpd()
+        .args(["--mpm", "prefork", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .timeout(support::DEADLINE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:4: MaxKeepAliveRequests: `many` is not a whole number",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "stderr: {stderr}");
+}
+
+#[test]
+fn missing_config_file_exits_2() {
+    refhttpd()
+        .args(["--mpm", "event", "--config", "/nonexistent/refhttpd.conf"])
+        .timeout(support::DEADLINE)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn unknown_mpm_is_a_usage_error() {
+    refhttpd().args(["--mpm", "winnt"]).assert().code(2);
+}
+
+#[test]
+fn config_file_and_set_combine_set_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("httpd.conf");
+    std::fs::write(&path, "StartServers 1\nMaxKeepAliveRequests 7\n").unwrap();
+    let server = Options::new("worker")
+        .config(&path)
+        .set("MaxKeepAliveRequests", 2)
+        .start();
+    let mut c = server.connect();
+    let first = c.get("/").unwrap();
+    assert_eq!(first.header("Keep-Alive"), Some("timeout=5, max=1"));
+    let second = c.get("/").unwrap();
+    assert!(second.closes(), "the 2nd request is the last: {second:?}");
+}
