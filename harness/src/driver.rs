@@ -1,0 +1,382 @@
+//! Client drivers: named connections that send requests (plain, pipelined, with a server fault)
+//! and perform client faults (slow head, slow read, reset, half-close).
+//!
+//! Each connection has a reader thread that parses responses as they arrive and records each
+//! request's outcome in the [`Store`] — responses are matched to requests in order (HTTP/1.1),
+//! and when the server ends the connection every request still waiting is recorded as failed with
+//! the error class seen.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{setsockopt, sockopt};
+use refhttpd::http::body::ChunkedDecoder;
+
+use crate::observe::{ErrorClass, Observation, ServedBy, Store};
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request waiting for its response on a connection.
+struct Pending {
+    name: String,
+    sent: Instant,
+}
+
+struct Shared {
+    pending: Mutex<VecDeque<Pending>>,
+    /// The client closed or reset the connection itself: an end is not the server's doing.
+    client_closed: AtomicBool,
+}
+
+/// One named client connection.
+pub struct Connection {
+    pub name: String,
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    reader: Option<JoinHandle<()>>,
+    slow_head: Option<JoinHandle<()>>,
+    sent: u32,
+}
+
+impl Connection {
+    /// Opens a connection; a refusal is recorded and returned as an error.
+    pub fn open(name: &str, addr: SocketAddr, store: &Store) -> Result<Connection, String> {
+        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
+            store.push(Observation::ConnRefused {
+                conn: name.to_string(),
+                error: e.to_string(),
+            });
+            e.to_string()
+        })?;
+        let _ = stream.set_nodelay(true);
+        store.push(Observation::ConnOpened {
+            conn: name.to_string(),
+        });
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(VecDeque::new()),
+            client_closed: AtomicBool::new(false),
+        });
+        Ok(Connection {
+            name: name.to_string(),
+            stream,
+            shared,
+            reader: None,
+            slow_head: None,
+            sent: 0,
+        })
+    }
+
+    /// The reader starts with the first request; `rate` limits how fast it reads (slow read).
+    fn ensure_reader(&mut self, store: &Store, rate: Option<u32>) {
+        if self.reader.is_some() {
+            return;
+        }
+        let Ok(stream) = self.stream.try_clone() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let store = store.clone();
+        let name = self.name.clone();
+        self.reader = Some(std::thread::spawn(move || read_responses(stream, shared, store, name, rate)));
+    }
+
+    /// The name of the next request on this connection when the step gives none.
+    fn next_name(&mut self, given: Option<&str>) -> String {
+        self.sent += 1;
+        match given {
+            Some(n) => n.to_string(),
+            None if self.sent == 1 => self.name.clone(),
+            None => format!("{}#{}", self.name, self.sent),
+        }
+    }
+
+    /// Sends one request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        store: &Store,
+        name: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        connection_close: bool,
+        http10: bool,
+    ) -> String {
+        let request = self.next_name(name);
+        let bytes = request_bytes(method, path, body, connection_close, http10);
+        self.write_requests(store, vec![(request.clone(), path.to_string())], &bytes, None);
+        request
+    }
+
+    /// Sends several requests in one write (HT-2); names are `name`, `name#2`, ….
+    pub fn pipeline(&mut self, store: &Store, name: Option<&str>, paths: &[String]) -> Vec<String> {
+        let mut bytes = Vec::new();
+        let mut names = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let request = match (name, i) {
+                (Some(n), 0) => {
+                    self.sent += 1;
+                    n.to_string()
+                }
+                (Some(n), i) => {
+                    self.sent += 1;
+                    format!("{n}#{}", i + 1)
+                }
+                (None, _) => self.next_name(None),
+            };
+            bytes.extend(request_bytes("GET", path, None, false, false));
+            names.push((request, path.clone()));
+        }
+        let out = names.iter().map(|(n, _)| n.clone()).collect();
+        self.write_requests(store, names, &bytes, None);
+        out
+    }
+
+    /// Requests `path` and reads the response at `rate` bytes per second.
+    pub fn slow_read(&mut self, store: &Store, name: Option<&str>, path: &str, rate: u32) -> String {
+        let request = self.next_name(name);
+        // A small receive buffer so the server really meets a slow reader.
+        set_rcvbuf(&self.stream, 4096);
+        let bytes = request_bytes("GET", path, None, false, false);
+        self.write_requests(store, vec![(request.clone(), path.to_string())], &bytes, Some(rate));
+        request
+    }
+
+    fn write_requests(&mut self, store: &Store, requests: Vec<(String, String)>, bytes: &[u8], rate: Option<u32>) {
+        let now = Instant::now();
+        {
+            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, _) in &requests {
+                pending.push_back(Pending {
+                    name: name.clone(),
+                    sent: now,
+                });
+            }
+        }
+        for (name, target) in &requests {
+            store.push(Observation::RequestSent {
+                request: name.clone(),
+                conn: self.name.clone(),
+                target: target.clone(),
+            });
+        }
+        self.ensure_reader(store, rate);
+        // A write error means the server already ended the connection: the reader records it.
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Sends a request head one byte per `interval` on a thread, until the server closes.
+    pub fn slow_head(&mut self, store: &Store, interval: Duration) {
+        let name = self.next_name(None);
+        {
+            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push_back(Pending {
+                name: name.clone(),
+                sent: Instant::now(),
+            });
+        }
+        store.push(Observation::RequestSent {
+            request: name,
+            conn: self.name.clone(),
+            target: "/ (slow head)".into(),
+        });
+        self.ensure_reader(store, None);
+        let Ok(mut stream) = self.stream.try_clone() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.slow_head = Some(std::thread::spawn(move || {
+            let head = b"GET / HTTP/1.1\r\nHost: harness\r\nX-Slow: ";
+            let mut bytes = head.iter().copied().chain(std::iter::repeat(b'a'));
+            loop {
+                if shared.client_closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let byte = bytes.next().unwrap_or(b'a');
+                if stream.write_all(&[byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(interval);
+            }
+        }));
+    }
+
+    /// Resets the connection (SO_LINGER 0, then close).
+    pub fn reset(&mut self) {
+        self.shared.client_closed.store(true, Ordering::Release);
+        set_linger_zero(&self.stream);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Closes the writing side.
+    pub fn half_close(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Closes the connection from the client side.
+    pub fn close(&mut self) {
+        self.shared.client_closed.store(true, Ordering::Release);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if let Some(s) = self.slow_head.take() {
+            let _ = s.join();
+        }
+    }
+}
+
+fn request_bytes(method: &str, path: &str, body: Option<&str>, close: bool, http10: bool) -> Vec<u8> {
+    let version = if http10 { "1.0" } else { "1.1" };
+    let mut head = format!("{method} {path} HTTP/{version}\r\nHost: harness\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b.as_bytes());
+    }
+    bytes
+}
+
+/// The reader thread: parses responses in order and records outcomes.
+fn read_responses(mut stream: TcpStream, shared: Arc<Shared>, store: Store, conn: String, rate: Option<u32>) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
+    loop {
+        // Parse every complete response in the buffer.
+        while let Some((response, used)) = parse_response(&buf) {
+            buf.drain(..used);
+            let pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            if response.status < 200 {
+                continue;
+            }
+            let Some(p) = pending else { continue };
+            store.push(Observation::Response {
+                request: p.name,
+                conn: conn.clone(),
+                status: response.status,
+                served_by: response.served_by,
+                closes: response.closes,
+                latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => Err(ErrorClass::Closed),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Err(ErrorClass::Reset),
+            Err(_) => Err(ErrorClass::Closed),
+        };
+        match n {
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(rate) = rate {
+                    std::thread::sleep(Duration::from_secs_f64(n as f64 / f64::from(rate)));
+                }
+            }
+            Err(class) => {
+                let by_client = shared.client_closed.load(Ordering::Acquire);
+                let pending: Vec<Pending> = shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..)
+                    .collect();
+                for p in pending {
+                    store.push(Observation::RequestFailed {
+                        request: p.name,
+                        conn: conn.clone(),
+                        class,
+                        latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
+                    });
+                }
+                if !by_client {
+                    store.push(Observation::ConnClosedByServer { conn, class });
+                }
+                return;
+            }
+        }
+    }
+}
+
+struct ParsedResponse {
+    status: u16,
+    served_by: Option<ServedBy>,
+    closes: bool,
+}
+
+/// One complete response at the start of `buf`, and its length.
+fn parse_response(buf: &[u8]) -> Option<(ParsedResponse, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let status = resp.code.unwrap_or(0);
+    let header = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
+    let served_by = header("X-Served-By").and_then(|v| ServedBy::parse(&v));
+    let closes = header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let chunked = header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let no_body = status < 200 || status == 204 || status == 304;
+    let body_len = if no_body {
+        0
+    } else if chunked {
+        let mut decoder = ChunkedDecoder::new(0);
+        let mut sink = Vec::new();
+        let used = decoder.decode(&buf[head_len..], &mut sink).ok()?;
+        if !decoder.is_done() {
+            return None;
+        }
+        used
+    } else {
+        header("Content-Length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    if buf.len() < head_len + body_len {
+        return None;
+    }
+    Some((
+        ParsedResponse {
+            status,
+            served_by,
+            closes,
+        },
+        head_len + body_len,
+    ))
+}
+
+fn set_linger_zero(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = setsockopt(stream, sockopt::Linger, &linger);
+}
+
+fn set_rcvbuf(stream: &TcpStream, bytes: usize) {
+    let _ = setsockopt(stream, sockopt::RcvBuf, &bytes);
+}

@@ -1,0 +1,256 @@
+//! The `mpm-harness` command line: `list`, `run`, `repro`, `check`, `schema`.
+//!
+//! Exit codes: 0 all passed, 1 a case failed, 2 usage or spec error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use clap::{Parser, Subcommand};
+use mpm_harness::report;
+use mpm_harness::runner::{self, Run};
+use mpm_harness::spec::{self, Case};
+use mpm_harness::target::{serve_if_asked, Target};
+use refhttpd::config::Mpm;
+
+#[derive(Parser)]
+#[command(name = "mpm-harness", version, about = "Conformance and fault-injection harness for Apache-style MPMs")]
+struct Cli {
+    /// Where the spec cases are (default: the project's `specs/`).
+    #[arg(long, global = true, value_name = "DIR")]
+    specs: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every (case, MPM, target) test.
+    List {
+        /// Only names containing this text.
+        filter: Option<String>,
+    },
+    /// Run the catalogue (or the cases matching FILTER) and print the conformance matrix.
+    Run {
+        /// Only tests whose name (`<case>::<mpm>::<target>`) contains this text.
+        filter: Option<String>,
+        /// MPMs to run (default: all three).
+        #[arg(long, value_enum)]
+        mpm: Vec<Mpm>,
+        /// Targets to run (default: reference).
+        #[arg(long, value_enum)]
+        target: Vec<Target>,
+        /// Write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write every run's verdict and timeline as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run everything N times.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Runs in parallel.
+        #[arg(long, short, default_value_t = 3)]
+        jobs: usize,
+    },
+    /// Run one case under one MPM and print its timeline and verdict.
+    Repro {
+        case: String,
+        #[arg(long, value_enum)]
+        mpm: Mpm,
+        #[arg(long, value_enum, default_value = "reference")]
+        target: Target,
+    },
+    /// Validate spec files.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the spec case format.
+    Schema,
+}
+
+fn main() {
+    serve_if_asked();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Schema => {
+            println!("{}", spec::schema());
+            0
+        }
+        Command::Check { files } => check(&files),
+        command => match load(cli.specs) {
+            Err(code) => code,
+            Ok(cases) => match command {
+                Command::List { filter } => list(&cases, filter.as_deref()),
+                Command::Repro { case, mpm, target } => repro(&cases, &case, mpm, target),
+                Command::Run {
+                    filter,
+                    mpm,
+                    target,
+                    junit,
+                    json,
+                    repeat,
+                    jobs,
+                } => run(&cases, RunArgs {
+                    filter,
+                    mpms: if mpm.is_empty() { Mpm::ALL.to_vec() } else { mpm },
+                    targets: if target.is_empty() { vec![Target::Reference] } else { target },
+                    junit,
+                    json,
+                    repeat: repeat.max(1),
+                    jobs: jobs.max(1),
+                }),
+                _ => unreachable!(),
+            },
+        },
+    };
+    std::process::exit(code);
+}
+
+fn load(dir: Option<PathBuf>) -> Result<Vec<Case>, i32> {
+    let dir = dir.unwrap_or_else(mpm_harness::default_specs_dir);
+    spec::load_dir(&dir).map_err(|errors| {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        2
+    })
+}
+
+fn check(files: &[PathBuf]) -> i32 {
+    let mut code = 0;
+    for f in files {
+        match spec::load(f) {
+            Ok(case) => println!("{}: ok ({}, {} steps)", f.display(), case.id, case.steps.len()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = 2;
+            }
+        }
+    }
+    code
+}
+
+fn list(cases: &[Case], filter: Option<&str>) -> i32 {
+    for case in cases {
+        for mpm in &case.mpms {
+            for target in Target::ALL {
+                let name = report::test_name(&case.id, *mpm, target);
+                if filter.is_none_or(|f| name.contains(f)) {
+                    let note = match target.available() {
+                        Ok(()) => String::new(),
+                        Err(why) => format!("  (not available: {why})"),
+                    };
+                    println!("{name}  {}{note}", case.title);
+                }
+            }
+        }
+    }
+    0
+}
+
+fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target) -> i32 {
+    let Some(case) = cases.iter().find(|c| c.id == id) else {
+        eprintln!("error: no case `{id}`; `mpm-harness list` shows them");
+        return 2;
+    };
+    if let Err(why) = target.available() {
+        eprintln!("error: target {} is not available: {why}", target.as_str());
+        return 2;
+    }
+    let run = runner::run(case, mpm, target);
+    print!("{}", report::timeline(&run));
+    if run.verdict.passed {
+        0
+    } else {
+        1
+    }
+}
+
+struct RunArgs {
+    filter: Option<String>,
+    mpms: Vec<Mpm>,
+    targets: Vec<Target>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    repeat: u32,
+    jobs: usize,
+}
+
+fn run(cases: &[Case], args: RunArgs) -> i32 {
+    let mut skipped = BTreeMap::new();
+    let mut targets = Vec::new();
+    for t in &args.targets {
+        match t.available() {
+            Ok(()) => targets.push(*t),
+            Err(why) => {
+                skipped.insert(*t, why);
+            }
+        }
+    }
+    let mut work: Vec<(&Case, Mpm, Target)> = Vec::new();
+    for _ in 0..args.repeat {
+        for case in cases {
+            for mpm in args.mpms.iter().filter(|m| case.mpms.contains(m)) {
+                for t in &targets {
+                    let name = report::test_name(&case.id, *mpm, *t);
+                    if args.filter.as_deref().is_none_or(|f| name.contains(f)) {
+                        work.push((case, *mpm, *t));
+                    }
+                }
+            }
+        }
+    }
+    let total = work.len();
+    println!("running {total} tests ({} jobs)", args.jobs);
+    let started = std::time::Instant::now();
+    let queue = Mutex::new(work.into_iter().enumerate());
+    let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(total.max(1)) {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((i, (case, mpm, target))) = next else { return };
+                let run = runner::run(case, mpm, target);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "[{:>3}/{total}] {} {} ({:.1} s)",
+                    i + 1,
+                    if run.verdict.passed { "PASS" } else { "FAIL" },
+                    report::test_name(&run.case, mpm, target),
+                    run.duration_ms / 1000.0
+                );
+                if !run.verdict.passed {
+                    let _ = write!(out, "{}", report::timeline(&run));
+                }
+                drop(out);
+                runs.lock().unwrap_or_else(|e| e.into_inner()).push(run);
+            });
+        }
+    });
+    let runs = runs.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed = runs.iter().filter(|r| !r.verdict.passed).count();
+    println!();
+    print!("{}", report::matrix(cases, &runs, &args.targets, &args.mpms, &skipped));
+    println!(
+        "\n{} passed, {failed} failed, in {:.1} s",
+        runs.len() - failed,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.junit {
+        if let Err(e) = std::fs::write(path, report::junit(&runs)) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
+        }
+    }
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::write(path, report::json(&runs)) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
+        }
+    }
+    i32::from(failed > 0)
+}

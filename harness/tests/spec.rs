@@ -1,0 +1,49 @@
+//! Every (case, MPM, target) of the catalogue as its own test, named
+//! `<case id>::<mpm>::<target>`: `cargo test -p mpm-harness --test spec -- keepalive`, `--list`,
+//! `--exact`, `--ignored` and nextest work as usual. Targets not available here are listed as
+//! ignored with the reason.
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use mpm_harness::report;
+use mpm_harness::runner;
+use mpm_harness::spec;
+use mpm_harness::target::{serve_if_asked, Target};
+
+fn main() {
+    serve_if_asked();
+    let args = Arguments::from_args();
+    let dir = mpm_harness::default_specs_dir();
+    let cases = match spec::load_dir(&dir) {
+        Ok(cases) => cases,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            std::process::exit(2);
+        }
+    };
+    let mut trials = Vec::new();
+    for case in cases {
+        for mpm in case.mpms.clone() {
+            for target in Target::ALL {
+                let name = report::test_name(&case.id, mpm, target);
+                let kind = case.tags.first().cloned().unwrap_or_default();
+                let case = case.clone();
+                let trial = Trial::test(name, move || {
+                    let run = runner::run(&case, mpm, target);
+                    if run.verdict.passed {
+                        Ok(())
+                    } else {
+                        Err(Failed::from(report::timeline(&run)))
+                    }
+                })
+                .with_kind(kind);
+                trials.push(match target.available() {
+                    Ok(()) => trial,
+                    Err(why) => trial.with_ignored_flag(true).with_kind(format!("ignored: {why}")),
+                });
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
