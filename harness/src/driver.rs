@@ -32,6 +32,8 @@ struct Shared {
     pending: Mutex<VecDeque<Pending>>,
     /// The client closed or reset the connection itself: an end is not the server's doing.
     client_closed: AtomicBool,
+    /// The reader saw the connection end; later requests fail at once.
+    ended: Mutex<Option<ErrorClass>>,
 }
 
 /// One named client connection.
@@ -61,6 +63,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             pending: Mutex::new(VecDeque::new()),
             client_closed: AtomicBool::new(false),
+            ended: Mutex::new(None),
         });
         Ok(Connection {
             name: name.to_string(),
@@ -83,7 +86,9 @@ impl Connection {
         let shared = self.shared.clone();
         let store = store.clone();
         let name = self.name.clone();
-        self.reader = Some(std::thread::spawn(move || read_responses(stream, shared, store, name, rate)));
+        self.reader = Some(std::thread::spawn(move || {
+            read_responses(stream, shared, store, name, rate)
+        }));
     }
 
     /// The name of the next request on this connection when the step gives none.
@@ -110,7 +115,28 @@ impl Connection {
     ) -> String {
         let request = self.next_name(name);
         let bytes = request_bytes(method, path, body, connection_close, http10);
-        self.write_requests(store, vec![(request.clone(), path.to_string())], &bytes, None);
+        self.write_requests(
+            store,
+            vec![(request.clone(), path.to_string())],
+            &bytes,
+            None,
+        );
+        request
+    }
+
+    /// Sends `bytes` as they are (a malformed request); one response is expected.
+    pub fn send_raw(&mut self, store: &Store, name: Option<&str>, bytes: &[u8]) -> String {
+        let request = self.next_name(name);
+        let shown = String::from_utf8_lossy(bytes)
+            .chars()
+            .take(40)
+            .collect::<String>();
+        self.write_requests(
+            store,
+            vec![(request.clone(), format!("raw {shown:?}"))],
+            bytes,
+            None,
+        );
         request
     }
 
@@ -139,19 +165,59 @@ impl Connection {
     }
 
     /// Requests `path` and reads the response at `rate` bytes per second.
-    pub fn slow_read(&mut self, store: &Store, name: Option<&str>, path: &str, rate: u32) -> String {
+    pub fn slow_read(
+        &mut self,
+        store: &Store,
+        name: Option<&str>,
+        path: &str,
+        rate: u32,
+    ) -> String {
         let request = self.next_name(name);
         // A small receive buffer so the server really meets a slow reader.
         set_rcvbuf(&self.stream, 4096);
         let bytes = request_bytes("GET", path, None, false, false);
-        self.write_requests(store, vec![(request.clone(), path.to_string())], &bytes, Some(rate));
+        self.write_requests(
+            store,
+            vec![(request.clone(), path.to_string())],
+            &bytes,
+            Some(rate),
+        );
         request
     }
 
-    fn write_requests(&mut self, store: &Store, requests: Vec<(String, String)>, bytes: &[u8], rate: Option<u32>) {
+    fn write_requests(
+        &mut self,
+        store: &Store,
+        requests: Vec<(String, String)>,
+        bytes: &[u8],
+        rate: Option<u32>,
+    ) {
         let now = Instant::now();
         {
-            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            // Holding `ended` while queueing: the reader either sees these requests or has
+            // already ended, never neither.
+            let ended = self.shared.ended.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(class) = *ended {
+                for (name, target) in &requests {
+                    store.push(Observation::RequestSent {
+                        request: name.clone(),
+                        conn: self.name.clone(),
+                        target: target.clone(),
+                    });
+                    store.push(Observation::RequestFailed {
+                        request: name.clone(),
+                        conn: self.name.clone(),
+                        class,
+                        latency_ms: 0.0,
+                    });
+                }
+                return;
+            }
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for (name, _) in &requests {
                 pending.push_back(Pending {
                     name: name.clone(),
@@ -172,23 +238,27 @@ impl Connection {
     }
 
     /// Sends a request head one byte per `interval` on a thread, until the server closes.
-    pub fn slow_head(&mut self, store: &Store, interval: Duration) {
+    pub fn slow_head(&mut self, store: &Store, interval: Duration) -> String {
         let name = self.next_name(None);
         {
-            let mut pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             pending.push_back(Pending {
                 name: name.clone(),
                 sent: Instant::now(),
             });
         }
         store.push(Observation::RequestSent {
-            request: name,
+            request: name.clone(),
             conn: self.name.clone(),
             target: "/ (slow head)".into(),
         });
         self.ensure_reader(store, None);
         let Ok(mut stream) = self.stream.try_clone() else {
-            return;
+            return name;
         };
         let shared = self.shared.clone();
         self.slow_head = Some(std::thread::spawn(move || {
@@ -205,6 +275,7 @@ impl Connection {
                 std::thread::sleep(interval);
             }
         }));
+        name
     }
 
     /// Resets the connection (SO_LINGER 0, then close).
@@ -238,7 +309,13 @@ impl Drop for Connection {
     }
 }
 
-fn request_bytes(method: &str, path: &str, body: Option<&str>, close: bool, http10: bool) -> Vec<u8> {
+fn request_bytes(
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    close: bool,
+    http10: bool,
+) -> Vec<u8> {
     let version = if http10 { "1.0" } else { "1.1" };
     let mut head = format!("{method} {path} HTTP/{version}\r\nHost: harness\r\n");
     if close {
@@ -256,14 +333,24 @@ fn request_bytes(method: &str, path: &str, body: Option<&str>, close: bool, http
 }
 
 /// The reader thread: parses responses in order and records outcomes.
-fn read_responses(mut stream: TcpStream, shared: Arc<Shared>, store: Store, conn: String, rate: Option<u32>) {
+fn read_responses(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    store: Store,
+    conn: String,
+    rate: Option<u32>,
+) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
     loop {
         // Parse every complete response in the buffer.
         while let Some((response, used)) = parse_response(&buf) {
             buf.drain(..used);
-            let pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+            let pending = shared
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
             if response.status < 200 {
                 continue;
             }
@@ -293,6 +380,8 @@ fn read_responses(mut stream: TcpStream, shared: Arc<Shared>, store: Store, conn
             }
             Err(class) => {
                 let by_client = shared.client_closed.load(Ordering::Acquire);
+                let mut ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
+                *ended = Some(class);
                 let pending: Vec<Pending> = shared
                     .pending
                     .lock()
@@ -307,6 +396,7 @@ fn read_responses(mut stream: TcpStream, shared: Arc<Shared>, store: Store, conn
                         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
                     });
                 }
+                drop(ended);
                 if !by_client {
                     store.push(Observation::ConnClosedByServer { conn, class });
                 }

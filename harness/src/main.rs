@@ -15,7 +15,11 @@ use mpm_harness::target::{serve_if_asked, Target};
 use refhttpd::config::Mpm;
 
 #[derive(Parser)]
-#[command(name = "mpm-harness", version, about = "Conformance and fault-injection harness for Apache-style MPMs")]
+#[command(
+    name = "mpm-harness",
+    version,
+    about = "Conformance and fault-injection harness for Apache-style MPMs"
+)]
 struct Cli {
     /// Where the spec cases are (default: the project's `specs/`).
     #[arg(long, global = true, value_name = "DIR")]
@@ -93,15 +97,26 @@ fn main() {
                     json,
                     repeat,
                     jobs,
-                } => run(&cases, RunArgs {
-                    filter,
-                    mpms: if mpm.is_empty() { Mpm::ALL.to_vec() } else { mpm },
-                    targets: if target.is_empty() { vec![Target::Reference] } else { target },
-                    junit,
-                    json,
-                    repeat: repeat.max(1),
-                    jobs: jobs.max(1),
-                }),
+                } => run(
+                    &cases,
+                    RunArgs {
+                        filter,
+                        mpms: if mpm.is_empty() {
+                            Mpm::ALL.to_vec()
+                        } else {
+                            mpm
+                        },
+                        targets: if target.is_empty() {
+                            vec![Target::Reference]
+                        } else {
+                            target
+                        },
+                        junit,
+                        json,
+                        repeat: repeat.max(1),
+                        jobs: jobs.max(1),
+                    },
+                ),
                 _ => unreachable!(),
             },
         },
@@ -123,7 +138,12 @@ fn check(files: &[PathBuf]) -> i32 {
     let mut code = 0;
     for f in files {
         match spec::load(f) {
-            Ok(case) => println!("{}: ok ({}, {} steps)", f.display(), case.id, case.steps.len()),
+            Ok(case) => println!(
+                "{}: ok ({}, {} steps)",
+                f.display(),
+                case.id,
+                case.steps.len()
+            ),
             Err(e) => {
                 eprintln!("error: {e}");
                 code = 2;
@@ -212,7 +232,9 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
         for _ in 0..args.jobs.min(total.max(1)) {
             scope.spawn(|| loop {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                let Some((i, (case, mpm, target))) = next else { return };
+                let Some((i, (case, mpm, target))) = next else {
+                    return;
+                };
                 let run = runner::run(case, mpm, target);
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
@@ -234,7 +256,10 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
     let runs = runs.into_inner().unwrap_or_else(|e| e.into_inner());
     let failed = runs.iter().filter(|r| !r.verdict.passed).count();
     println!();
-    print!("{}", report::matrix(cases, &runs, &args.targets, &args.mpms, &skipped));
+    print!(
+        "{}",
+        report::matrix(cases, &runs, &args.targets, &args.mpms, &skipped)
+    );
     println!(
         "\n{} passed, {failed} failed, in {:.1} s",
         runs.len() - failed,

@@ -62,7 +62,11 @@ impl ServedBy {
                 thread = v.parse().ok();
             }
         }
-        Some(ServedBy { pid: pid?, slot, thread })
+        Some(ServedBy {
+            pid: pid?,
+            slot,
+            thread,
+        })
     }
 }
 
@@ -131,10 +135,22 @@ impl fmt::Display for Summary {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
-    Step { line: usize, text: String },
-    ConnOpened { conn: String },
-    ConnRefused { conn: String, error: String },
-    RequestSent { request: String, conn: String, target: String },
+    Step {
+        line: usize,
+        text: String,
+    },
+    ConnOpened {
+        conn: String,
+    },
+    ConnRefused {
+        conn: String,
+        error: String,
+    },
+    RequestSent {
+        request: String,
+        conn: String,
+        target: String,
+    },
     Response {
         request: String,
         conn: String,
@@ -150,12 +166,27 @@ pub enum Observation {
         latency_ms: f64,
     },
     /// The server ended a connection (EOF or reset) that the client had not closed.
-    ConnClosedByServer { conn: String, class: ErrorClass },
+    ConnClosedByServer {
+        conn: String,
+        class: ErrorClass,
+    },
     Scoreboard(Summary),
-    ServerEvent { event: String, pid: i32, detail: serde_json::Value },
-    ChildExited { pid: i32, signal: Option<i32>, code: Option<i32> },
-    MasterExited { code: Option<i32> },
-    Note { text: String },
+    ServerEvent {
+        event: String,
+        pid: i32,
+        detail: serde_json::Value,
+    },
+    ChildExited {
+        pid: i32,
+        signal: Option<i32>,
+        code: Option<i32>,
+    },
+    MasterExited {
+        code: Option<i32>,
+    },
+    Note {
+        text: String,
+    },
 }
 
 /// An observation and when it happened, from the start of the run.

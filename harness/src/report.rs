@@ -21,7 +21,13 @@ pub enum Cell {
 }
 
 /// The conformance matrix.
-pub fn matrix(cases: &[Case], runs: &[Run], targets: &[Target], mpms: &[Mpm], skipped: &BTreeMap<Target, String>) -> String {
+pub fn matrix(
+    cases: &[Case],
+    runs: &[Run],
+    targets: &[Target],
+    mpms: &[Mpm],
+    skipped: &BTreeMap<Target, String>,
+) -> String {
     let columns: Vec<(Mpm, Target)> = targets
         .iter()
         .flat_map(|t| mpms.iter().map(move |m| (*m, *t)))
@@ -71,7 +77,10 @@ pub fn matrix(cases: &[Case], runs: &[Run], targets: &[Target], mpms: &[Mpm], sk
     for (t, why) in skipped {
         let _ = writeln!(out, "n.a. {}: {why}", t.as_str());
     }
-    if runs.iter().any(|r| r.target != Target::Reference && r.verdict.checks.iter().any(|c| c.reference_only)) {
+    if runs
+        .iter()
+        .any(|r| r.target != Target::Reference && r.verdict.checks.iter().any(|c| c.reference_only))
+    {
         out.push_str("PASS*: reference-only expectations were not judged on this target\n");
     }
     out
@@ -102,7 +111,11 @@ fn timeline_line(e: &Entry) -> Option<String> {
         Observation::Step { line, text } => format!("STEP   (line {line}) {text}"),
         Observation::ConnOpened { conn } => format!("conn   {conn}: opened"),
         Observation::ConnRefused { conn, error } => format!("conn   {conn}: refused ({error})"),
-        Observation::RequestSent { request, conn, target } => format!("req    {request}: sent {target} on {conn}"),
+        Observation::RequestSent {
+            request,
+            conn,
+            target,
+        } => format!("req    {request}: sent {target} on {conn}"),
         Observation::Response {
             request,
             status,
@@ -128,7 +141,9 @@ fn timeline_line(e: &Entry) -> Option<String> {
             latency_ms,
             ..
         } => format!("req    {request}: FAILED ({class}) after {latency_ms:.1} ms"),
-        Observation::ConnClosedByServer { conn, class } => format!("conn   {conn}: ended by the server ({class})"),
+        Observation::ConnClosedByServer { conn, class } => {
+            format!("conn   {conn}: ended by the server ({class})")
+        }
         Observation::Scoreboard(s) => format!("board  {s}"),
         Observation::ServerEvent { event, pid, detail } => {
             if event == "child_exited" {
@@ -160,7 +175,11 @@ pub fn verdict_text(run: &Run) -> String {
             "  [{}] {}{}: {}",
             if c.passed { "ok" } else { "FAILED" },
             c.what,
-            if c.reference_only { " (reference-only)" } else { "" },
+            if c.reference_only {
+                " (reference-only)"
+            } else {
+                ""
+            },
             c.detail
         );
     }

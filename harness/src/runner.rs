@@ -138,19 +138,23 @@ impl Play<'_> {
                 body,
                 connection_close,
                 http10,
+                raw,
             } => {
                 let Some(c) = self.conns.get_mut(conn) else {
                     return self.refused(conn, request.as_deref());
                 };
-                let name = c.send(
-                    self.store,
-                    request.as_deref(),
-                    method,
-                    path,
-                    body.as_deref(),
-                    *connection_close,
-                    *http10,
-                );
+                let name = match raw {
+                    Some(bytes) => c.send_raw(self.store, request.as_deref(), bytes.as_bytes()),
+                    None => c.send(
+                        self.store,
+                        request.as_deref(),
+                        method,
+                        path,
+                        body.as_deref(),
+                        *connection_close,
+                        *http10,
+                    ),
+                };
                 if fault
                     .as_ref()
                     .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process)
@@ -173,8 +177,7 @@ impl Play<'_> {
             }
             Action::SlowHead { conn, interval } => {
                 if let Some(c) = self.conns.get_mut(conn) {
-                    c.slow_head(self.store, *interval);
-                    let name = conn.clone();
+                    let name = c.slow_head(self.store, *interval);
                     self.note_sent(conn, name);
                 }
             }
@@ -206,13 +209,16 @@ impl Play<'_> {
             }),
             Action::Await { requests, within } => {
                 let deadline = Instant::now() + *within;
-                let held = self
-                    .store
-                    .wait_until(deadline, |s| requests.iter().all(|r| s.outcomes.contains_key(r)));
+                let held = self.store.wait_until(deadline, |s| {
+                    requests.iter().all(|r| s.outcomes.contains_key(r))
+                });
                 if !held {
                     let missing: Vec<&String> = {
                         let s = self.store.lock();
-                        requests.iter().filter(|r| !s.outcomes.contains_key(*r)).collect()
+                        requests
+                            .iter()
+                            .filter(|r| !s.outcomes.contains_key(*r))
+                            .collect()
                     };
                     self.checks.push(Check::fail(
                         format!("line {line}: await {}", requests.join(", ")),
@@ -247,14 +253,16 @@ impl Play<'_> {
             }
             Action::Signal(sig) => {
                 if let Err(e) = self.server.signal(sig.signal()) {
-                    self.checks.push(Check::fail(format!("line {line}: signal"), e.to_string()));
+                    self.checks
+                        .push(Check::fail(format!("line {line}: signal"), e.to_string()));
                     return false;
                 }
             }
             Action::KillChildOf { request, signal } => {
                 let pid = match self.store.lock().outcomes.get(request) {
                     Some(Outcome::Response {
-                        served_by: Some(by), ..
+                        served_by: Some(by),
+                        ..
                     }) => by.pid,
                     _ => 0,
                 };
@@ -302,8 +310,9 @@ impl Play<'_> {
     fn settle(&mut self, _case: &Case, _mpm: Mpm) {
         let names = self.sent.order.clone();
         let deadline = Instant::now() + SETTLE;
-        self.store
-            .wait_until(deadline, |s| names.iter().all(|r| s.outcomes.contains_key(r)));
+        self.store.wait_until(deadline, |s| {
+            names.iter().all(|r| s.outcomes.contains_key(r))
+        });
         for c in self.conns.values_mut() {
             c.close();
         }
@@ -333,10 +342,12 @@ pub fn holds(c: &ConditionSpec, s: &State) -> bool {
                 .holds(n)
         })
         && c.master_exited.is_none_or(|m| m == s.master_exited)
-        && c
-            .closed
-            .as_ref()
-            .is_none_or(|names| names.to_vec().iter().all(|n| s.closed_conns.contains_key(n)))
+        && c.closed.as_ref().is_none_or(|names| {
+            names
+                .to_vec()
+                .iter()
+                .all(|n| s.closed_conns.contains_key(n))
+        })
 }
 
 /// A condition in words.
@@ -358,7 +369,9 @@ pub fn describe_condition(c: &ConditionSpec) -> String {
     if let Some(e) = &c.event {
         parts.push(format!(
             "event {e}×{}",
-            c.events.map(|n| n.to_string()).unwrap_or_else(|| "≥1".into())
+            c.events
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "≥1".into())
         ));
     }
     if let Some(m) = c.master_exited {
@@ -382,7 +395,11 @@ pub fn describe_state(s: &State) -> String {
         "{summary}; child exits {}; events [{}]; closed by server [{}]",
         s.child_exits,
         events.join(", "),
-        s.closed_conns.keys().cloned().collect::<Vec<_>>().join(", ")
+        s.closed_conns
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -391,24 +408,54 @@ pub fn describe(a: &Action) -> String {
     match a {
         Action::Open(n) => format!("open {}", n.join(", ")),
         Action::Send {
-            conn, path, request, ..
+            conn,
+            path,
+            request,
+            raw: Some(raw),
+            ..
+        } => format!(
+            "send raw {raw:?} on {conn}{}",
+            request
+                .as_ref()
+                .map(|r| format!(" as {r}"))
+                .unwrap_or_default()
+        ),
+        Action::Send {
+            conn,
+            path,
+            request,
+            ..
         } => format!(
             "send {path} on {conn}{}",
-            request.as_ref().map(|r| format!(" as {r}")).unwrap_or_default()
+            request
+                .as_ref()
+                .map(|r| format!(" as {r}"))
+                .unwrap_or_default()
         ),
         Action::Pipeline { conn, paths, .. } => format!("pipeline {} on {conn}", paths.join(" ")),
-        Action::SlowHead { conn, interval } => format!("slow head on {conn}, a byte per {interval:?}"),
-        Action::SlowRead { conn, path, rate, .. } => format!("slow read of {path} on {conn} at {rate} B/s"),
+        Action::SlowHead { conn, interval } => {
+            format!("slow head on {conn}, a byte per {interval:?}")
+        }
+        Action::SlowRead {
+            conn, path, rate, ..
+        } => format!("slow read of {path} on {conn} at {rate} B/s"),
         Action::Reset(n) => format!("reset {}", n.join(", ")),
         Action::HalfClose(n) => format!("half-close {}", n.join(", ")),
         Action::Close(n) => format!("close {}", n.join(", ")),
-        Action::Await { requests, within } => format!("await {} (within {within:?})", requests.join(", ")),
+        Action::Await { requests, within } => {
+            format!("await {} (within {within:?})", requests.join(", "))
+        }
         Action::Wait { condition, within } => {
-            format!("wait for {} (within {within:?})", describe_condition(condition))
+            format!(
+                "wait for {} (within {within:?})",
+                describe_condition(condition)
+            )
         }
         Action::Check(c) => format!("check {}", describe_condition(c)),
         Action::Signal(s) => format!("signal the master: {:?} ({})", s, s.signal()),
-        Action::KillChildOf { request, signal } => format!("kill the child that served {request} with {signal}"),
+        Action::KillChildOf { request, signal } => {
+            format!("kill the child that served {request} with {signal}")
+        }
         Action::Sleep { duration, reason } => format!("fixed sleep {duration:?} ({reason})"),
     }
 }

@@ -130,6 +130,9 @@ pub struct StepSpec {
     pub path: Option<String>,
     /// `send`: a server fault from the mpm-faults vocabulary (the path becomes `/fault/<fault>`).
     pub fault: Option<String>,
+    /// `send`: exact bytes to send instead of a well-formed request (TOML escapes: `\r\n`),
+    /// for malformed requests (HT-1).
+    pub raw: Option<String>,
     /// `pipeline`: the paths.
     pub paths: Option<Vec<String>>,
     /// `send`: name of the request (default: the connection name, then `#2`, `#3`, …).
@@ -352,6 +355,7 @@ pub enum Action {
         body: Option<String>,
         connection_close: bool,
         http10: bool,
+        raw: Option<String>,
     },
     Pipeline {
         conn: String,
@@ -559,7 +563,10 @@ impl Validator<'_> {
 
     fn case(&mut self, file: CaseFile) -> Result<Case, SpecError> {
         if file.id.trim().is_empty() || file.id.contains(char::is_whitespace) {
-            return Err(self.err(find_key(self.text, 0, "id"), "`id` must be a non-empty word like `crash/segv-isolation`"));
+            return Err(self.err(
+                find_key(self.text, 0, "id"),
+                "`id` must be a non-empty word like `crash/segv-isolation`",
+            ));
         }
         let mpms = match &file.mpms {
             None => Mpm::ALL.to_vec(),
@@ -587,7 +594,12 @@ impl Validator<'_> {
         for (key, expect) in &file.expect {
             let offset = find_key(self.text, 0, &format!("[expect.{key}"));
             if key != "all" && !Mpm::ALL.iter().any(|m| m.as_str() == key) {
-                return Err(self.err(offset, format!("unknown expectation section `{key}` (use all, prefork, worker or event)")));
+                return Err(self.err(
+                    offset,
+                    format!(
+                        "unknown expectation section `{key}` (use all, prefork, worker or event)"
+                    ),
+                ));
             }
             self.expectations(expect, offset)?;
         }
@@ -614,7 +626,10 @@ impl Validator<'_> {
     fn directive_name(&self, name: &str) -> Result<(), SpecError> {
         let ok = name.chars().all(|c| c.is_ascii_alphanumeric()) && !name.is_empty();
         if !ok {
-            return Err(self.err(find_key(self.text, 0, name), format!("`{name}` is not a directive name")));
+            return Err(self.err(
+                find_key(self.text, 0, name),
+                format!("`{name}` is not a directive name"),
+            ));
         }
         Ok(())
     }
@@ -651,7 +666,10 @@ impl Validator<'_> {
             };
             return Err(self.err(
                 offset,
-                format!("server setting for {mpm}: {}", message.trim_start_matches("--set: ")),
+                format!(
+                    "server setting for {mpm}: {}",
+                    message.trim_start_matches("--set: ")
+                ),
             ));
         }
         Ok(())
@@ -674,13 +692,24 @@ impl Validator<'_> {
             ("kill_child_of", s.kill_child_of.is_some()),
             ("sleep", s.sleep.is_some()),
         ];
-        let given: Vec<&str> = actions.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
+        let given: Vec<&str> = actions
+            .iter()
+            .filter(|(_, g)| *g)
+            .map(|(n, _)| *n)
+            .collect();
         if given.len() != 1 {
-            return Err(self.err(offset, format!(
-                "a step needs exactly one action ({}), found {}",
-                actions.map(|(n, _)| n).join(", "),
-                if given.is_empty() { "none".to_string() } else { given.join(" and ") }
-            )));
+            return Err(self.err(
+                offset,
+                format!(
+                    "a step needs exactly one action ({}), found {}",
+                    actions.map(|(n, _)| n).join(", "),
+                    if given.is_empty() {
+                        "none".to_string()
+                    } else {
+                        given.join(" and ")
+                    }
+                ),
+            ));
         }
         let err = |m: String| SpecError {
             path: self.path.to_path_buf(),
@@ -692,7 +721,9 @@ impl Validator<'_> {
             None => None,
             Some(list) => Some(self.mpms(list, offset)?),
         };
-        let within = self.duration(s.within.as_deref(), offset)?.unwrap_or(DEFAULT_WITHIN);
+        let within = self
+            .duration(s.within.as_deref(), offset)?
+            .unwrap_or(DEFAULT_WITHIN);
         let action = match given[0] {
             "open" => {
                 let names = s.open.as_ref().unwrap().to_vec();
@@ -719,8 +750,16 @@ impl Validator<'_> {
                     None => None,
                     Some(text) => Some(text.parse::<Fault>().map_err(|e| err(e.to_string()))?),
                 };
+                if s.raw.is_some() && (s.path.is_some() || fault.is_some() || s.body.is_some()) {
+                    return Err(err(
+                        "`raw` replaces the whole request: no `path`, `fault` or `body` with it"
+                            .into(),
+                    ));
+                }
                 let path = match (&s.path, &fault) {
-                    (Some(_), Some(_)) => return Err(err("`send` takes `path` or `fault`, not both".into())),
+                    (Some(_), Some(_)) => {
+                        return Err(err("`send` takes `path` or `fault`, not both".into()))
+                    }
                     (Some(p), None) if p.starts_with('/') => p.clone(),
                     (Some(p), None) => return Err(err(format!("path `{p}` must start with `/`"))),
                     (None, Some(f)) => f.request_path(),
@@ -736,11 +775,16 @@ impl Validator<'_> {
                     body: s.body.clone(),
                     connection_close: s.connection_close,
                     http10: s.http10,
+                    raw: s.raw.clone(),
                 }
             }
             "pipeline" => {
                 let conn = self.conn(s.pipeline.as_ref().unwrap(), offset)?;
-                let paths = s.paths.clone().filter(|p| !p.is_empty()).ok_or_else(|| err("`pipeline` needs `paths`".into()))?;
+                let paths = s
+                    .paths
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| err("`pipeline` needs `paths`".into()))?;
                 Action::Pipeline {
                     conn,
                     paths,
@@ -749,11 +793,16 @@ impl Validator<'_> {
             }
             "slow_head" => Action::SlowHead {
                 conn: self.conn(s.slow_head.as_ref().unwrap(), offset)?,
-                interval: self.duration(s.interval.as_deref(), offset)?.unwrap_or(Duration::from_millis(100)),
+                interval: self
+                    .duration(s.interval.as_deref(), offset)?
+                    .unwrap_or(Duration::from_millis(100)),
             },
             "slow_read" => Action::SlowRead {
                 conn: self.conn(s.slow_read.as_ref().unwrap(), offset)?,
-                path: s.path.clone().ok_or_else(|| err("`slow_read` needs `path`".into()))?,
+                path: s
+                    .path
+                    .clone()
+                    .ok_or_else(|| err("`slow_read` needs `path`".into()))?,
                 rate: s.rate.unwrap_or(1024).max(1),
                 request: self.request_name(s.as_.clone(), offset)?,
             },
@@ -764,7 +813,9 @@ impl Validator<'_> {
                 let requests = s.await_.as_ref().unwrap().to_vec();
                 for r in &requests {
                     if !self.requests.contains(r) && !self.names.contains(r) {
-                        return Err(err(format!("`await` names `{r}`, which no earlier step sends")));
+                        return Err(err(format!(
+                            "`await` names `{r}`, which no earlier step sends"
+                        )));
                     }
                 }
                 Action::Await { requests, within }
@@ -774,31 +825,46 @@ impl Validator<'_> {
                 within,
             },
             "check" => Action::Check(self.condition(s.check.as_ref().unwrap(), offset)?),
-            "signal" => Action::Signal(match s.signal.as_deref().unwrap() {
-                "graceful" => MasterSignal::Graceful,
-                "restart" => MasterSignal::Restart,
-                "stop" => MasterSignal::Stop,
-                "graceful-stop" => MasterSignal::GracefulStop,
-                other => return Err(err(format!("unknown signal `{other}` (use graceful, restart, stop or graceful-stop)"))),
-            }),
+            "signal" => {
+                Action::Signal(match s.signal.as_deref().unwrap() {
+                    "graceful" => MasterSignal::Graceful,
+                    "restart" => MasterSignal::Restart,
+                    "stop" => MasterSignal::Stop,
+                    "graceful-stop" => MasterSignal::GracefulStop,
+                    other => return Err(err(format!(
+                        "unknown signal `{other}` (use graceful, restart, stop or graceful-stop)"
+                    ))),
+                })
+            }
             "kill_child_of" => {
                 let request = s.kill_child_of.clone().unwrap();
                 if !self.requests.contains(&request) && !self.names.contains(&request) {
-                    return Err(err(format!("`kill_child_of` names `{request}`, which no earlier step sends")));
+                    return Err(err(format!(
+                        "`kill_child_of` names `{request}`, which no earlier step sends"
+                    )));
                 }
                 let name = s.with.clone().unwrap_or_else(|| "SIGKILL".into());
-                let signal = name
-                    .parse::<nix::sys::signal::Signal>()
-                    .map_err(|_| err(format!("unknown signal `{name}` (use e.g. SIGKILL, SIGSEGV)")))?;
+                let signal = name.parse::<nix::sys::signal::Signal>().map_err(|_| {
+                    err(format!(
+                        "unknown signal `{name}` (use e.g. SIGKILL, SIGSEGV)"
+                    ))
+                })?;
                 Action::KillChildOf { request, signal }
             }
             "sleep" => {
-                let duration = self.duration(s.sleep.as_deref(), offset)?.unwrap_or_default();
+                let duration = self
+                    .duration(s.sleep.as_deref(), offset)?
+                    .unwrap_or_default();
                 let reason = s
                     .reason
                     .clone()
                     .filter(|r| !r.trim().is_empty())
-                    .ok_or_else(|| err("a fixed `sleep` needs a `reason`: why is there nothing to wait for?".into()))?;
+                    .ok_or_else(|| {
+                        err(
+                            "a fixed `sleep` needs a `reason`: why is there nothing to wait for?"
+                                .into(),
+                        )
+                    })?;
                 Action::Sleep { duration, reason }
             }
             _ => unreachable!(),
@@ -814,15 +880,26 @@ impl Validator<'_> {
         if self.names.iter().any(|n| n == name) {
             Ok(name.to_string())
         } else {
-            Err(self.err(offset, format!("connection `{name}` is not opened by an earlier step")))
+            Err(self.err(
+                offset,
+                format!("connection `{name}` is not opened by an earlier step"),
+            ))
         }
     }
 
     fn conns(&self, names: &Names, offset: usize) -> Result<Vec<String>, SpecError> {
-        names.to_vec().iter().map(|n| self.conn(n, offset)).collect()
+        names
+            .to_vec()
+            .iter()
+            .map(|n| self.conn(n, offset))
+            .collect()
     }
 
-    fn request_name(&mut self, name: Option<String>, offset: usize) -> Result<Option<String>, SpecError> {
+    fn request_name(
+        &mut self,
+        name: Option<String>,
+        offset: usize,
+    ) -> Result<Option<String>, SpecError> {
         if let Some(n) = &name {
             if self.requests.contains(n) {
                 return Err(self.err(offset, format!("request name `{n}` is used twice")));
@@ -839,7 +916,10 @@ impl Validator<'_> {
 
     fn condition(&self, c: &ConditionSpec, offset: usize) -> Result<ConditionSpec, SpecError> {
         if *c == ConditionSpec::default() {
-            return Err(self.err(offset, "an empty condition always holds; name what to wait for"));
+            return Err(self.err(
+                offset,
+                "an empty condition always holds; name what to wait for",
+            ));
         }
         if c.events.is_some() && c.event.is_none() {
             return Err(self.err(offset, "`events` counts the kind given in `event`"));
@@ -853,7 +933,10 @@ impl Validator<'_> {
     fn expectations(&self, e: &ExpectSpec, offset: usize) -> Result<(), SpecError> {
         for (name, r) in &e.requests {
             if !self.requests.contains(name) && !self.names.contains(name) {
-                return Err(self.err(offset, format!("expectation for request `{name}`, which no step sends")));
+                return Err(self.err(
+                    offset,
+                    format!("expectation for request `{name}`, which no step sends"),
+                ));
             }
             self.request_expect(r, offset)?;
         }
@@ -862,7 +945,10 @@ impl Validator<'_> {
         }
         if let Some(c) = &e.crash {
             if c.scope != "connection" && c.scope != "process" {
-                return Err(self.err(offset, format!("crash scope `{}` (use connection or process)", c.scope)));
+                return Err(self.err(
+                    offset,
+                    format!("crash scope `{}` (use connection or process)", c.scope),
+                ));
             }
             self.duration(c.recovered_within.as_deref(), offset)?;
         }
@@ -874,7 +960,10 @@ impl Validator<'_> {
 
     fn request_expect(&self, r: &RequestExpectSpec, offset: usize) -> Result<(), SpecError> {
         let table = RequestExpect::from_spec(r).map_err(|m| self.err(offset, m))?;
-        for other in [&table.same_child_as, &table.other_child_than].into_iter().flatten() {
+        for other in [&table.same_child_as, &table.other_child_than]
+            .into_iter()
+            .flatten()
+        {
             if !self.requests.contains(other) && !self.names.contains(other) {
                 return Err(self.err(offset, format!("`{other}` is not a request of this case")));
             }
@@ -884,7 +973,9 @@ impl Validator<'_> {
 }
 
 /// Outcome classes a request expectation can name.
-pub const OUTCOMES: [&str; 7] = ["ok", "failed", "closed", "reset", "refused", "timeout", "pending"];
+pub const OUTCOMES: [&str; 7] = [
+    "ok", "failed", "closed", "reset", "refused", "timeout", "pending",
+];
 
 /// A request expectation, normalised.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -914,7 +1005,10 @@ impl RequestExpect {
         };
         if let Some(o) = &t.outcome {
             if !OUTCOMES.contains(&o.as_str()) {
-                return Err(format!("unknown outcome `{o}` (use {})", OUTCOMES.join(", ")));
+                return Err(format!(
+                    "unknown outcome `{o}` (use {})",
+                    OUTCOMES.join(", ")
+                ));
             }
         }
         let d = |t: &Option<String>| t.as_deref().map(mpm_faults::duration::parse).transpose();
@@ -936,7 +1030,9 @@ pub fn find_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -962,7 +1058,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Case>, Vec<SpecError>> {
                         path: path.clone(),
                         line: 1,
                         column: 1,
-                        message: format!("id `{}` is also used by {}", case.id, other.path.display()),
+                        message: format!(
+                            "id `{}` is also used by {}",
+                            case.id,
+                            other.path.display()
+                        ),
                     });
                 } else {
                     cases.push(case);
@@ -1042,7 +1142,11 @@ requests = { s = 200 }
         let e = p(&GOOD.replace("ThreadsPerChild = 2", "ThreadsPerChild = \"many\"")).unwrap_err();
         assert!(e.message.contains("ThreadsPerChild"), "{e}");
         assert_eq!(e.line, 7, "{e}");
-        let e = p(&GOOD.replace("[[step]]\nopen = \"a\"", "[[step]]\nopen = \"a\"\nsend = \"a\"")).unwrap_err();
+        let e = p(&GOOD.replace(
+            "[[step]]\nopen = \"a\"",
+            "[[step]]\nopen = \"a\"\nsend = \"a\"",
+        ))
+        .unwrap_err();
         assert!(e.message.contains("exactly one action"), "{e}");
         let e = p(&format!("{GOOD}\nbogus = 1\n")).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");

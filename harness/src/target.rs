@@ -41,7 +41,9 @@ pub fn serve_if_asked() {
 }
 
 /// Where a case runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// refhttpd, embedded.
@@ -168,7 +170,10 @@ impl RunningServer {
             None => {
                 let log = server.error_log_text();
                 // Dropping the server stops whatever was started.
-                Err(fail(format!("no ready line (got {line:?}); stderr: {}", log.trim())))
+                Err(fail(format!(
+                    "no ready line (got {line:?}); stderr: {}",
+                    log.trim()
+                )))
             }
         }
     }

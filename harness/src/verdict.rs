@@ -171,7 +171,9 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
         }
     }
     let latency = match outcome {
-        Some(Outcome::Response { latency, .. }) | Some(Outcome::Failed { latency, .. }) => Some(*latency),
+        Some(Outcome::Response { latency, .. }) | Some(Outcome::Failed { latency, .. }) => {
+            Some(*latency)
+        }
         None => None,
     };
     if let Some(min) = e.latency_at_least {
@@ -187,23 +189,33 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
     if let Some(closes) = e.closes {
         let got = matches!(outcome, Some(Outcome::Response { closes: c, .. }) if *c == closes);
         if !got {
-            problems.push(format!("expected Connection: {}", if closes { "close" } else { "keep-alive" }));
+            problems.push(format!(
+                "expected Connection: {}",
+                if closes { "close" } else { "keep-alive" }
+            ));
         }
     }
     let pid_of = |r: &str| match s.outcomes.get(r) {
         Some(Outcome::Response {
-            served_by: Some(by), ..
+            served_by: Some(by),
+            ..
         }) => Some(by.pid),
         _ => None,
     };
     if let Some(other) = &e.same_child_as {
         if pid_of(name).is_none() || pid_of(name) != pid_of(other) {
-            problems.push(format!("expected the same child as {other} ({:?})", pid_of(other)));
+            problems.push(format!(
+                "expected the same child as {other} ({:?})",
+                pid_of(other)
+            ));
         }
     }
     if let Some(other) = &e.other_child_than {
         if pid_of(name).is_none() || pid_of(name) == pid_of(other) {
-            problems.push(format!("expected another child than {other} ({:?})", pid_of(other)));
+            problems.push(format!(
+                "expected another child than {other} ({:?})",
+                pid_of(other)
+            ));
         }
     }
     let mut check = Check::new(
@@ -230,7 +242,10 @@ fn describe_outcome(o: Option<&Outcome>) -> String {
         }) => format!(
             "{status} in {:.1} ms{}{}",
             latency.as_secs_f64() * 1000.0,
-            served_by.as_ref().map(|b| format!(" from pid {}", b.pid)).unwrap_or_default(),
+            served_by
+                .as_ref()
+                .map(|b| format!(" from pid {}", b.pid))
+                .unwrap_or_default(),
             if *closes { ", Connection: close" } else { "" }
         ),
         Some(Outcome::Failed { class, latency }) => {
@@ -240,12 +255,19 @@ fn describe_outcome(o: Option<&Outcome>) -> String {
 }
 
 /// The crash oracle.
-fn crash_checks(spec: &CrashExpectSpec, timeline: &[Entry], sent: &Sent, state: &State) -> Vec<Check> {
+fn crash_checks(
+    spec: &CrashExpectSpec,
+    timeline: &[Entry],
+    sent: &Sent,
+    state: &State,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let deaths: Vec<(f64, i32, String)> = timeline
         .iter()
         .filter_map(|e| match &e.what {
-            Observation::ChildExited { pid, signal, code } if signal.is_some() || code.is_some_and(|c| c != 0) => {
+            Observation::ChildExited { pid, signal, code }
+                if signal.is_some() || code.is_some_and(|c| c != 0) =>
+            {
                 let how = match (signal, code) {
                     (Some(s), _) => format!("signal {s}"),
                     (_, Some(c)) => format!("exit code {c}"),
@@ -257,7 +279,10 @@ fn crash_checks(spec: &CrashExpectSpec, timeline: &[Entry], sent: &Sent, state: 
         })
         .collect();
     if deaths.is_empty() {
-        checks.push(Check::fail("a child crashed", "no child died by a signal or a non-zero exit"));
+        checks.push(Check::fail(
+            "a child crashed",
+            "no child died by a signal or a non-zero exit",
+        ));
         return checks;
     }
     let dead: BTreeSet<i32> = deaths.iter().map(|d| d.1).collect();
@@ -273,7 +298,9 @@ fn crash_checks(spec: &CrashExpectSpec, timeline: &[Entry], sent: &Sent, state: 
     let crash_at = timeline
         .iter()
         .filter_map(|e| match &e.what {
-            Observation::RequestFailed { request, .. } if sent.fatal.contains(request) => Some(e.at_ms),
+            Observation::RequestFailed { request, .. } if sent.fatal.contains(request) => {
+                Some(e.at_ms)
+            }
             _ => None,
         })
         .chain(deaths.iter().map(|d| d.0))
@@ -287,12 +314,20 @@ fn crash_checks(spec: &CrashExpectSpec, timeline: &[Entry], sent: &Sent, state: 
         let conn = sent.conn_of.get(name).map(String::as_str).unwrap_or("");
         let failed = !matches!(state.outcomes.get(name), Some(Outcome::Response { .. }));
         let may_fail = sent.fatal.contains(name)
-            || (spec.scope == "process" && owned_by_dead(conn) && !answered_before(timeline, name, crash_at));
+            || (spec.scope == "process"
+                && owned_by_dead(conn)
+                && !answered_before(timeline, name, crash_at));
         if failed && !may_fail {
-            unexpected.push(format!("{name} on {conn} ({})", describe_outcome(state.outcomes.get(name))));
+            unexpected.push(format!(
+                "{name} on {conn} ({})",
+                describe_outcome(state.outcomes.get(name))
+            ));
         }
         if !failed && may_fail {
-            lost.push(format!("{name} on {conn} survived ({})", describe_outcome(state.outcomes.get(name))));
+            lost.push(format!(
+                "{name} on {conn} survived ({})",
+                describe_outcome(state.outcomes.get(name))
+            ));
         }
     }
     let scope_text = match spec.scope.as_str() {
@@ -312,7 +347,9 @@ fn crash_checks(spec: &CrashExpectSpec, timeline: &[Entry], sent: &Sent, state: 
             .map(|(conn, _)| conn)
             .collect();
         if !idle_survivors.is_empty() {
-            problems.push(format!("connections of the crashed child still open: {idle_survivors:?}"));
+            problems.push(format!(
+                "connections of the crashed child still open: {idle_survivors:?}"
+            ));
         }
     }
     let failed_names: Vec<&String> = sent
@@ -362,9 +399,10 @@ fn owners_before(timeline: &[Entry], t: f64) -> BTreeMap<String, i32> {
 }
 
 fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {
-    timeline.iter().take_while(|e| e.at_ms <= t).any(|e| {
-        matches!(&e.what, Observation::Response { request: r, .. } if r == request)
-    })
+    timeline
+        .iter()
+        .take_while(|e| e.at_ms <= t)
+        .any(|e| matches!(&e.what, Observation::Response { request: r, .. } if r == request))
 }
 
 /// The pool is whole again: as many accepting processes as just before the crash.

@@ -40,7 +40,9 @@ fn main() {
                 .with_kind(kind);
                 trials.push(match target.available() {
                     Ok(()) => trial,
-                    Err(why) => trial.with_ignored_flag(true).with_kind(format!("ignored: {why}")),
+                    Err(why) => trial
+                        .with_ignored_flag(true)
+                        .with_kind(format!("ignored: {why}")),
                 });
             }
         }
