@@ -409,7 +409,6 @@ pub fn describe(a: &Action) -> String {
         Action::Open(n) => format!("open {}", n.join(", ")),
         Action::Send {
             conn,
-            path,
             request,
             raw: Some(raw),
             ..
