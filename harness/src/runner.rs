@@ -63,8 +63,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
     match server {
         Err(e) => checks.push(Check::fail("server starts", e.to_string())),
         Ok(mut server) => {
-            let sampler = observe::sample_scoreboard(store.clone(), server.scoreboard.clone());
-            let tail = observe::tail_event_log(store.clone(), server.event_log.clone());
+            let observers = server.start_observers(&store);
             let mut play = Play {
                 store: &store,
                 server: &server,
@@ -78,8 +77,9 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
             server.stop();
             server_log = server.error_log_text();
             store.close();
-            let _ = sampler.join();
-            let _ = tail.join();
+            for o in observers {
+                let _ = o.join();
+            }
         }
     }
     let timeline = store.entries();

@@ -81,6 +81,7 @@ pub struct Launch {
 
 /// A started server.
 pub struct RunningServer {
+    pub target: Target,
     pub addr: SocketAddr,
     pub master: i32,
     pub dir: tempfile::TempDir,
@@ -152,6 +153,7 @@ impl RunningServer {
         });
         let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
         let mut server = RunningServer {
+            target: Target::Reference,
             addr: "127.0.0.1:0".parse().expect("address"),
             master: group.as_raw(),
             dir,
@@ -175,6 +177,18 @@ impl RunningServer {
                     log.trim()
                 )))
             }
+        }
+    }
+
+    /// Starts the observers that turn this server's own records into observations: the
+    /// scoreboard sampler and the event-log tail (reference).
+    pub fn start_observers(&self, store: &Store) -> Vec<std::thread::JoinHandle<()>> {
+        match self.target {
+            Target::Reference => vec![
+                crate::observe::sample_scoreboard(store.clone(), self.scoreboard.clone()),
+                crate::observe::tail_event_log(store.clone(), self.event_log.clone()),
+            ],
+            Target::Apache => Vec::new(),
         }
     }
 
