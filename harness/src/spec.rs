@@ -825,17 +825,17 @@ impl Validator<'_> {
                 within,
             },
             "check" => Action::Check(self.condition(s.check.as_ref().unwrap(), offset)?),
-            "signal" => {
-                Action::Signal(match s.signal.as_deref().unwrap() {
-                    "graceful" => MasterSignal::Graceful,
-                    "restart" => MasterSignal::Restart,
-                    "stop" => MasterSignal::Stop,
-                    "graceful-stop" => MasterSignal::GracefulStop,
-                    other => return Err(err(format!(
+            "signal" => Action::Signal(match s.signal.as_deref().unwrap() {
+                "graceful" => MasterSignal::Graceful,
+                "restart" => MasterSignal::Restart,
+                "stop" => MasterSignal::Stop,
+                "graceful-stop" => MasterSignal::GracefulStop,
+                other => {
+                    return Err(err(format!(
                         "unknown signal `{other}` (use graceful, restart, stop or graceful-stop)"
-                    ))),
-                })
-            }
+                    )))
+                }
+            }),
             "kill_child_of" => {
                 let request = s.kill_child_of.clone().unwrap();
                 if !self.requests.contains(&request) && !self.names.contains(&request) {

@@ -1,0 +1,241 @@
+//! The `mpm-harness` command line: exit codes, spec errors with their place, reports, and no
+//! server left behind when the harness itself is SIGKILLed.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+
+const QUICK_CASE: &str = r#"
+id = "quick/hello"
+title = "one request"
+[server]
+all = { StartServers = 1 }
+threaded = { ThreadsPerChild = 2 }
+
+[[step]]
+open = "a"
+[[step]]
+send = "a"
+as = "hello"
+[[step]]
+await = "hello"
+
+[expect.all]
+requests = { hello = { status = 200, closes = false } }
+"#;
+
+const HANGING_CASE: &str = r#"
+id = "quick/hang"
+title = "a request that never ends"
+[server]
+faults = true
+all = { StartServers = 2 }
+threaded = { ThreadsPerChild = 2 }
+[[step]]
+open = "a"
+[[step]]
+send = "a"
+fault = "hang"
+[[step]]
+await = "a"
+within = "60s"
+"#;
+
+fn harness() -> Command {
+    Command::new(cargo_bin("mpm-harness"))
+}
+
+fn specs_with(case: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("quick")).unwrap();
+    std::fs::write(dir.path().join("quick/case.toml"), case).unwrap();
+    dir
+}
+
+#[test]
+fn schema_is_a_json_schema() {
+    let out = harness().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "CaseFile");
+    assert!(schema["properties"]["expect"].is_object());
+}
+
+#[test]
+fn check_names_file_line_and_column_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        QUICK_CASE.replace("as = \"hello\"", "as = \"hello\"\nfault = \"crash:kill\""),
+    )
+    .unwrap();
+    let out = harness().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:10:1: invalid fault `crash:kill`",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, QUICK_CASE).unwrap();
+    let out = harness().arg("check").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn a_bad_catalogue_is_exit_2_not_a_panic() {
+    let specs = specs_with("id = \"x\"\ntitle = \"t\"\n[[step]]\nopen = 3\n");
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("case.toml:4:8"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn list_names_every_case_mpm_and_target() {
+    let specs = specs_with(QUICK_CASE);
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .arg("list")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for mpm in ["prefork", "worker", "event"] {
+        assert!(
+            stdout.contains(&format!("quick/hello::{mpm}::reference")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("quick/hello::{mpm}::apache")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn run_prints_the_matrix_and_writes_reports() {
+    let specs = specs_with(QUICK_CASE);
+    let out_dir = tempfile::tempdir().unwrap();
+    let junit = out_dir.path().join("junit.xml");
+    let json = out_dir.path().join("runs.json");
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--junit"])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let matrix_row = stdout
+        .lines()
+        .find(|l| l.starts_with("quick/hello"))
+        .expect("a matrix row");
+    assert_eq!(matrix_row.matches("PASS").count(), 3, "{matrix_row}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("quick/hello::event::reference"), "{xml}");
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_failing_expectation_is_exit_1_and_explains_itself() {
+    let specs = specs_with(&QUICK_CASE.replace("status = 200", "status = 404"));
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--mpm", "worker"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[FAILED] request hello: expected status 404; observed 200 in"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("STEP   (line 10) send / on a as hello"),
+        "{stdout}"
+    );
+}
+
+/// Processes whose command line mentions the hidden serve mode and `dir` (the case's specs dir
+/// is not on the server's command line, so look for the harness's own children by parentage).
+fn server_processes_of(harness_pid: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let environ_marker = format!("MPM_HARNESS_TEST_PARENT={harness_pid}");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        if cmdline.contains("__serve") && environ.contains(&environ_marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_server_survives_a_sigkilled_harness() {
+    let specs = specs_with(HANGING_CASE);
+    let mut child = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--mpm", "worker"])
+        .env("MPM_HARNESS_TEST_PARENT", std::process::id().to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let me = std::process::id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Master plus two children: the server is up and serving the hanging request.
+    while server_processes_of(me).len() < 3 {
+        assert!(Instant::now() < deadline, "the server never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<i32> = server_processes_of(me)
+            .into_iter()
+            .filter(|p| !is_zombie(*p))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server processes left: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
