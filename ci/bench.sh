@@ -38,26 +38,13 @@ cleanup() {
     local pid
     for pid in "${STARTED_GROUPS[@]}"; do stop_group "$pid"; done
     STARTED_GROUPS=()
-    [ -n "${POLICY_RC_D:-}" ] && as_root rm -f "$POLICY_RC_D"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- tools -----------------------------------------------------------------------------------
-if ! command -v apache2 >/dev/null || ! command -v wrk >/dev/null || \
-   [ ! -e /usr/lib/apache2/modules/mod_mpm_event.so ]; then
-    echo "== installing apache2 and wrk"
-    # Keep the package from starting the apache2 service (the Debian way: policy-rc.d).
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        POLICY_RC_D=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC_D" >/dev/null
-        as_root chmod 755 "$POLICY_RC_D"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get install -y apache2 wrk || { as_root apt-get update && as_root apt-get install -y apache2 wrk; }
-    if [ -n "${POLICY_RC_D:-}" ]; then as_root rm -f "$POLICY_RC_D"; POLICY_RC_D=; fi
-fi
+ci/install-apache.sh wrk
 APACHE=$(command -v apache2)
 MODULES=/usr/lib/apache2/modules
 
