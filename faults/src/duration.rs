@@ -42,13 +42,13 @@ pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         "0s".into()
-    } else if nanos % 3_600_000_000_000 == 0 {
+    } else if nanos.is_multiple_of(3_600_000_000_000) {
         format!("{}h", nanos / 3_600_000_000_000)
-    } else if nanos % 60_000_000_000 == 0 {
+    } else if nanos.is_multiple_of(60_000_000_000) {
         format!("{}min", nanos / 60_000_000_000)
-    } else if nanos % 1_000_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000_000) {
         format!("{}s", nanos / 1_000_000_000)
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{}ms", nanos / 1_000_000)
     } else {
         format!("{}us", nanos.div_ceil(1000))

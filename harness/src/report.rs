@@ -42,9 +42,7 @@ pub fn matrix(
     for case in cases {
         let _ = write!(out, "{:width$}", case.id);
         for (m, t) in &columns {
-            let cell = if !case.mpms.contains(m) {
-                "n.a.".to_string()
-            } else if skipped.contains_key(t) {
+            let cell = if !case.mpms.contains(m) || skipped.contains_key(t) {
                 "n.a.".to_string()
             } else {
                 let mine: Vec<&Run> = runs

@@ -1,7 +1,6 @@
 //! The `mpm-harness` command line: exit codes, spec errors with their place, reports, and no
 //! server left behind when the harness itself is SIGKILLed.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

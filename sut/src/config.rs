@@ -471,7 +471,7 @@ impl Config {
             ));
             self.max_request_workers = tpc;
         }
-        if self.max_request_workers % tpc != 0 {
+        if !self.max_request_workers.is_multiple_of(tpc) {
             let rounded = self.max_request_workers / tpc * tpc;
             self.warn(format!(
                 "MaxRequestWorkers of {} is not an integer multiple of ThreadsPerChild of {tpc}, decreasing to nearest multiple {rounded}",

@@ -426,18 +426,23 @@ impl Master {
             return Err(());
         }
         if let Some(errno) = self.fork_fault() {
-            return Err(self.fork_failed(slot, errno.into()));
+            self.fork_failed(slot, errno.into());
+            return Err(());
         }
         let (control_read, control_write) = match nix::unistd::pipe() {
             Ok(pair) => pair,
-            Err(e) => return Err(self.fork_failed(slot, e.into())),
+            Err(e) => {
+                self.fork_failed(slot, e.into());
+                return Err(());
+            }
         };
         self.prepare_slot(slot);
         let start_fault = self.child_start_fault();
         match os::fork() {
             Err(e) => {
                 self.scoreboard.process(slot).reset();
-                Err(self.fork_failed(slot, e))
+                self.fork_failed(slot, e);
+                Err(())
             }
             Ok(Forked::Child) => {
                 drop(control_write);

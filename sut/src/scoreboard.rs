@@ -271,7 +271,7 @@ impl WorkerSlot {
     /// Records the request line and client of the request being served.
     pub fn begin_request(&self, request_line: &str, client: &str) {
         let seq = self.text_seq.fetch_add(1, Ordering::AcqRel);
-        debug_assert!(seq % 2 == 0);
+        debug_assert!(seq.is_multiple_of(2));
         store_text(&self.request, request_line);
         store_text(&self.client, client);
         self.text_seq.fetch_add(1, Ordering::Release);
