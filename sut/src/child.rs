@@ -144,6 +144,17 @@ pub struct ChildStart {
 /// Runs a child to its end; never returns. A panic that escapes (none should: workers catch
 /// theirs) ends the child with exit code 1 and never unwinds into the master's code.
 pub fn run(start: ChildStart) -> ! {
+    // A handler panic is caught at the worker boundary (500); log it as Apache logs errors.
+    std::panic::set_hook(Box::new(|info| {
+        crate::eventlog::error_log(
+            "refhttpd",
+            crate::eventlog::Level::Error,
+            format_args!(
+                "panic in {}: {info}",
+                std::thread::current().name().unwrap_or("child")
+            ),
+        );
+    }));
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(start))).unwrap_or(1);
     os::exit_now(code)
 }
