@@ -54,11 +54,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
     let mut server_log = String::new();
     let server = match target {
         Target::Reference => RunningServer::start_reference(&launch, &store),
-        Target::Apache => Err(crate::target::StartError {
-            target: "apache",
-            mpm,
-            reason: Target::Apache.available().unwrap_err(),
-        }),
+        Target::Apache => RunningServer::start_apache(&launch, &store),
     };
     match server {
         Err(e) => checks.push(Check::fail("server starts", e.to_string())),

@@ -19,6 +19,10 @@ use refhttpd::config::Mpm;
 
 use crate::observe::{Observation, Store};
 
+// Declared here, not in lib.rs, so that it may build a `RunningServer` (private fields).
+#[path = "apache.rs"]
+pub mod apache;
+
 /// The first argument that makes the harness binary run refhttpd instead.
 pub const SERVE_ARG: &str = "__serve";
 
@@ -66,7 +70,7 @@ impl Target {
     pub fn available(self) -> Result<(), String> {
         match self {
             Target::Reference => Ok(()),
-            Target::Apache => Err("the apache target is not implemented yet (issue 4)".into()),
+            Target::Apache => apache::available(),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct RunningServer {
     pub error_log: PathBuf,
     group: Pid,
     store: Store,
+    /// Set when `stop` begins: the Apache observers no longer record the exits it causes.
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A server that would not start.
@@ -162,6 +168,7 @@ impl RunningServer {
             error_log,
             group,
             store: store.clone(),
+            stopping: Default::default(),
         };
         match parse_ready(&line) {
             Some((addr, master)) => {
@@ -180,15 +187,22 @@ impl RunningServer {
         }
     }
 
+    /// Starts Apache httpd for `launch` (see [`apache`]); its master's exit is recorded in
+    /// `store`.
+    pub fn start_apache(launch: &Launch, store: &Store) -> Result<RunningServer, StartError> {
+        apache::start(launch, store)
+    }
+
     /// Starts the observers that turn this server's own records into observations: the
-    /// scoreboard sampler and the event-log tail (reference).
+    /// scoreboard sampler and the event-log tail (reference); the status sampler, the `/proc`
+    /// watcher and the error-log tail (Apache).
     pub fn start_observers(&self, store: &Store) -> Vec<std::thread::JoinHandle<()>> {
         match self.target {
             Target::Reference => vec![
                 crate::observe::sample_scoreboard(store.clone(), self.scoreboard.clone()),
                 crate::observe::tail_event_log(store.clone(), self.event_log.clone()),
             ],
-            Target::Apache => Vec::new(),
+            Target::Apache => apache::start_observers(self, store),
         }
     }
 
@@ -204,6 +218,8 @@ impl RunningServer {
 
     /// Stops the whole process group: SIGTERM, a grace period, SIGKILL.
     pub fn stop(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = killpg(self.group, Signal::SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
         let exited = self.store.wait_until(deadline, |s| s.master_exited);

@@ -200,7 +200,9 @@ pub fn serve_request(
     send(conn, w, out, mode)
 }
 
-/// Whether the connection stays open after this response (KA-1, KA-2).
+/// Whether the connection stays open after this response (KA-1, KA-2). As Apache counts
+/// (`ap_set_keepalive`), MaxKeepAliveRequests is the number of requests allowed *after* the
+/// first: the response to request N+1 closes (`conn.requests` already counts this one).
 fn keep_alive_allowed(
     conn: &Conn,
     w: &WorkerCtx<'_>,
@@ -213,7 +215,7 @@ fn keep_alive_allowed(
         && head.keep_alive
         && !head.must_close
         && !response.close
-        && (max == 0 || conn.requests < max)
+        && (max == 0 || conn.requests <= max)
         && !w.child.stopping()
 }
 
@@ -228,8 +230,9 @@ fn build_response(
     let cfg = &w.child.cfg;
     let ka = keep_alive.then(|| KeepAliveParams {
         timeout_secs: cfg.keep_alive_timeout.as_secs().max(1),
+        // Apache's `left`: requests still allowed after this one.
         max: (cfg.max_keep_alive_requests > 0)
-            .then(|| cfg.max_keep_alive_requests.saturating_sub(served)),
+            .then(|| (cfg.max_keep_alive_requests + 1).saturating_sub(served)),
     });
     let headers = [
         ("Content-Type", response.content_type),

@@ -90,7 +90,11 @@ fn config_file_and_set_combine_set_wins() {
         .start();
     let mut c = server.connect();
     let first = c.get("/").unwrap();
-    assert_eq!(first.header("Keep-Alive"), Some("timeout=5, max=1"));
-    let second = c.get("/").unwrap();
-    assert!(second.closes(), "the 2nd request is the last: {second:?}");
+    assert_eq!(first.header("Keep-Alive"), Some("timeout=5, max=2"));
+    assert!(!c.get("/").unwrap().closes());
+    let third = c.get("/").unwrap();
+    assert!(
+        third.closes(),
+        "the 3rd request (2 after the first) is the last: {third:?}"
+    );
 }

@@ -1,0 +1,850 @@
+//! The `apache` target: real Apache httpd 2.4 from the system package, started per (case, MPM)
+//! in its own temp dir from a generated `httpd.conf`, with the fault handler that the harness
+//! ships (`harness/apache/fault.lua`, run by mod_lua) serving the same paths as refhttpd.
+//!
+//! Observers (no request to Apache, so they also see a server whose every worker is busy):
+//! - the scoreboard: the generated configuration names a `ScoreBoardFile`, which Apache keeps
+//!   as a POSIX shared-memory object; the harness finds it in the master's memory map and reads
+//!   worker states, process slots, quiescing/accepting flags and the async connection counters
+//!   with Apache 2.4's record layout (checked against the object's size before use);
+//! - a `/proc` watcher: a child that exits stays a zombie until Apache's once-a-second
+//!   maintenance reaps it, and `/proc/<pid>/stat` shows its wait status meanwhile — so exits
+//!   are seen at once with their signal or exit code (Apache logs neither a non-zero exit nor a
+//!   kill by SIGKILL/SIGTERM);
+//! - an error-log tail: `exit signal …` (for exits the watcher missed), `server reached
+//!   MaxRequestWorkers`, signals and restarts, read timeouts, mapped to the reference's event
+//!   names.
+//!
+//! `/server-status?auto` is used only to tell that the server is ready.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use refhttpd::config::Mpm;
+
+use super::{Launch, RunningServer, StartError, Target, START_TIMEOUT};
+use crate::observe::{Observation, Store, Summary};
+
+/// The fault handler, written into each server's temp dir.
+const FAULT_LUA: &str = include_str!("../apache/fault.lua");
+
+/// Where Debian's apache2 keeps its modules; `MPM_HARNESS_APACHE_MODULES` overrides.
+const DEFAULT_MODULES: &str = "/usr/lib/apache2/modules";
+/// Where Debian's apache2 binary is; `MPM_HARNESS_APACHE` overrides, else `apache2` or `httpd`
+/// on PATH.
+const DEFAULT_HTTPD: &str = "/usr/sbin/apache2";
+
+/// Modules every generated configuration loads (besides the MPM's).
+const MODULES: [(&str, &str); 4] = [
+    ("authz_core_module", "mod_authz_core.so"),
+    ("status_module", "mod_status.so"),
+    ("lua_module", "mod_lua.so"),
+    ("reqtimeout_module", "mod_reqtimeout.so"),
+];
+
+/// How often the watcher looks at the master's children and the scoreboard.
+const PROC_INTERVAL: Duration = Duration::from_millis(3);
+/// How long a child that vanished unseen waits for its error-log line before it is recorded
+/// without a cause.
+const VANISHED_GRACE: Duration = Duration::from_millis(300);
+/// Start attempts (a new port each) when the port was taken meanwhile.
+const START_ATTEMPTS: usize = 5;
+
+/// The apache2 (httpd) binary.
+pub fn httpd_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MPM_HARNESS_APACHE") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    let default = PathBuf::from(DEFAULT_HTTPD);
+    if default.is_file() {
+        return Some(default);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| [dir.join("apache2"), dir.join("httpd")])
+        .find(|p| p.is_file())
+}
+
+/// The directory with `mod_*.so`.
+pub fn modules_dir() -> PathBuf {
+    std::env::var_os("MPM_HARNESS_APACHE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODULES))
+}
+
+/// Whether Apache can run here: the binary and every module the harness loads.
+pub fn available() -> Result<(), String> {
+    if httpd_binary().is_none() {
+        return Err(format!(
+            "Apache httpd not found ({DEFAULT_HTTPD}, apache2 or httpd on PATH; install the \
+             apache2 package or set MPM_HARNESS_APACHE)"
+        ));
+    }
+    let dir = modules_dir();
+    let needed = [
+        "mod_mpm_prefork.so",
+        "mod_mpm_worker.so",
+        "mod_mpm_event.so",
+    ]
+    .into_iter()
+    .chain(MODULES.iter().map(|m| m.1));
+    let missing: Vec<&str> = needed.filter(|m| !dir.join(m).is_file()).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Apache modules missing in {}: {} (set MPM_HARNESS_APACHE_MODULES)",
+            dir.display(),
+            missing.join(", ")
+        ))
+    }
+}
+
+/// The case's settings as Apache directive lines. Durations are written in the form each
+/// directive takes (`KeepAliveTimeout` accepts `ms`; `Timeout` and `GracefulShutdownTimeout`
+/// take whole seconds, rounded up). Fault sites have no Apache equivalent: an error.
+pub fn directives(settings: &[(String, String)]) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    for (name, value) in settings {
+        let value = value.trim();
+        let line = match name.as_str() {
+            n if n.starts_with("Fault") => {
+                return Err(format!(
+                    "{n} is a refhttpd fault site with no Apache equivalent; this case cannot \
+                     run on Apache"
+                ))
+            }
+            // The harness chooses the address.
+            "Listen" => continue,
+            "KeepAliveTimeout" => {
+                let d = mpm_faults::duration::parse(value).map_err(|e| format!("{name}: {e}"))?;
+                format!("{name} {}ms", d.as_millis())
+            }
+            "Timeout" | "GracefulShutdownTimeout" => {
+                let d = mpm_faults::duration::parse(value).map_err(|e| format!("{name}: {e}"))?;
+                let mut secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                if name == "Timeout" {
+                    secs = secs.max(1);
+                }
+                format!("{name} {secs}")
+            }
+            _ => format!("{name} {value}"),
+        };
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// The generated `httpd.conf`.
+pub fn config(dir: &Path, port: u16, mpm: Mpm, directives: &[String]) -> String {
+    let modules = modules_dir();
+    let d = dir.display();
+    let mut c = String::new();
+    c.push_str("# Generated by mpm-harness for one (case, MPM) run.\n");
+    c.push_str(&format!("ServerRoot \"{d}\"\nServerName localhost\n"));
+    c.push_str(&format!("Listen 127.0.0.1:{port}\n"));
+    c.push_str(&format!(
+        "PidFile \"{d}/httpd.pid\"\nDefaultRuntimeDir \"{d}\"\nErrorLog \"{d}/error.log\"\n"
+    ));
+    // info: child exit signals (notice), MaxRequestWorkers (error), read timeouts (info).
+    c.push_str("LogLevel info\n");
+    // A named scoreboard (a POSIX shm object) that the harness reads without taking a worker.
+    c.push_str(&format!("ScoreBoardFile \"{d}/scoreboard\"\n"));
+    c.push_str(&format!(
+        "LoadModule mpm_{m}_module \"{}/mod_mpm_{m}.so\"\n",
+        modules.display(),
+        m = mpm.as_str()
+    ));
+    for (name, file) in MODULES {
+        c.push_str(&format!(
+            "LoadModule {name} \"{}/{file}\"\n",
+            modules.display()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // Children must not run as root; nobody/nogroup by number, on any distribution.
+        c.push_str("User #65534\nGroup #65534\n");
+    }
+    c.push_str(&format!(
+        "DocumentRoot \"{d}/static\"\n<Directory />\n    Require all granted\n</Directory>\n"
+    ));
+    c.push_str(
+        "ExtendedStatus On\n<Location /server-status>\n    SetHandler server-status\n</Location>\n",
+    );
+    // One Lua state per worker thread for the thread's life (leak: keeps what it allocates).
+    c.push_str("LuaScope thread\n");
+    c.push_str(&format!(
+        "LuaHookTranslateName \"{d}/fault.lua\" translate early\n"
+    ));
+    c.push_str(&format!(
+        "LuaMapHandler \"^/(?!server-status$|static/)\" \"{d}/fault.lua\" handle\n"
+    ));
+    c.push_str("# The case's settings.\n");
+    for line in directives {
+        c.push_str(line);
+        c.push('\n');
+    }
+    c
+}
+
+/// Starts Apache for `launch`; see the module documentation.
+pub fn start(launch: &Launch, store: &Store) -> Result<RunningServer, StartError> {
+    let fail = |reason: String| StartError {
+        target: "apache",
+        mpm: launch.mpm,
+        reason,
+    };
+    available().map_err(&fail)?;
+    let directives = directives(&launch.settings).map_err(&fail)?;
+    let mut last = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match attempt(launch, store, &directives) {
+            Ok(server) => return Ok(server),
+            Err((reason, retry)) => {
+                last = reason;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    Err(fail(last))
+}
+
+/// A free port now (Apache cannot be given port 0); a race with another process is retried.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One start; the error says whether a new port may help.
+fn attempt(
+    launch: &Launch,
+    store: &Store,
+    directives: &[String],
+) -> Result<RunningServer, (String, bool)> {
+    let io = |what: &str, e: std::io::Error| (format!("{what}: {e}"), false);
+    let dir = tempfile::Builder::new()
+        .prefix("mpm-harness-apache-")
+        .tempdir()
+        .map_err(|e| io("temp dir", e))?;
+    let path = dir.path().to_path_buf();
+    // The children run as nobody: they read the handler and make files under static/.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| io("temp dir", e))?;
+    let static_dir = path.join("static");
+    std::fs::create_dir(&static_dir).map_err(|e| io("static dir", e))?;
+    std::fs::set_permissions(&static_dir, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| io("static dir", e))?;
+    let lua = format!(
+        "STATIC_DIR = {:?}\n{FAULT_LUA}",
+        static_dir.display().to_string()
+    );
+    std::fs::write(path.join("fault.lua"), lua).map_err(|e| io("fault.lua", e))?;
+    let port = free_port().map_err(|e| io("free port", e))?;
+    let conf = path.join("httpd.conf");
+    std::fs::write(&conf, config(&path, port, launch.mpm, directives))
+        .map_err(|e| io("httpd.conf", e))?;
+    let error_log = path.join("error.log");
+    let stderr = std::fs::File::create(path.join("stderr.log")).map_err(|e| io("stderr", e))?;
+    let httpd = httpd_binary().ok_or(("Apache httpd not found".to_string(), false))?;
+    let mut cmd = Command::new(httpd);
+    cmd.arg("-f")
+        .arg(&conf)
+        .arg("-DFOREGROUND")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .process_group(0);
+    // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
+    // call, which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The master stops (and stops its children) when the thread that started it ends,
+            // also when the harness is SIGKILLed.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| io("spawn apache", e))?;
+    let master = child.id() as i32;
+    let watcher_store = store.clone();
+    std::thread::spawn(move || {
+        let status = child.wait().ok();
+        let code = status.and_then(|s| s.code());
+        watcher_store.push(Observation::ServerEvent {
+            event: "stopped".into(),
+            pid: master,
+            detail: serde_json::json!({ "reason": format!("master exited ({code:?})") }),
+        });
+        watcher_store.push(Observation::MasterExited {
+            code: status.and_then(|s| s.code()),
+        });
+    });
+    let server = RunningServer {
+        target: Target::Apache,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        master,
+        scoreboard: path.join("no-scoreboard"),
+        event_log: path.join("no-event-log"),
+        error_log,
+        dir,
+        group: Pid::from_raw(master),
+        store: store.clone(),
+        stopping: Default::default(),
+    };
+    // Ready when a child answers the status page: the master has bound and forked.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if store.lock().master_exited {
+            break;
+        }
+        if fetch_status(server.addr, Duration::from_millis(500)).is_some() {
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = format!(
+        "{}{}",
+        server.error_log_text(),
+        std::fs::read_to_string(path.join("stderr.log")).unwrap_or_default()
+    );
+    let retry = log.contains("Address already in use");
+    // Dropping the server stops whatever was started.
+    drop(server);
+    Err((
+        format!(
+            "Apache did not answer on 127.0.0.1:{port} within {START_TIMEOUT:?}; log: {}",
+            log.trim()
+        ),
+        retry,
+    ))
+}
+
+/// `GET /server-status?auto` on a fresh connection; `None` when it does not answer in time.
+pub fn fetch_status(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let _ = s.set_nodelay(true);
+    s.write_all(
+        b"GET /server-status?auto HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") || !body.contains("Scoreboard:") {
+        return None;
+    }
+    Some(body.to_string())
+}
+
+/// Apache's own scoreboard, read from the shared memory that `ScoreBoardFile` names (a POSIX
+/// shm object under /dev/shm, found through the master's memory map). Reading it takes no
+/// worker, so it also works when every worker is busy — unlike `/server-status`.
+///
+/// Layout of Apache httpd 2.4 on LP64 Linux (include/scoreboard.h), after APR's 8-byte size
+/// header: `global_score` (56 bytes: server_limit, thread_limit, …), `process_score` × server
+/// limit (40 bytes: pid, generation, quiescing, not_accepting, connections, write_completion,
+/// lingering_close, keep_alive, …), then `worker_score` × thread limit per process (336 bytes:
+/// tid, thread_num, pid, generation, status, …). The header's size must match the file's, and
+/// the process and worker records must add up to it, or the file is not used.
+pub struct ApacheBoard {
+    file: std::fs::File,
+    pub server_limit: usize,
+    pub thread_limit: usize,
+}
+
+const APR_HEADER: u64 = 8;
+const GLOBAL_SCORE: u64 = 56;
+const PROCESS_SCORE: u64 = 40;
+const WORKER_SCORE: u64 = 336;
+
+/// Worker status codes (`SERVER_DEAD` … `SERVER_IDLE_KILL`) as mod_status's letters.
+const WORKER_LETTERS: [char; 11] = ['.', 'S', '_', 'R', 'W', 'K', 'L', 'D', 'C', 'G', 'I'];
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map(|x| u32::from_le_bytes(x.try_into().expect("4 bytes")))
+        .unwrap_or(0)
+}
+
+impl ApacheBoard {
+    /// Finds the scoreboard among the master's shared mappings.
+    pub fn find(master: i32) -> Option<ApacheBoard> {
+        let maps = std::fs::read_to_string(format!("/proc/{master}/maps")).ok()?;
+        maps.lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.starts_with("/dev/shm/"))
+            .find_map(|p| ApacheBoard::open(Path::new(p)))
+    }
+
+    pub fn open(path: &Path) -> Option<ApacheBoard> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut head = [0u8; 16];
+        file.read_exact_at(&mut head, 0).ok()?;
+        let size = u64::from_le_bytes(head[..8].try_into().ok()?);
+        let server_limit = u64::from(u32_at(&head, 8));
+        let thread_limit = u64::from(u32_at(&head, 12));
+        let needed = APR_HEADER
+            + GLOBAL_SCORE
+            + server_limit * PROCESS_SCORE
+            + server_limit * thread_limit * WORKER_SCORE;
+        let sane = size == len
+            && (1..=200_000).contains(&server_limit)
+            && (1..=100_000).contains(&thread_limit)
+            && needed <= len;
+        sane.then_some(ApacheBoard {
+            file,
+            server_limit: server_limit as usize,
+            thread_limit: thread_limit as usize,
+        })
+    }
+
+    /// A summary of the slots whose process is alive (`live`), each with `threads` workers.
+    pub fn summary(&self, threads: usize, live: &BTreeSet<i32>) -> Option<Summary> {
+        use std::os::unix::fs::FileExt;
+        let threads = threads.clamp(1, self.thread_limit);
+        let procs_at = APR_HEADER + GLOBAL_SCORE;
+        let mut procs = vec![0u8; self.server_limit * PROCESS_SCORE as usize];
+        self.file.read_exact_at(&mut procs, procs_at).ok()?;
+        let workers_at = procs_at + procs.len() as u64;
+        let mut s = Summary::default();
+        let mut groups = Vec::new();
+        let mut block = vec![0u8; threads * WORKER_SCORE as usize];
+        for slot in 0..self.server_limit {
+            let p = &procs[slot * PROCESS_SCORE as usize..][..PROCESS_SCORE as usize];
+            let pid = u32_at(p, 0) as i32;
+            if pid <= 0 || !live.contains(&pid) {
+                continue;
+            }
+            let quiescing = p[8] != 0;
+            let not_accepting = p[9] != 0;
+            s.processes += 1;
+            s.pids.push(pid);
+            if !quiescing && !not_accepting {
+                s.accepting += 1;
+            }
+            s.async_writing += u64::from(u32_at(p, 16));
+            s.async_keepalive += u64::from(u32_at(p, 24));
+            let at = workers_at + (slot * self.thread_limit) as u64 * WORKER_SCORE;
+            self.file.read_exact_at(&mut block, at).ok()?;
+            let mut letters = String::new();
+            for t in 0..threads {
+                // tid (8), thread_num (4), pid (4), generation (4), status (1).
+                let status = block[t * WORKER_SCORE as usize + 20] as usize;
+                let letter = WORKER_LETTERS.get(status).copied().unwrap_or('?');
+                letters.push(letter);
+                match letter {
+                    '_' if !quiescing => s.idle += 1,
+                    '.' | 'S' | 'I' | '_' => {}
+                    'K' => {
+                        s.keepalive_workers += 1;
+                        s.busy += 1;
+                    }
+                    _ => s.busy += 1,
+                }
+            }
+            groups.push(letters);
+        }
+        s.workers = groups.join("|");
+        Some(s)
+    }
+}
+
+/// What the observers share: the exits recorded (by the `/proc` watcher or the error log).
+struct Shared {
+    exited: BTreeSet<i32>,
+    /// The harness is stopping the server: the exits that causes are not the case's.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Starts the `/proc` and scoreboard watcher and the error-log tail.
+pub fn start_observers(server: &RunningServer, store: &Store) -> Vec<JoinHandle<()>> {
+    let shared = Arc::new(Mutex::new(Shared {
+        exited: BTreeSet::new(),
+        stopping: server.stopping.clone(),
+    }));
+    let conf = std::fs::read_to_string(server.dir.path().join("httpd.conf")).unwrap_or_default();
+    let threads_per_child = if conf.contains("mpm_prefork_module") {
+        1
+    } else {
+        // Apache's default.
+        setting(&conf, "ThreadsPerChild").unwrap_or(25)
+    };
+    let master = server.master;
+    let log = server.error_log.clone();
+    vec![
+        {
+            let (store, shared) = (store.clone(), shared.clone());
+            std::thread::spawn(move || watch(store, shared, master, threads_per_child))
+        },
+        {
+            let (store, shared) = (store.clone(), shared);
+            std::thread::spawn(move || tail_error_log(store, shared, log))
+        },
+    ]
+}
+
+/// A numeric setting of the generated httpd.conf.
+fn setting(conf: &str, name: &str) -> Option<usize> {
+    conf.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(name)?.trim().parse().ok())
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sleeps up to `d`, waking early when the store closes.
+fn pause(store: &Store, d: Duration) {
+    let deadline = Instant::now() + d;
+    while !store.is_closed() {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        std::thread::sleep(left.min(Duration::from_millis(5)));
+    }
+}
+
+/// The children of `master` (every thread's list).
+fn children(master: i32) -> Vec<i32> {
+    let mut pids = BTreeSet::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{master}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    pids.into_iter().collect()
+}
+
+/// A process's state letter and, for a zombie, its wait status (`/proc/PID/stat` field 52).
+fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // Fields after the command start at field 3 (state); exit_code is field 52.
+    let exit = fields.get(49).and_then(|v| v.parse().ok());
+    Some((state, exit))
+}
+
+/// A wait status as (signal, exit code).
+fn decode_wait(status: i32) -> (Option<i32>, Option<i32>) {
+    if status & 0x7f != 0 {
+        (Some(status & 0x7f), None)
+    } else {
+        (None, Some((status >> 8) & 0xff))
+    }
+}
+
+fn record_exit(
+    store: &Store,
+    shared: &mut Shared,
+    pid: i32,
+    signal: Option<i32>,
+    code: Option<i32>,
+) {
+    if !shared.exited.insert(pid) || shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    store.push(Observation::ChildExited { pid, signal, code });
+    store.push(Observation::ServerEvent {
+        event: "child_exited".into(),
+        pid: 0,
+        detail: serde_json::json!({ "child": pid, "code": code, "signal": signal }),
+    });
+}
+
+/// Every few milliseconds: the master's children (exits from zombies' wait status, spawns) and
+/// Apache's scoreboard, recorded when the summary changes.
+fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) {
+    let mut board: Option<ApacheBoard> = None;
+    let mut last: Option<Summary> = None;
+    let mut known: BTreeSet<i32> = BTreeSet::new();
+    let mut vanished: BTreeMap<i32, Instant> = BTreeMap::new();
+    let mut first = true;
+    while !store.is_closed() {
+        let mut live = Vec::new();
+        let mut exits = Vec::new();
+        let now = children(master);
+        for &pid in &now {
+            match proc_state(pid) {
+                Some(('Z', Some(status))) => exits.push((pid, status)),
+                Some(('Z', None)) | None => {}
+                Some(_) => live.push(pid),
+            }
+        }
+        let mut s = lock(&shared);
+        for (pid, status) in exits {
+            let (signal, code) = decode_wait(status);
+            record_exit(&store, &mut s, pid, signal, code);
+        }
+        for &pid in &live {
+            if known.insert(pid) && !first {
+                store.push(Observation::ServerEvent {
+                    event: "child_spawned".into(),
+                    pid: 0,
+                    detail: serde_json::json!({ "child": pid }),
+                });
+            }
+        }
+        // Reaped before the watcher saw the zombie: the error log may still name the cause.
+        let current: BTreeSet<i32> = now.iter().copied().collect();
+        for &pid in known.iter().filter(|p| !current.contains(p)) {
+            vanished.entry(pid).or_insert_with(Instant::now);
+        }
+        known.retain(|p| current.contains(p));
+        vanished.retain(|&pid, since| {
+            if s.exited.contains(&pid) {
+                return false;
+            }
+            if since.elapsed() >= VANISHED_GRACE {
+                record_exit(&store, &mut s, pid, None, None);
+                return false;
+            }
+            true
+        });
+        first = false;
+        drop(s);
+        if board.is_none() {
+            board = ApacheBoard::find(master);
+        }
+        let live: BTreeSet<i32> = live.into_iter().collect();
+        if let Some(summary) = board.as_ref().and_then(|b| b.summary(threads, &live)) {
+            if last.as_ref() != Some(&summary) {
+                last = Some(summary.clone());
+                store.push(Observation::Scoreboard(summary));
+            }
+        }
+        pause(&store, PROC_INTERVAL);
+    }
+}
+
+/// One error-log line as observations.
+#[derive(Debug, PartialEq)]
+pub enum LogLine {
+    ChildSignal {
+        child: i32,
+        signal: i32,
+    },
+    Event {
+        event: &'static str,
+        detail: serde_json::Value,
+    },
+}
+
+/// Reads one line of Apache's error log.
+pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
+    let pid = line
+        .split_once("[pid ")
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let event = |event: &'static str, detail: serde_json::Value| {
+        Some((pid, LogLine::Event { event, detail }))
+    };
+    if line.contains("AH00052:") || line.contains("AH00051:") {
+        // "child pid 1234 exit signal Segmentation fault (11)[, possible coredump in …]"
+        let rest = line.split_once("child pid ")?.1;
+        let child = rest.split_whitespace().next()?.parse().ok()?;
+        let signal = rest
+            .split_once(" exit signal ")?
+            .1
+            .split_once('(')?
+            .1
+            .split_once(')')?
+            .0
+            .parse()
+            .ok()?;
+        return Some((pid, LogLine::ChildSignal { child, signal }));
+    }
+    // Message texts, not AH numbers: each MPM logs the same message under its own number.
+    if line.contains("server reached MaxRequestWorkers setting") {
+        return event("max_request_workers", serde_json::json!({}));
+    }
+    // worker/event when ServerLimit × ThreadsPerChild is the cap: the same condition, logged
+    // every maintenance tick (the tail keeps the first only).
+    if line.contains("scoreboard is full, not at MaxRequestWorkers") {
+        return event(
+            "max_request_workers",
+            serde_json::json!({ "apache": "scoreboard is full" }),
+        );
+    }
+    if line.contains("AH00050:") {
+        let child: i32 = line
+            .split_once("Child ")?
+            .1
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        return event("child_fatal", serde_json::json!({ "child": child }));
+    }
+    let signal = |sig: &str, action: &str| {
+        event(
+            "signal",
+            serde_json::json!({ "signal": sig, "action": action }),
+        )
+    };
+    if line.contains("caught SIGTERM, shutting down") {
+        return signal("TERM", "stop");
+    }
+    if line.contains("caught SIGWINCH, shutting down gracefully") {
+        return signal("WINCH", "graceful stop");
+    }
+    if line.contains("Graceful restart requested, doing restart") {
+        return signal("USR1", "graceful restart");
+    }
+    if line.contains("SIGHUP received.") {
+        return signal("HUP", "restart");
+    }
+    // "… configured -- resuming normal operations": a generation starts (first one included).
+    if line.contains("resuming normal operations") {
+        return event("generation", serde_json::json!({}));
+    }
+    if line.contains("AH01382:") {
+        return event("timeout", serde_json::json!({ "kind": "header" }));
+    }
+    if line.contains("AH01383:") {
+        return event("timeout", serde_json::json!({ "kind": "body" }));
+    }
+    None
+}
+
+fn tail_error_log(store: Store, shared: Arc<Mutex<Shared>>, path: PathBuf) {
+    let mut offset = 0usize;
+    let mut signal_seen = BTreeSet::new();
+    let mut scoreboard_full_seen = false;
+    loop {
+        let closing = store.is_closed();
+        if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            let start = offset.min(text.len());
+            let complete = text[start..]
+                .rfind('\n')
+                .map(|i| start + i + 1)
+                .unwrap_or(start);
+            for line in text[start..complete].lines() {
+                match parse_log_line(line) {
+                    Some((_, LogLine::ChildSignal { child, signal }))
+                        if signal_seen.insert(child) =>
+                    {
+                        let mut s = lock(&shared);
+                        record_exit(&store, &mut s, child, Some(signal), None);
+                    }
+                    Some((_, LogLine::ChildSignal { .. })) => {}
+                    Some((_, LogLine::Event { detail, .. }))
+                        if detail.get("apache").is_some() && scoreboard_full_seen => {}
+                    Some((pid, LogLine::Event { event, detail })) => {
+                        scoreboard_full_seen |= detail.get("apache").is_some();
+                        store.push(Observation::ServerEvent {
+                            event: event.into(),
+                            pid,
+                            detail,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            offset = complete;
+        }
+        if closing {
+            return;
+        }
+        pause(&store, Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_apache_directives() {
+        let s = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let lines = directives(&[
+            s("KeepAliveTimeout", "200ms"),
+            s("Timeout", "1500ms"),
+            s("GracefulShutdownTimeout", "0"),
+            s("ThreadsPerChild", "3"),
+            s("Listen", "127.0.0.1:0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            lines,
+            [
+                "KeepAliveTimeout 200ms",
+                "Timeout 2",
+                "GracefulShutdownTimeout 0",
+                "ThreadsPerChild 3"
+            ]
+        );
+        assert!(directives(&[s("FaultChildStart", "crash:segv")])
+            .unwrap_err()
+            .contains("no Apache equivalent"));
+    }
+
+    #[test]
+    fn error_log_lines() {
+        let l = "[Wed Nov 25 22:01:13.117001 2026] [core:notice] [pid 15801:tid 15801] AH00052: \
+                 child pid 15803 exit signal Segmentation fault (11)";
+        assert_eq!(
+            parse_log_line(l),
+            Some((
+                15801,
+                LogLine::ChildSignal {
+                    child: 15803,
+                    signal: 11
+                }
+            ))
+        );
+        let l = "[x] [mpm_event:error] [pid 7:tid 7] AH00484: server reached MaxRequestWorkers \
+                 setting, consider raising the MaxRequestWorkers setting";
+        assert!(matches!(
+            parse_log_line(l),
+            Some((
+                7,
+                LogLine::Event {
+                    event: "max_request_workers",
+                    ..
+                }
+            ))
+        ));
+    }
+
+    #[test]
+    fn wait_status() {
+        assert_eq!(decode_wait(768), (None, Some(3)));
+        assert_eq!(decode_wait(11), (Some(11), None));
+        assert_eq!(decode_wait(139), (Some(11), None));
+    }
+}
