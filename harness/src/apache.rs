@@ -644,6 +644,7 @@ fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) 
                 last = Some(summary.clone());
                 store.push(Observation::Scoreboard(summary));
             }
+            store.sampled();
         }
         pause(&store, PROC_INTERVAL);
     }

@@ -39,7 +39,8 @@ struct Shared {
 /// One named client connection.
 pub struct Connection {
     pub name: String,
-    stream: TcpStream,
+    /// `None` once reset (the socket is closed, so the RST goes out).
+    stream: Option<TcpStream>,
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
     slow_head: Option<JoinHandle<()>>,
@@ -67,7 +68,7 @@ impl Connection {
         });
         Ok(Connection {
             name: name.to_string(),
-            stream,
+            stream: Some(stream),
             shared,
             reader: None,
             slow_head: None,
@@ -80,7 +81,7 @@ impl Connection {
         if self.reader.is_some() {
             return;
         }
-        let Ok(stream) = self.stream.try_clone() else {
+        let Some(Ok(stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
             return;
         };
         let shared = self.shared.clone();
@@ -174,7 +175,9 @@ impl Connection {
     ) -> String {
         let request = self.next_name(name);
         // A small receive buffer so the server really meets a slow reader.
-        set_rcvbuf(&self.stream, 4096);
+        if let Some(stream) = &self.stream {
+            set_rcvbuf(stream, 4096);
+        }
         let bytes = request_bytes("GET", path, None, false, false);
         self.write_requests(
             store,
@@ -234,7 +237,9 @@ impl Connection {
         }
         self.ensure_reader(store, rate);
         // A write error means the server already ended the connection: the reader records it.
-        let _ = self.stream.write_all(bytes);
+        if let Some(mut stream) = self.stream.as_ref() {
+            let _ = stream.write_all(bytes);
+        }
     }
 
     /// Sends a request head one byte per `interval` on a thread, until the server closes.
@@ -257,7 +262,7 @@ impl Connection {
             target: "/ (slow head)".into(),
         });
         self.ensure_reader(store, None);
-        let Ok(mut stream) = self.stream.try_clone() else {
+        let Some(Ok(mut stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
             return name;
         };
         let shared = self.shared.clone();
@@ -278,34 +283,48 @@ impl Connection {
         name
     }
 
-    /// Resets the connection (SO_LINGER 0, then close).
+    /// Resets the connection: SO_LINGER 0, the reader stopped, then the last descriptor closed,
+    /// which sends the RST.
     pub fn reset(&mut self) {
         self.shared.client_closed.store(true, Ordering::Release);
-        set_linger_zero(&self.stream);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(stream) = &self.stream {
+            set_linger_zero(stream);
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        self.join_threads();
+        self.stream = None;
     }
 
     /// Closes the writing side.
     pub fn half_close(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        if let Some(stream) = &self.stream {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
     }
 
-    /// Closes the connection from the client side.
+    /// Closes the connection from the client side; a slow reader stops reading.
     pub fn close(&mut self) {
         self.shared.client_closed.store(true, Ordering::Release);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if let Some(stream) = &self.stream {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        self.join_threads();
+        self.stream = None;
     }
-}
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.close();
+    fn join_threads(&mut self) {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
         if let Some(s) = self.slow_head.take() {
             let _ = s.join();
         }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -364,6 +383,9 @@ fn read_responses(
                 latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
             });
         }
+        if shared.client_closed.load(Ordering::Acquire) {
+            return finish(&shared, &store, &conn, ErrorClass::Closed);
+        }
         let n = match stream.read(&mut chunk) {
             Ok(0) => Err(ErrorClass::Closed),
             Ok(n) => Ok(n),
@@ -378,31 +400,38 @@ fn read_responses(
                     std::thread::sleep(Duration::from_secs_f64(n as f64 / f64::from(rate)));
                 }
             }
-            Err(class) => {
-                let by_client = shared.client_closed.load(Ordering::Acquire);
-                let mut ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
-                *ended = Some(class);
-                let pending: Vec<Pending> = shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .drain(..)
-                    .collect();
-                for p in pending {
-                    store.push(Observation::RequestFailed {
-                        request: p.name,
-                        conn: conn.clone(),
-                        class,
-                        latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
-                    });
-                }
-                drop(ended);
-                if !by_client {
-                    store.push(Observation::ConnClosedByServer { conn, class });
-                }
-                return;
-            }
+            Err(class) => return finish(&shared, &store, &conn, class),
         }
+    }
+}
+
+/// The connection ended: requests still waiting fail — with the class seen, or `timeout` when
+/// the client gave up on them itself.
+fn finish(shared: &Shared, store: &Store, conn: &str, class: ErrorClass) {
+    let by_client = shared.client_closed.load(Ordering::Acquire);
+    let class = if by_client { ErrorClass::Timeout } else { class };
+    let mut ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
+    *ended = Some(class);
+    let pending: Vec<Pending> = shared
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    for p in pending {
+        store.push(Observation::RequestFailed {
+            request: p.name,
+            conn: conn.to_string(),
+            class,
+            latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+    drop(ended);
+    if !by_client {
+        store.push(Observation::ConnClosedByServer {
+            conn: conn.to_string(),
+            class,
+        });
     }
 }
 

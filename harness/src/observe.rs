@@ -184,6 +184,13 @@ pub enum Observation {
     MasterExited {
         code: Option<i32>,
     },
+    /// The harness killed a child (`kill_child_of`).
+    Killed {
+        pid: i32,
+        signal: String,
+    },
+    /// The scenario is over; what follows is the harness stopping the server.
+    Teardown,
     Note {
         text: String,
     },
@@ -208,6 +215,8 @@ pub struct State {
     /// Request name → its outcome, once known.
     pub outcomes: BTreeMap<String, Outcome>,
     pub closed_conns: BTreeMap<String, ErrorClass>,
+    /// Scoreboard samples taken (changed or not).
+    pub samples: u64,
     closed: bool,
 }
 
@@ -335,6 +344,12 @@ impl Store {
         }
     }
 
+    /// Counts a scoreboard sample (changed or not), so the runner can wait for a fresh one.
+    pub fn sampled(&self) {
+        self.lock().samples += 1;
+        self.inner.1.notify_all();
+    }
+
     /// Stops the samplers.
     pub fn close(&self) {
         self.lock().closed = true;
@@ -372,6 +387,7 @@ pub fn sample_scoreboard(store: Store, path: PathBuf) -> std::thread::JoinHandle
                     last = Some(summary.clone());
                     store.push(Observation::Scoreboard(summary));
                 }
+                store.sampled();
             }
             store.pause(Duration::from_millis(2));
         }

@@ -155,6 +155,8 @@ fn timeline_line(e: &Entry) -> Option<String> {
             _ => format!("proc   child {pid} exited"),
         },
         Observation::MasterExited { code } => format!("proc   master exited ({code:?})"),
+        Observation::Killed { pid, signal } => format!("proc   harness kills child {pid} with {signal}"),
+        Observation::Teardown => "STEP   (end) the harness stops the server".to_string(),
         Observation::Note { text } => format!("note   {text}"),
     })
 }

@@ -67,9 +67,13 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
                 sent: &mut sent,
                 checks: &mut checks,
             };
-            play.scenario(case, mpm);
+            play.scenario(case, mpm, target);
             play.settle(case, mpm);
             drop(play);
+            // One more scoreboard sample, so the timeline ends with the state the scenario left.
+            let seen = store.lock().samples;
+            store.wait_until(Instant::now() + Duration::from_millis(500), |s| s.samples >= seen + 2);
+            store.push(Observation::Teardown);
             server.stop();
             server_log = server.error_log_text();
             store.close();
@@ -100,8 +104,8 @@ struct Play<'a> {
 }
 
 impl Play<'_> {
-    fn scenario(&mut self, case: &Case, mpm: Mpm) {
-        for step in case.steps_for(mpm) {
+    fn scenario(&mut self, case: &Case, mpm: Mpm, target: Target) {
+        for step in case.steps_for(mpm, target.as_str()) {
             self.store.push(Observation::Step {
                 line: step.line,
                 text: describe(&step.action),
@@ -269,8 +273,9 @@ impl Play<'_> {
                     ));
                     return false;
                 }
-                self.store.push(Observation::Note {
-                    text: format!("kill pid {pid} with {signal}"),
+                self.store.push(Observation::Killed {
+                    pid,
+                    signal: signal.to_string(),
                 });
                 let _ = kill(Pid::from_raw(pid), *signal);
             }

@@ -39,6 +39,8 @@ pub struct CaseFile {
     #[serde(rename = "step", default)]
     pub steps: Vec<StepSpec>,
     /// Expectations: `all` applies to every MPM, then `prefork`, `worker`, `event` add to it.
+    /// `reference` and `reference-<mpm>` hold expectations judged on the reference server only
+    /// (Apache cannot meet them by design); the matrix marks such passes.
     #[serde(default)]
     pub expect: BTreeMap<String, ExpectSpec>,
 }
@@ -162,6 +164,9 @@ pub struct StepSpec {
     pub reason: Option<String>,
     /// Run this step only under these MPMs.
     pub only: Option<Vec<String>>,
+    /// Run this step only against these targets (`reference`, `apache`): for a wait on
+    /// something only one target shows (an event-log kind, a counter Apache lags on, SB-3).
+    pub targets: Option<Vec<String>>,
 }
 
 /// One name or a list of names.
@@ -339,6 +344,7 @@ pub struct Case {
 pub struct Step {
     pub line: usize,
     pub only: Option<Vec<Mpm>>,
+    pub targets: Option<Vec<String>>,
     pub action: Action,
 }
 
@@ -451,10 +457,19 @@ impl Case {
             .collect()
     }
 
-    /// The expectations for `mpm`: `all` merged with the MPM's own (the MPM's win).
+    /// The expectations for `mpm` on every target: `all` merged with the MPM's own.
     pub fn expectations(&self, mpm: Mpm) -> ExpectSpec {
-        let mut merged = self.expect.get("all").cloned().unwrap_or_default();
-        if let Some(own) = self.expect.get(mpm.as_str()) {
+        self.merged("all", mpm.as_str())
+    }
+
+    /// The expectations for `mpm` judged on the reference server only.
+    pub fn reference_expectations(&self, mpm: Mpm) -> ExpectSpec {
+        self.merged("reference", &format!("reference-{}", mpm.as_str()))
+    }
+
+    fn merged(&self, base: &str, specific: &str) -> ExpectSpec {
+        let mut merged = self.expect.get(base).cloned().unwrap_or_default();
+        if let Some(own) = self.expect.get(specific) {
             merged.requests.extend(own.requests.clone());
             if own.other_requests.is_some() {
                 merged.other_requests = own.other_requests.clone();
@@ -469,11 +484,12 @@ impl Case {
         merged
     }
 
-    /// The steps that run under `mpm`.
-    pub fn steps_for(&self, mpm: Mpm) -> impl Iterator<Item = &Step> {
-        self.steps
-            .iter()
-            .filter(move |s| s.only.as_ref().is_none_or(|o| o.contains(&mpm)))
+    /// The steps that run under `mpm` against `target`.
+    pub fn steps_for<'a>(&'a self, mpm: Mpm, target: &'a str) -> impl Iterator<Item = &'a Step> {
+        self.steps.iter().filter(move |s| {
+            s.only.as_ref().is_none_or(|o| o.contains(&mpm))
+                && s.targets.as_ref().is_none_or(|t| t.iter().any(|t| t == target))
+        })
     }
 }
 
@@ -721,6 +737,11 @@ impl Validator<'_> {
             None => None,
             Some(list) => Some(self.mpms(list, offset)?),
         };
+        if let Some(targets) = &s.targets {
+            if let Some(bad) = targets.iter().find(|t| *t != "reference" && *t != "apache") {
+                return Err(err(format!("unknown target `{bad}` (use reference or apache)")));
+            }
+        }
         let within = self
             .duration(s.within.as_deref(), offset)?
             .unwrap_or(DEFAULT_WITHIN);
@@ -872,6 +893,7 @@ impl Validator<'_> {
         Ok(Step {
             line: line_col(self.text, offset).0,
             only,
+            targets: s.targets.clone(),
             action,
         })
     }

@@ -72,24 +72,48 @@ pub fn judge(
     sent: &Sent,
     mut checks: Vec<Check>,
 ) -> Verdict {
-    let expect = case.expectations(mpm);
+    // The scenario's observations: what the harness's own teardown caused is not judged.
+    let scenario_end = timeline
+        .iter()
+        .position(|e| matches!(e.what, Observation::Teardown))
+        .unwrap_or(timeline.len());
+    let timeline = &timeline[..scenario_end];
     let mut state = State::default();
     for e in timeline {
         state.apply(&e.what);
     }
+    checks.extend(section(&case.expectations(mpm), timeline, sent, &state));
+    let mut reference_only = section(&case.reference_expectations(mpm), timeline, sent, &state);
+    for c in &mut reference_only {
+        c.reference_only = true;
+    }
+    checks.extend(reference_only);
+    if target != Target::Reference {
+        for c in checks.iter_mut().filter(|c| c.reference_only) {
+            c.passed = true;
+            c.detail = format!("reference-only, not judged here ({})", c.detail);
+        }
+    }
+    let passed = checks.iter().all(|c| c.passed);
+    Verdict { passed, checks }
+}
+
+/// The checks of one expectation section.
+fn section(expect: &crate::spec::ExpectSpec, timeline: &[Entry], sent: &Sent, state: &State) -> Vec<Check> {
+    let mut checks = Vec::new();
     let named: BTreeSet<&String> = expect.requests.keys().collect();
     for (name, spec) in &expect.requests {
         let e = RequestExpect::from_spec(spec).expect("validated at load");
-        checks.push(request_check(name, &e, &state));
+        checks.push(request_check(name, &e, state));
     }
     if let Some(spec) = &expect.other_requests {
         let e = RequestExpect::from_spec(spec).expect("validated at load");
         for name in sent.order.iter().filter(|n| !named.contains(n)) {
-            checks.push(request_check(name, &e, &state));
+            checks.push(request_check(name, &e, state));
         }
     }
     if let Some(crash) = &expect.crash {
-        checks.extend(crash_checks(crash, timeline, sent, &state));
+        checks.extend(crash_checks(crash, timeline, sent, state));
     }
     for (event, count) in &expect.events {
         let n = state.events.get(event).copied().unwrap_or(0);
@@ -117,14 +141,7 @@ pub fn judge(
                 .unwrap_or_else(|| "never observed".into()),
         ));
     }
-    if target != Target::Reference {
-        for c in checks.iter_mut().filter(|c| c.reference_only) {
-            c.passed = true;
-            c.detail = format!("reference-only, not judged here ({})", c.detail);
-        }
-    }
-    let passed = checks.iter().all(|c| c.passed);
-    Verdict { passed, checks }
+    checks
 }
 
 /// The first moment (ms) at which `cond` held while replaying the timeline.
@@ -375,7 +392,7 @@ fn crash_checks(
     ));
     if let Some(within) = &spec.recovered_within {
         let within = mpm_faults::duration::parse(within).expect("validated at load");
-        let mut check = recovery_check(timeline, crash_at, within);
+        let mut check = recovery_check(timeline, crash_at, &dead, within);
         check.reference_only = spec.recovery_reference_only;
         checks.push(check);
     }
@@ -405,39 +422,39 @@ fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {
         .any(|e| matches!(&e.what, Observation::Response { request: r, .. } if r == request))
 }
 
-/// The pool is whole again: as many accepting processes as just before the crash.
-fn recovery_check(timeline: &[Entry], crash_at: f64, within: Duration) -> Check {
-    let before: Option<&Summary> = timeline
+/// The pool is whole again: the dead child gone from the scoreboard and as many accepting
+/// processes as in the last sample that still showed it.
+fn recovery_check(timeline: &[Entry], crash_at: f64, dead: &BTreeSet<i32>, within: Duration) -> Check {
+    let what = format!("pool whole again within {within:?}");
+    let samples: Vec<(f64, &Summary)> = timeline
         .iter()
-        .take_while(|e| e.at_ms < crash_at)
         .filter_map(|e| match &e.what {
-            Observation::Scoreboard(s) => Some(s),
+            Observation::Scoreboard(s) => Some((e.at_ms, s)),
             _ => None,
         })
-        .last();
-    let Some(before) = before else {
-        return Check::fail("recovery", "no scoreboard sample before the crash");
+        .collect();
+    let Some(last_with_dead) = samples
+        .iter()
+        .rposition(|(_, s)| s.pids.iter().any(|p| dead.contains(p)))
+    else {
+        return Check::fail(what, "no scoreboard sample showed the crashed child");
     };
-    for e in timeline.iter().filter(|e| e.at_ms >= crash_at) {
-        if let Observation::Scoreboard(s) = &e.what {
-            if s.accepting >= before.accepting && s.pids != before.pids {
-                let took = Duration::from_secs_f64((e.at_ms - crash_at).max(0.0) / 1000.0);
-                return Check::new(
-                    format!("pool whole again within {within:?}"),
-                    took <= within,
-                    format!(
-                        "{} accepting processes again {:.1} ms after the crash",
-                        s.accepting,
-                        took.as_secs_f64() * 1000.0
-                    ),
-                );
-            }
+    let before = samples[last_with_dead].1;
+    for (at, s) in &samples[last_with_dead + 1..] {
+        if s.accepting >= before.accepting && !s.pids.iter().any(|p| dead.contains(p)) {
+            let took = Duration::from_secs_f64((at - crash_at).max(0.0) / 1000.0);
+            return Check::new(
+                what,
+                took <= within,
+                format!(
+                    "{} accepting processes again {:.1} ms after the crash",
+                    s.accepting,
+                    took.as_secs_f64() * 1000.0
+                ),
+            );
         }
     }
-    Check::fail(
-        format!("pool whole again within {within:?}"),
-        format!("never back to {} accepting processes", before.accepting),
-    )
+    Check::fail(what, format!("never back to {} accepting processes", before.accepting))
 }
 
 /// Counts used in expectations, re-exported for reports.

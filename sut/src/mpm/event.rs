@@ -473,7 +473,16 @@ impl<'a> Listener<'a> {
         let Some(Held::Writing(idle, out)) = self.conns.get_mut(key) else {
             return;
         };
+        let before = out.remaining();
         match out.write_some(&mut idle.stream) {
+            // Timeout bounds each wait for the client, as a blocking write's does (TO-2): progress
+            // re-arms it.
+            Ok(false) if out.remaining() < before => {
+                self.serial += 1;
+                idle.serial = self.serial;
+                let deadline = Instant::now() + self.shared.cfg.timeout;
+                self.write_q.push_back((deadline, key, self.serial));
+            }
             Ok(false) => {}
             Ok(true) => {
                 let keep_alive = out.keep_alive && !self.shared.is_graceful();
@@ -624,6 +633,10 @@ impl<'a> Listener<'a> {
                 }
                 Accepted::Nothing => self.listen_pending = false,
                 Accepted::Failed => return,
+                Accepted::ListenerClosed => {
+                    self.begin_graceful();
+                    return;
+                }
             }
         }
     }

@@ -60,6 +60,8 @@ pub enum Accepted {
     Nothing,
     /// accept() failed; the caller backs off briefly.
     Failed,
+    /// The master shut the listening socket down (graceful stop): stop accepting, quietly.
+    ListenerClosed,
 }
 
 /// How many times this child's `FaultAccept` fired.
@@ -86,6 +88,7 @@ pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
         {
             Accepted::Nothing
         }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Accepted::ListenerClosed,
         Err(e) => {
             log_accept_error(shared, &e);
             Accepted::Failed

@@ -40,6 +40,7 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
                 }
                 Accepted::Nothing => {}
                 Accepted::Failed => std::thread::sleep(Duration::from_millis(10)),
+                Accepted::ListenerClosed => shared.begin_graceful(),
             },
         }
     }

@@ -156,6 +156,7 @@ fn listener_loop(shared: &ChildShared, pool: &Pool, listener: TcpListener) {
                 }
                 Accepted::Nothing => {}
                 Accepted::Failed => std::thread::sleep(Duration::from_millis(10)),
+                Accepted::ListenerClosed => shared.begin_graceful(),
             },
         }
     }
