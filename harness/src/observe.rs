@@ -131,6 +131,27 @@ impl fmt::Display for Summary {
     }
 }
 
+/// What /proc says about the server's processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// Master and live (non-zombie) children.
+    pub processes: u64,
+    /// Threads of all of them.
+    pub threads: u64,
+    /// Summed proportional set size (shared pages counted once), KiB.
+    pub pss_kb: u64,
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} processes, {} threads, PSS {} KiB",
+            self.processes, self.threads, self.pss_kb
+        )
+    }
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -184,6 +205,8 @@ pub enum Observation {
     MasterExited {
         code: Option<i32>,
     },
+    /// The server's processes from /proc: master and children, their threads, summed PSS.
+    Resources(Resources),
     /// The harness killed a child (`kill_child_of`).
     Killed {
         pid: i32,
@@ -209,6 +232,7 @@ pub struct Entry {
 pub struct State {
     pub entries: Vec<Entry>,
     pub summary: Option<Summary>,
+    pub resources: Option<Resources>,
     pub events: BTreeMap<String, u64>,
     pub child_exits: u64,
     pub master_exited: bool,
@@ -260,6 +284,7 @@ impl State {
                 self.closed_conns.insert(conn.clone(), *class);
             }
             Observation::Scoreboard(summary) => self.summary = Some(summary.clone()),
+            Observation::Resources(r) => self.resources = Some(r.clone()),
             Observation::ServerEvent { event, .. } => {
                 *self.events.entry(event.clone()).or_default() += 1
             }
@@ -438,4 +463,68 @@ fn record_event(store: &Store, line: &str) {
         map.remove("t_ms");
     }
     store.push(Observation::ServerEvent { event, pid, detail });
+}
+
+/// Samples the server's processes from /proc (every 50 ms; PSS is not free to read) and records
+/// each change: process and thread counts, summed PSS.
+pub fn sample_processes(store: Store, master: i32) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut last = None;
+        while !store.is_closed() {
+            let now = read_resources(master);
+            if now.processes > 0 && last.as_ref() != Some(&now) {
+                last = Some(now.clone());
+                store.push(Observation::Resources(now));
+            }
+            store.pause(Duration::from_millis(50));
+        }
+    })
+}
+
+/// The master and its live children, from /proc.
+pub fn server_processes(master: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name: state, ppid, …
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if state != "Z" && (pid == master || ppid == master) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn read_resources(master: i32) -> Resources {
+    let mut r = Resources::default();
+    for pid in server_processes(master) {
+        r.processes += 1;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        r.threads += field_kb(&status, "Threads:");
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        r.pss_kb += field_kb(&rollup, "Pss:");
+    }
+    r
+}
+
+/// The number after `key` on its line (`Threads:  26`, `Pss:  1234 kB`).
+fn field_kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -143,6 +143,7 @@ fn timeline_line(e: &Entry) -> Option<String> {
             format!("conn   {conn}: ended by the server ({class})")
         }
         Observation::Scoreboard(s) => format!("board  {s}"),
+        Observation::Resources(r) => format!("procfs {r}"),
         Observation::ServerEvent { event, pid, detail } => {
             if event == "child_exited" {
                 return None;

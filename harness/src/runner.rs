@@ -59,7 +59,8 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
     match server {
         Err(e) => checks.push(Check::fail("server starts", e.to_string())),
         Ok(mut server) => {
-            let observers = server.start_observers(&store);
+            let mut observers = server.start_observers(&store);
+            observers.push(observe::sample_processes(store.clone(), server.master));
             let mut play = Play {
                 store: &store,
                 server: &server,
@@ -333,6 +334,8 @@ pub fn holds(c: &ConditionSpec, s: &State) -> bool {
         && count(&c.processes, summary.processes)
         && count(&c.accepting, summary.accepting)
         && count(&c.child_exits, s.child_exits)
+        && count(&c.threads, s.resources.as_ref().map_or(0, |r| r.threads))
+        && count(&c.pss_kb, s.resources.as_ref().map_or(0, |r| r.pss_kb))
         && c.event.as_ref().is_none_or(|e| {
             let n = s.events.get(e).copied().unwrap_or(0);
             c.events
@@ -367,6 +370,8 @@ pub fn describe_condition(c: &ConditionSpec) -> String {
     add("processes", &c.processes);
     add("accepting", &c.accepting);
     add("child_exits", &c.child_exits);
+    add("threads", &c.threads);
+    add("pss_kb", &c.pss_kb);
     if let Some(e) = &c.event {
         parts.push(format!(
             "event {e}×{}",
@@ -392,8 +397,13 @@ pub fn describe_state(s: &State) -> String {
         .map(|x| x.to_string())
         .unwrap_or_else(|| "no scoreboard yet".into());
     let events: Vec<String> = s.events.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+    let resources = s
+        .resources
+        .as_ref()
+        .map(|r| format!("; {r}"))
+        .unwrap_or_default();
     format!(
-        "{summary}; child exits {}; events [{}]; closed by server [{}]",
+        "{summary}{resources}; child exits {}; events [{}]; closed by server [{}]",
         s.child_exits,
         events.join(", "),
         s.closed_conns

@@ -204,6 +204,10 @@ pub struct ConditionSpec {
     pub processes: Option<Count>,
     /// Live child processes that accept connections.
     pub accepting: Option<Count>,
+    /// Threads of the server's processes (master and children, from /proc).
+    pub threads: Option<Count>,
+    /// Summed PSS of the server's processes in KiB (from /proc/<pid>/smaps_rollup).
+    pub pss_kb: Option<Count>,
     /// Child exits observed so far (any cause).
     pub child_exits: Option<Count>,
     /// Server events of this kind observed so far (`max_request_workers`, …), with `events`.
