@@ -409,7 +409,11 @@ fn read_responses(
 /// the client gave up on them itself.
 fn finish(shared: &Shared, store: &Store, conn: &str, class: ErrorClass) {
     let by_client = shared.client_closed.load(Ordering::Acquire);
-    let class = if by_client { ErrorClass::Timeout } else { class };
+    let class = if by_client {
+        ErrorClass::Timeout
+    } else {
+        class
+    };
     let mut ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
     *ended = Some(class);
     let pending: Vec<Pending> = shared

@@ -514,7 +514,8 @@ fn read_resources(master: i32) -> Resources {
         r.processes += 1;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         r.threads += field_kb(&status, "Threads:");
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         r.pss_kb += field_kb(&rollup, "Pss:");
     }
     r

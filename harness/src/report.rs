@@ -56,14 +56,15 @@ pub fn matrix(
                     let reference_only = mine
                         .iter()
                         .any(|r| r.verdict.checks.iter().any(|c| c.reference_only));
+                    let star = if reference_only && *t != Target::Reference {
+                        "*"
+                    } else {
+                        ""
+                    };
                     match (failed, mine.len()) {
-                        (0, 1) if reference_only && *t != Target::Reference => "PASS*".into(),
-                        (0, 1) => "PASS".into(),
-                        (0, n) => format!("PASS {n}/{n}"),
-                        (f, 1) => {
-                            let _ = f;
-                            "FAIL".into()
-                        }
+                        (0, 1) => format!("PASS{star}"),
+                        (0, n) => format!("PASS{star} {n}/{n}"),
+                        (_, 1) => "FAIL".into(),
                         (f, n) => format!("FAIL {f}/{n}"),
                     }
                 }
@@ -156,7 +157,9 @@ fn timeline_line(e: &Entry) -> Option<String> {
             _ => format!("proc   child {pid} exited"),
         },
         Observation::MasterExited { code } => format!("proc   master exited ({code:?})"),
-        Observation::Killed { pid, signal } => format!("proc   harness kills child {pid} with {signal}"),
+        Observation::Killed { pid, signal } => {
+            format!("proc   harness kills child {pid} with {signal}")
+        }
         Observation::Teardown => "STEP   (end) the harness stops the server".to_string(),
         Observation::Note { text } => format!("note   {text}"),
     })

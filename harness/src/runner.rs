@@ -73,7 +73,9 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
             drop(play);
             // One more scoreboard sample, so the timeline ends with the state the scenario left.
             let seen = store.lock().samples;
-            store.wait_until(Instant::now() + Duration::from_millis(500), |s| s.samples >= seen + 2);
+            store.wait_until(Instant::now() + Duration::from_millis(500), |s| {
+                s.samples >= seen + 2
+            });
             store.push(Observation::Teardown);
             server.stop();
             server_log = server.error_log_text();

@@ -492,7 +492,9 @@ impl Case {
     pub fn steps_for<'a>(&'a self, mpm: Mpm, target: &'a str) -> impl Iterator<Item = &'a Step> {
         self.steps.iter().filter(move |s| {
             s.only.as_ref().is_none_or(|o| o.contains(&mpm))
-                && s.targets.as_ref().is_none_or(|t| t.iter().any(|t| t == target))
+                && s.targets
+                    .as_ref()
+                    .is_none_or(|t| t.iter().any(|t| t == target))
         })
     }
 }
@@ -613,11 +615,15 @@ impl Validator<'_> {
         }
         for (key, expect) in &file.expect {
             let offset = find_key(self.text, 0, &format!("[expect.{key}"));
-            if key != "all" && !Mpm::ALL.iter().any(|m| m.as_str() == key) {
+            let mpm_key = key.strip_prefix("reference-").unwrap_or(key);
+            let known = key == "all"
+                || key == "reference"
+                || Mpm::ALL.iter().any(|m| m.as_str() == mpm_key);
+            if !known {
                 return Err(self.err(
                     offset,
                     format!(
-                        "unknown expectation section `{key}` (use all, prefork, worker or event)"
+                        "unknown expectation section `{key}` (use all, prefork, worker, event, reference or reference-<mpm>)"
                     ),
                 ));
             }
@@ -743,7 +749,9 @@ impl Validator<'_> {
         };
         if let Some(targets) = &s.targets {
             if let Some(bad) = targets.iter().find(|t| *t != "reference" && *t != "apache") {
-                return Err(err(format!("unknown target `{bad}` (use reference or apache)")));
+                return Err(err(format!(
+                    "unknown target `{bad}` (use reference or apache)"
+                )));
             }
         }
         let within = self

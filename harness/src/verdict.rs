@@ -99,7 +99,12 @@ pub fn judge(
 }
 
 /// The checks of one expectation section.
-fn section(expect: &crate::spec::ExpectSpec, timeline: &[Entry], sent: &Sent, state: &State) -> Vec<Check> {
+fn section(
+    expect: &crate::spec::ExpectSpec,
+    timeline: &[Entry],
+    sent: &Sent,
+    state: &State,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let named: BTreeSet<&String> = expect.requests.keys().collect();
     for (name, spec) in &expect.requests {
@@ -318,6 +323,7 @@ fn crash_checks(
             Observation::RequestFailed { request, .. } if sent.fatal.contains(request) => {
                 Some(e.at_ms)
             }
+            Observation::Killed { .. } => Some(e.at_ms),
             _ => None,
         })
         .chain(deaths.iter().map(|d| d.0))
@@ -424,7 +430,12 @@ fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {
 
 /// The pool is whole again: the dead child gone from the scoreboard and as many accepting
 /// processes as in the last sample that still showed it.
-fn recovery_check(timeline: &[Entry], crash_at: f64, dead: &BTreeSet<i32>, within: Duration) -> Check {
+fn recovery_check(
+    timeline: &[Entry],
+    crash_at: f64,
+    dead: &BTreeSet<i32>,
+    within: Duration,
+) -> Check {
     let what = format!("pool whole again within {within:?}");
     let samples: Vec<(f64, &Summary)> = timeline
         .iter()
@@ -454,7 +465,10 @@ fn recovery_check(timeline: &[Entry], crash_at: f64, dead: &BTreeSet<i32>, withi
             );
         }
     }
-    Check::fail(what, format!("never back to {} accepting processes", before.accepting))
+    Check::fail(
+        what,
+        format!("never back to {} accepting processes", before.accepting),
+    )
 }
 
 /// Counts used in expectations, re-exported for reports.

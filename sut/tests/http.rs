@@ -17,7 +17,8 @@ use support::Options;
 #[case::obs_fold(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n".as_slice(), 400)]
 #[case::duplicate_length(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".as_slice(), 400)]
 #[case::invalid_length(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".as_slice(), 400)]
-#[case::unknown_coding(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".as_slice(), 501)]
+#[case::chunked_not_final(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".as_slice(), 400)]
+#[case::unknown_coding(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".as_slice(), 501)]
 #[case::bad_chunk(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".as_slice(), 400)]
 fn bad_requests_get_4xx_and_a_close(
     #[values("prefork", "worker", "event")] mpm: &str,

@@ -105,6 +105,8 @@ pub enum HttpError {
     BodyTooLarge,
     #[error("unsupported Transfer-Encoding")]
     UnsupportedTransferEncoding,
+    #[error("Transfer-Encoding without chunked as the final coding")]
+    ChunkedNotFinal,
     #[error("Transfer-Encoding together with Content-Length")]
     TransferEncodingWithContentLength,
     #[error("Transfer-Encoding in HTTP/1.0 request")]
@@ -130,6 +132,7 @@ impl HttpError {
             HttpError::RequestLineTooLong => 414,
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedTransferEncoding => 501,
+            HttpError::ChunkedNotFinal => 400,
             HttpError::ExpectationFailed => 417,
             _ => 400,
         }
@@ -291,8 +294,16 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         if cl_count > 0 {
             return Err(HttpError::TransferEncodingWithContentLength);
         }
-        if te.len() != 1 || !te[0].eq_ignore_ascii_case("chunked") {
-            return Err(HttpError::UnsupportedTransferEncoding);
+        // RFC 9112 §6.3: chunked must be the final coding, else the length is unknown (400);
+        // §6.1: a coding we do not implement in front of it is 501.
+        let codings: Vec<&str> = te.iter().flat_map(|v| comma_tokens(v)).collect();
+        match codings.split_last() {
+            Some((last, rest)) if last.eq_ignore_ascii_case("chunked") => {
+                if !rest.is_empty() {
+                    return Err(HttpError::UnsupportedTransferEncoding);
+                }
+            }
+            _ => return Err(HttpError::ChunkedNotFinal),
         }
         BodyKind::Chunked
     } else if let Some(n) = content_length {
@@ -498,7 +509,11 @@ mod tests {
         );
         assert_eq!(
             status(&format!("{base}Transfer-Encoding: identity\r\n\r\n")),
-            501
+            400
+        );
+        assert_eq!(
+            status(&format!("{base}Transfer-Encoding: gzip\r\n\r\n")),
+            400
         );
         assert_eq!(
             status(&format!(
