@@ -206,7 +206,8 @@ pub fn start(launch: &Launch, store: &Store) -> Result<RunningServer, StartError
         reason,
     };
     available().map_err(&fail)?;
-    let directives = directives(&launch.settings).map_err(&fail)?;
+    let mut directives = directives(&launch.settings).map_err(&fail)?;
+    directives.extend(launch.apache_only.iter().map(|(k, v)| format!("{k} {v}")));
     let mut last = String::new();
     for _ in 0..START_ATTEMPTS {
         match attempt(launch, store, &directives) {

@@ -48,6 +48,12 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
         mpm,
         settings: case.settings(mpm),
         faults: case.faults,
+        apache_only: case
+            .server
+            .apache
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
     };
     let mut checks = Vec::new();
     let mut sent = Sent::default();

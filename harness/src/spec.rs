@@ -67,6 +67,10 @@ pub struct ServerSpec {
     /// Directives for event only.
     #[serde(default)]
     pub event: BTreeMap<String, Value>,
+    /// Directives written into Apache's httpd.conf only, for every MPM (Apache settings with no
+    /// reference equivalent, e.g. `EnableSendfile = "On"`); not validated here.
+    #[serde(default)]
+    pub apache: BTreeMap<String, Value>,
 }
 
 /// A directive value: written as a TOML string, integer, float or boolean (On/Off).
@@ -602,6 +606,7 @@ impl Validator<'_> {
             .chain(&file.server.threaded)
             .chain(&file.server.worker)
             .chain(&file.server.event)
+            .chain(&file.server.apache)
         {
             self.directive_name(name)?;
         }

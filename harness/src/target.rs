@@ -81,6 +81,8 @@ pub struct Launch {
     pub mpm: Mpm,
     pub settings: Vec<(String, String)>,
     pub faults: bool,
+    /// Directives for Apache only (no reference equivalent, e.g. EnableSendfile).
+    pub apache_only: Vec<(String, String)>,
 }
 
 /// A started server.
