@@ -317,11 +317,16 @@ impl Play<'_> {
     }
 
     /// Lets every sent request reach an outcome (bounded), then closes the client side.
-    fn settle(&mut self, _case: &Case, _mpm: Mpm) {
+    /// A case that expects a crash also waits (bounded) for the process exit to be observed, so
+    /// the oracle does not depend on how fast the observers caught up.
+    fn settle(&mut self, case: &Case, mpm: Mpm) {
         let names = self.sent.order.clone();
+        let expects_crash = case.expectations(mpm).crash.is_some()
+            || case.reference_expectations(mpm).crash.is_some();
         let deadline = Instant::now() + SETTLE;
         self.store.wait_until(deadline, |s| {
             names.iter().all(|r| s.outcomes.contains_key(r))
+                && (!expects_crash || s.child_exits > 0)
         });
         for c in self.conns.values_mut() {
             c.close();

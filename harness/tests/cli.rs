@@ -238,3 +238,59 @@ fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// The crash oracle can fail: under worker, a crash takes the other connection of its child
+/// too, so a case claiming `connection` scope there must fail, naming the lost request.
+#[test]
+fn the_crash_oracle_catches_a_wrong_blast_radius() {
+    let case = r#"
+id = "quick/wrong-radius"
+title = "claims prefork's isolation under worker"
+[server]
+faults = true
+all = { KeepAliveTimeout = "30s" }
+threaded = { ServerLimit = 1, StartServers = 1, ThreadsPerChild = 2, MinSpareThreads = 1 }
+[[step]]
+wait = { idle_workers = 2 }
+[[step]]
+open = "a"
+[[step]]
+send = "a"
+as = "warm-a"
+[[step]]
+await = "warm-a"
+[[step]]
+open = "b"
+[[step]]
+send = "b"
+as = "warm-b"
+[[step]]
+await = "warm-b"
+[[step]]
+send = "a"
+fault = "sleep:1s"
+as = "slow"
+[[step]]
+send = "b"
+fault = "crash:segv"
+as = "crash"
+[[step]]
+await = ["slow", "crash"]
+[expect.all]
+crash = { scope = "connection" }
+"#;
+    let specs = specs_with(case);
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--mpm", "worker"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[FAILED] blast radius (connection)")
+            && stdout.contains("failed but should not: slow on a"),
+        "{stdout}"
+    );
+}
