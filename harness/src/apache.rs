@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use refhttpd::config::Mpm;
 
@@ -259,12 +259,17 @@ fn attempt(
     let error_log = path.join("error.log");
     let stderr = std::fs::File::create(path.join("stderr.log")).map_err(|e| io("stderr", e))?;
     let httpd = httpd_binary().ok_or(("Apache httpd not found".to_string(), false))?;
-    let mut cmd = Command::new(httpd);
-    cmd.arg("-f")
+    // Apache runs under a guard (this binary in its hidden guard mode), which stops the whole
+    // group when the harness dies: Apache's own children would outlive it otherwise.
+    let exe = std::env::current_exe().map_err(|e| io("own executable", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(crate::guard::GUARD_ARG)
+        .arg(httpd)
+        .arg("-f")
         .arg(&conf)
         .arg("-DFOREGROUND")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(stderr)
         .process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
@@ -277,7 +282,15 @@ fn attempt(
         });
     }
     let mut child = cmd.spawn().map_err(|e| io("spawn apache", e))?;
-    let master = child.id() as i32;
+    let group = Pid::from_raw(child.id() as i32);
+    let master = match read_guarded_pid(child.stdout.take()) {
+        Some(pid) => pid,
+        None => {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(("the guard did not start Apache".to_string(), false));
+        }
+    };
     let watcher_store = store.clone();
     std::thread::spawn(move || {
         let status = child.wait().ok();
@@ -299,7 +312,7 @@ fn attempt(
         event_log: path.join("no-event-log"),
         error_log,
         dir,
-        group: Pid::from_raw(master),
+        group,
         store: store.clone(),
         stopping: Default::default(),
     };
@@ -329,6 +342,20 @@ fn attempt(
         ),
         retry,
     ))
+}
+
+/// The guard's first line, `guarding <pid>`: Apache's master pid.
+fn read_guarded_pid(stdout: Option<std::process::ChildStdout>) -> Option<i32> {
+    use std::io::BufRead;
+    let stdout = stdout?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(START_TIMEOUT).ok()?;
+    line.trim().strip_prefix("guarding ")?.parse().ok()
 }
 
 /// `GET /server-status?auto` on a fresh connection; `None` when it does not answer in time.

@@ -4,6 +4,7 @@
 //! [`driver`]s and observers ([`observe`]) → the [`verdict`] → a [`report`].
 
 pub mod driver;
+pub mod guard;
 pub mod observe;
 pub mod report;
 pub mod runner;

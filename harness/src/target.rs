@@ -36,7 +36,15 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub fn serve_if_asked() {
     let mut args = std::env::args_os();
     let _exe = args.next();
-    if args.next().is_some_and(|a| a == SERVE_ARG) {
+    let first = args.next();
+    if first.as_deref() == Some(std::ffi::OsStr::new(crate::guard::GUARD_ARG)) {
+        let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        match rest.split_first() {
+            Some((program, program_args)) => crate::guard::run(program, program_args),
+            None => std::process::exit(2),
+        }
+    }
+    if first.is_some_and(|a| a == SERVE_ARG) {
         use clap::Parser;
         let rest = std::iter::once("refhttpd".into()).chain(args);
         let parsed = refhttpd::cli::Args::parse_from(rest);

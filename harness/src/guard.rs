@@ -1,0 +1,89 @@
+//! The guard: a tiny supervisor the harness puts between itself and a server it does not build
+//! (Apache), so that nothing outlives the harness.
+//!
+//! A server of our own (refhttpd) ties its master to the harness and its children to the master.
+//! Apache cannot be told to: its children outlive a SIGKILLed master, and a master that is asked
+//! to stop waits for a hanging child for up to ten seconds. So the harness starts
+//! `<itself> __guard PROGRAM ARGS…` in a new process group; the guard starts the program in that
+//! group, prints `guarding <pid>`, and then:
+//! - when the program exits, exits with its code;
+//! - when the guard is told to stop (SIGTERM/SIGINT, also sent by the kernel when the harness
+//!   thread that started it dies), it passes SIGTERM to the program, gives it a grace period,
+//!   then SIGKILLs the whole group, itself included.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, SigSet, SigmaskHow, Signal};
+use nix::unistd::{getpgrp, Pid};
+
+/// The first argument that makes the harness binary act as a guard.
+pub const GUARD_ARG: &str = "__guard";
+
+/// How long the guarded program gets to stop before the group is killed.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the guard for `program args…`; never returns.
+pub fn run(program: &str, args: &[String]) -> ! {
+    let stop_signals = {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        set
+    };
+    // Taken by `wait` below instead of killing us.
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stop_signals), None);
+    // Our parent is the harness: its death tells us to stop.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: runs in the forked child before exec and only makes the sigprocmask system call
+    // (async-signal-safe) on a set built before the fork; no allocation, no locks.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stop_signals), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("guard: cannot start {program}: {e}");
+            std::process::exit(127);
+        }
+    };
+    let pid = Pid::from_raw(child.id() as i32);
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "guarding {pid}");
+    let _ = out.flush();
+
+    // A thread reports the program's exit; the main thread waits for a stop signal.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
+        let _ = tx.send(code);
+    });
+    let signals = std::thread::spawn(move || stop_signals.wait());
+    loop {
+        if let Ok(code) = rx.recv_timeout(Duration::from_millis(20)) {
+            std::process::exit(code);
+        }
+        if signals.is_finished() {
+            break;
+        }
+    }
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    if let Ok(code) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        // The program stopped; anything it left in the group goes with us.
+        let _ = killpg(getpgrp(), Signal::SIGKILL);
+        std::process::exit(code);
+    }
+    let _ = killpg(getpgrp(), Signal::SIGKILL);
+    std::process::exit(137);
+}
