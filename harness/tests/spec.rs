@@ -22,12 +22,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // libtest has no field for why a test is ignored: say it once, on stderr, so `--list` stays
+    // in the plain `name: test` form that cargo-nextest reads.
+    if !args.list {
+        for target in Target::ALL {
+            if let Err(why) = target.available() {
+                eprintln!("note: {} tests are ignored: {why}", target.as_str());
+            }
+        }
+    }
     let mut trials = Vec::new();
     for case in cases {
         for mpm in case.mpms.clone() {
             for target in Target::ALL {
                 let name = report::test_name(&case.id, mpm, target);
-                let kind = case.tags.first().cloned().unwrap_or_default();
                 let case = case.clone();
                 let trial = Trial::test(name, move || {
                     let run = runner::run(&case, mpm, target);
@@ -36,14 +44,8 @@ fn main() {
                     } else {
                         Err(Failed::from(report::timeline(&run)))
                     }
-                })
-                .with_kind(kind);
-                trials.push(match target.available() {
-                    Ok(()) => trial,
-                    Err(why) => trial
-                        .with_ignored_flag(true)
-                        .with_kind(format!("ignored: {why}")),
                 });
+                trials.push(trial.with_ignored_flag(target.available().is_err()));
             }
         }
     }
