@@ -29,14 +29,21 @@ pub enum ErrorClass {
     Timeout,
 }
 
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ErrorClass {
+    /// The outcome name cases use (`refused`, `reset`, `closed`, `timeout`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorClass::Refused => "refused",
             ErrorClass::Reset => "reset",
             ErrorClass::Closed => "closed",
             ErrorClass::Timeout => "timeout",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

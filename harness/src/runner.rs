@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use refhttpd::config::Mpm;
 
@@ -482,6 +482,3 @@ pub fn describe(a: &Action) -> String {
         Action::Sleep { duration, reason } => format!("fixed sleep {duration:?} ({reason})"),
     }
 }
-
-/// Signal used by `kill_child_of` when none is given.
-pub const DEFAULT_KILL: Signal = Signal::SIGKILL;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::observe::{Entry, Observation, Outcome, State, Summary};
 use crate::runner::{describe_condition, holds, Sent};
-use crate::spec::{Case, Count, CrashExpectSpec, RequestExpect};
+use crate::spec::{Case, CrashExpectSpec, RequestExpect};
 use crate::target::Target;
 
 /// One judged expectation.
@@ -168,12 +168,7 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
     let class = match outcome {
         None => "pending",
         Some(Outcome::Response { .. }) => "ok",
-        Some(Outcome::Failed { class, .. }) => match class {
-            crate::observe::ErrorClass::Refused => "refused",
-            crate::observe::ErrorClass::Reset => "reset",
-            crate::observe::ErrorClass::Closed => "closed",
-            crate::observe::ErrorClass::Timeout => "timeout",
-        },
+        Some(Outcome::Failed { class, .. }) => class.as_str(),
     };
     if let Some(want) = &e.outcome {
         let ok = match want.as_str() {
@@ -470,6 +465,3 @@ fn recovery_check(
         format!("never back to {} accepting processes", before.accepting),
     )
 }
-
-/// Counts used in expectations, re-exported for reports.
-pub type ExpectedCount = Count;
