@@ -558,22 +558,6 @@ fn pause(store: &Store, d: Duration) {
     }
 }
 
-/// The children of `master` (every thread's list).
-fn children(master: i32) -> Vec<i32> {
-    let mut pids = BTreeSet::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{master}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                pids.extend(
-                    text.split_whitespace()
-                        .filter_map(|p| p.parse::<i32>().ok()),
-                );
-            }
-        }
-    }
-    pids.into_iter().collect()
-}
-
 /// A process's state letter and, for a zombie, its wait status (`/proc/PID/stat` field 52).
 fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -623,7 +607,7 @@ fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) 
     while !store.is_closed() {
         let mut live = Vec::new();
         let mut exits = Vec::new();
-        let now = children(master);
+        let now = crate::observe::children(master);
         for &pid in &now {
             match proc_state(pid) {
                 Some(('Z', Some(status))) => exits.push((pid, status)),

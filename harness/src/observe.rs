@@ -488,31 +488,36 @@ pub fn sample_processes(store: Store, master: i32) -> std::thread::JoinHandle<()
     })
 }
 
-/// The master and its live children, from /proc.
-pub fn server_processes(master: i32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the command name: state, ppid, …
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        if state != "Z" && (pid == master || ppid == master) {
-            pids.push(pid);
+/// The children of `master`, from every thread's `/proc/<pid>/task/<tid>/children` list.
+pub fn children(master: i32) -> Vec<i32> {
+    let mut pids = std::collections::BTreeSet::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{master}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
         }
     }
-    pids
+    pids.into_iter().collect()
+}
+
+/// The master and its live (not zombie) children.
+pub fn server_processes(master: i32) -> Vec<i32> {
+    std::iter::once(master)
+        .chain(children(master))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    Some(!rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn read_resources(master: i32) -> Resources {
