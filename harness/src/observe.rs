@@ -248,6 +248,8 @@ pub struct State {
     pub closed_conns: BTreeMap<String, ErrorClass>,
     /// Scoreboard samples taken (changed or not).
     pub samples: u64,
+    /// /proc samples taken (changed or not).
+    pub proc_samples: u64,
     closed: bool,
 }
 
@@ -382,6 +384,12 @@ impl Store {
         self.inner.1.notify_all();
     }
 
+    /// Counts a /proc sample (changed or not).
+    pub fn proc_sampled(&self) {
+        self.lock().proc_samples += 1;
+        self.inner.1.notify_all();
+    }
+
     /// Stops the samplers.
     pub fn close(&self) {
         self.lock().closed = true;
@@ -472,8 +480,8 @@ fn record_event(store: &Store, line: &str) {
     store.push(Observation::ServerEvent { event, pid, detail });
 }
 
-/// Samples the server's processes from /proc (every 50 ms; PSS is not free to read) and records
-/// each change: process and thread counts, summed PSS.
+/// Samples the server's processes from /proc every 10 ms and records each change: process and
+/// thread counts, summed PSS.
 pub fn sample_processes(store: Store, master: i32) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut last = None;
@@ -483,7 +491,8 @@ pub fn sample_processes(store: Store, master: i32) -> std::thread::JoinHandle<()
                 last = Some(now.clone());
                 store.push(Observation::Resources(now));
             }
-            store.pause(Duration::from_millis(50));
+            store.proc_sampled();
+            store.pause(Duration::from_millis(10));
         }
     })
 }

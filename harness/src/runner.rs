@@ -77,10 +77,13 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Run {
             play.scenario(case, mpm, target);
             play.settle(case, mpm);
             drop(play);
-            // One more scoreboard sample, so the timeline ends with the state the scenario left.
-            let seen = store.lock().samples;
+            // Fresh scoreboard and /proc samples, so the timeline ends with the state the scenario left.
+            let (boards, procs) = {
+                let s = store.lock();
+                (s.samples, s.proc_samples)
+            };
             store.wait_until(Instant::now() + Duration::from_millis(500), |s| {
-                s.samples >= seen + 2
+                s.samples >= boards + 2 && s.proc_samples >= procs + 2
             });
             store.push(Observation::Teardown);
             server.stop();
