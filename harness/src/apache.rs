@@ -547,17 +547,6 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sleeps up to `d`, waking early when the store closes.
-fn pause(store: &Store, d: Duration) {
-    let deadline = Instant::now() + d;
-    while !store.is_closed() {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            return;
-        };
-        std::thread::sleep(left.min(Duration::from_millis(5)));
-    }
-}
-
 /// A process's state letter and, for a zombie, its wait status (`/proc/PID/stat` field 52).
 fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -658,7 +647,7 @@ fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) 
             }
             store.sampled();
         }
-        pause(&store, PROC_INTERVAL);
+        store.pause(PROC_INTERVAL);
     }
 }
 
@@ -793,7 +782,7 @@ fn tail_error_log(store: Store, shared: Arc<Mutex<Shared>>, path: PathBuf) {
         if closing {
             return;
         }
-        pause(&store, Duration::from_millis(5));
+        store.pause(Duration::from_millis(5));
     }
 }
 

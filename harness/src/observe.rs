@@ -406,7 +406,7 @@ impl Store {
     }
 
     /// Sleeps up to `d` unless the store closes first.
-    fn pause(&self, d: Duration) {
+    pub fn pause(&self, d: Duration) {
         let deadline = Instant::now() + d;
         self.wait_until(deadline, |s| s.closed);
     }

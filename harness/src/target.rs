@@ -180,10 +180,10 @@ impl RunningServer {
             store: store.clone(),
             stopping: Default::default(),
         };
-        match parse_ready(&line) {
-            Some((addr, master)) => {
-                server.addr = addr;
-                server.master = master;
+        match refhttpd::cli::Ready::parse(&line) {
+            Some(ready) => {
+                server.addr = ready.addr;
+                server.master = ready.master;
                 Ok(server)
             }
             None => {
@@ -246,15 +246,4 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid).
-pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32)> {
-    let mut words = line.split_whitespace();
-    if words.next()? != "ready" {
-        return None;
-    }
-    let addr = words.next()?.parse().ok()?;
-    let pid = words.next()?.strip_prefix("pid=")?.parse().ok()?;
-    Some((addr, pid))
 }

@@ -133,14 +133,10 @@ impl Server {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = rx.recv_timeout(DEADLINE).unwrap_or_default();
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("ready"), "no ready line: {line:?}");
-        server.addr = words.next().and_then(|a| a.parse().ok()).expect("address");
-        server.master = words
-            .next()
-            .and_then(|w| w.strip_prefix("pid="))
-            .and_then(|p| p.parse().ok())
-            .expect("master pid");
+        let ready =
+            refhttpd::cli::Ready::parse(&line).unwrap_or_else(|| panic!("no ready line: {line:?}"));
+        server.addr = ready.addr;
+        server.master = ready.master;
         server
     }
 

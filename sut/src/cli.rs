@@ -78,12 +78,12 @@ pub fn run(args: &Args) -> i32 {
     };
     let exit = master.run(|addr| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "ready {addr} pid={} mpm={}",
-            std::process::id(),
-            mpm.as_str()
-        );
+        let ready = Ready {
+            addr,
+            master: std::process::id() as i32,
+            mpm,
+        };
+        let _ = writeln!(out, "{ready}");
         let _ = out.flush();
         error_log(
             module(mpm),
@@ -95,4 +95,53 @@ pub fn run(args: &Args) -> i32 {
         );
     });
     exit.code()
+}
+
+/// The line refhttpd prints once it accepts: `ready <ip:port> pid=<master pid> mpm=<mpm>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub addr: std::net::SocketAddr,
+    pub master: i32,
+    pub mpm: Mpm,
+}
+
+impl std::fmt::Display for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ready {} pid={} mpm={}",
+            self.addr, self.master, self.mpm
+        )
+    }
+}
+
+impl Ready {
+    /// Reads a ready line; `None` for anything else.
+    pub fn parse(line: &str) -> Option<Ready> {
+        let mut words = line.split_whitespace();
+        if words.next()? != "ready" {
+            return None;
+        }
+        let addr = words.next()?.parse().ok()?;
+        let master = words.next()?.strip_prefix("pid=")?.parse().ok()?;
+        let mpm = words.next()?.strip_prefix("mpm=")?.parse().ok()?;
+        Some(Ready { addr, master, mpm })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_line_round_trips() {
+        let ready = Ready {
+            addr: "127.0.0.1:4321".parse().unwrap(),
+            master: 77,
+            mpm: Mpm::Event,
+        };
+        assert_eq!(ready.to_string(), "ready 127.0.0.1:4321 pid=77 mpm=event");
+        assert_eq!(Ready::parse(&format!("{ready}\n")), Some(ready));
+        assert_eq!(Ready::parse("refhttpd: bad configuration"), None);
+    }
 }

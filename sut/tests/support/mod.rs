@@ -257,14 +257,8 @@ impl Drop for Server {
 
 /// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid, mpm).
 pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32, String)> {
-    let mut words = line.split_whitespace();
-    if words.next()? != "ready" {
-        return None;
-    }
-    let addr = words.next()?.parse().ok()?;
-    let pid = words.next()?.strip_prefix("pid=")?.parse().ok()?;
-    let mpm = words.next()?.strip_prefix("mpm=")?.to_string();
-    Some((addr, pid, mpm))
+    let ready = refhttpd::cli::Ready::parse(line)?;
+    Some((ready.addr, ready.master, ready.mpm.to_string()))
 }
 
 /// A parsed response.
