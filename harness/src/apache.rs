@@ -743,47 +743,26 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
 }
 
 fn tail_error_log(store: Store, shared: Arc<Mutex<Shared>>, path: PathBuf) {
-    let mut offset = 0usize;
     let mut signal_seen = BTreeSet::new();
     let mut scoreboard_full_seen = false;
-    loop {
-        let closing = store.is_closed();
-        if let Ok(bytes) = std::fs::read(&path) {
-            let text = String::from_utf8_lossy(&bytes);
-            let start = offset.min(text.len());
-            let complete = text[start..]
-                .rfind('\n')
-                .map(|i| start + i + 1)
-                .unwrap_or(start);
-            for line in text[start..complete].lines() {
-                match parse_log_line(line) {
-                    Some((_, LogLine::ChildSignal { child, signal }))
-                        if signal_seen.insert(child) =>
-                    {
-                        let mut s = lock(&shared);
-                        record_exit(&store, &mut s, child, Some(signal), None);
-                    }
-                    Some((_, LogLine::ChildSignal { .. })) => {}
-                    Some((_, LogLine::Event { detail, .. }))
-                        if detail.get("apache").is_some() && scoreboard_full_seen => {}
-                    Some((pid, LogLine::Event { event, detail })) => {
-                        scoreboard_full_seen |= detail.get("apache").is_some();
-                        store.push(Observation::ServerEvent {
-                            event: event.into(),
-                            pid,
-                            detail,
-                        });
-                    }
-                    None => {}
-                }
-            }
-            offset = complete;
+    crate::observe::follow_lines(&store, &path, |line| match parse_log_line(line) {
+        Some((_, LogLine::ChildSignal { child, signal })) if signal_seen.insert(child) => {
+            let mut s = lock(&shared);
+            record_exit(&store, &mut s, child, Some(signal), None);
         }
-        if closing {
-            return;
+        Some((_, LogLine::ChildSignal { .. })) => {}
+        Some((_, LogLine::Event { detail, .. }))
+            if detail.get("apache").is_some() && scoreboard_full_seen => {}
+        Some((pid, LogLine::Event { event, detail })) => {
+            scoreboard_full_seen |= detail.get("apache").is_some();
+            store.push(Observation::ServerEvent {
+                event: event.into(),
+                pid,
+                detail,
+            });
         }
-        store.pause(Duration::from_millis(5));
-    }
+        None => {}
+    });
 }
 
 #[cfg(test)]

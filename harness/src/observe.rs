@@ -437,25 +437,37 @@ pub fn sample_scoreboard(store: Store, path: PathBuf) -> std::thread::JoinHandle
 /// Follows the server's event log and records each event (and child exits as process events).
 pub fn tail_event_log(store: Store, path: PathBuf) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut offset = 0usize;
-        loop {
-            let closing = store.is_closed();
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let complete = text[offset.min(text.len())..]
-                    .rfind('\n')
-                    .map(|i| offset + i + 1)
-                    .unwrap_or(offset);
-                for line in text[offset.min(complete)..complete].lines() {
-                    record_event(&store, line);
-                }
-                offset = complete;
-            }
-            if closing {
-                return;
-            }
-            store.pause(Duration::from_millis(5));
-        }
+        let observer = store.clone();
+        follow_lines(&store, &path, |line| record_event(&observer, line));
     })
+}
+
+/// Calls `on_line` for each complete line appended to the file at `path` (which may not exist
+/// yet), reading only what is new, until the store closes; a last read after it closes.
+pub fn follow_lines(store: &Store, path: &std::path::Path, mut on_line: impl FnMut(&str)) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut offset = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let closing = store.is_closed();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            if file.seek(SeekFrom::Start(offset)).is_ok() {
+                if let Ok(n) = file.read_to_end(&mut pending) {
+                    offset += n as u64;
+                }
+            }
+            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                for line in String::from_utf8_lossy(&pending[..end]).lines() {
+                    on_line(line);
+                }
+                pending.drain(..=end);
+            }
+        }
+        if closing {
+            return;
+        }
+        store.pause(Duration::from_millis(5));
+    }
 }
 
 fn record_event(store: &Store, line: &str) {
