@@ -69,6 +69,46 @@ pub enum BlastRadius {
     Memory,
 }
 
+impl BlastRadius {
+    pub const ALL: [BlastRadius; 5] = [
+        BlastRadius::Process,
+        BlastRadius::Connection,
+        BlastRadius::Request,
+        BlastRadius::None,
+        BlastRadius::Memory,
+    ];
+
+    /// The name cases use (`process`, `connection`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            BlastRadius::Process => "process",
+            BlastRadius::Connection => "connection",
+            BlastRadius::Request => "request",
+            BlastRadius::None => "none",
+            BlastRadius::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for BlastRadius {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BlastRadius {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BlastRadius, String> {
+        BlastRadius::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = BlastRadius::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown blast radius `{s}` (use {})", names.join(", "))
+            })
+    }
+}
+
 /// Places outside request handling where a fault can be configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultSite {

@@ -8,7 +8,9 @@
 -- Every response from here carries `X-Served-By: pid=<child pid>` (Apache exposes no slot or
 -- thread index to Lua).
 --
--- The harness writes this file into the server's temp dir with `STATIC_DIR = "…"` prepended.
+-- The harness writes this file into the server's temp dir with `STATIC_DIR = "…"` and
+-- `FAULTS = true|false` prepended: without faults (the case's `faults = false`, as refhttpd
+-- without `--faults`) a `/fault/...` request answers 404 and nothing happens.
 -- Loaded with `LuaScope thread`: one Lua state per worker thread for the thread's life, so
 -- `leak:` keeps what it allocates.
 
@@ -123,7 +125,7 @@ function handle(r)
     return apache2.OK
   end
   local spec = string.match(uri, "^/fault/(.*)$")
-  if spec then
+  if spec and FAULTS then
     return fault(r, spec, me)
   end
   return text(r, 404, "not found\n")

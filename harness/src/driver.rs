@@ -15,9 +15,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{setsockopt, sockopt};
-use refhttpd::http::body::ChunkedDecoder;
 
-use crate::observe::{ErrorClass, Observation, ServedBy, Store};
+use crate::client::{self, Parsed};
+use crate::observe::{ErrorClass, Observation, Store};
+use crate::spec::Request;
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,7 +45,6 @@ pub struct Connection {
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
     slow_head: Option<JoinHandle<()>>,
-    sent: u32,
 }
 
 impl Connection {
@@ -72,7 +72,6 @@ impl Connection {
             shared,
             reader: None,
             slow_head: None,
-            sent: 0,
         })
     }
 
@@ -92,100 +91,49 @@ impl Connection {
         }));
     }
 
-    /// The name of the next request on this connection when the step gives none.
-    fn next_name(&mut self, given: Option<&str>) -> String {
-        self.sent += 1;
-        match given {
-            Some(n) => n.to_string(),
-            None if self.sent == 1 => self.name.clone(),
-            None => format!("{}#{}", self.name, self.sent),
-        }
+    /// Sends one request named `name`.
+    pub fn send(&mut self, store: &Store, name: &str, request: &Request) {
+        let (bytes, shown) = match request {
+            Request::Http {
+                method,
+                path,
+                body,
+                connection_close,
+                http10,
+            } => (
+                client::request_bytes(method, path, body.as_deref(), *connection_close, *http10),
+                path.clone(),
+            ),
+            Request::Raw(raw) => (
+                raw.as_bytes().to_vec(),
+                format!("raw {:?}", raw.chars().take(40).collect::<String>()),
+            ),
+        };
+        self.write_requests(store, vec![(name.to_string(), shown)], &bytes, None);
     }
 
-    /// Sends one request.
-    #[allow(clippy::too_many_arguments)]
-    pub fn send(
-        &mut self,
-        store: &Store,
-        name: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        connection_close: bool,
-        http10: bool,
-    ) -> String {
-        let request = self.next_name(name);
-        let bytes = request_bytes(method, path, body, connection_close, http10);
-        self.write_requests(
-            store,
-            vec![(request.clone(), path.to_string())],
-            &bytes,
-            None,
-        );
-        request
-    }
-
-    /// Sends `bytes` as they are (a malformed request); one response is expected.
-    pub fn send_raw(&mut self, store: &Store, name: Option<&str>, bytes: &[u8]) -> String {
-        let request = self.next_name(name);
-        let shown = String::from_utf8_lossy(bytes)
-            .chars()
-            .take(40)
-            .collect::<String>();
-        self.write_requests(
-            store,
-            vec![(request.clone(), format!("raw {shown:?}"))],
-            bytes,
-            None,
-        );
-        request
-    }
-
-    /// Sends several requests in one write (HT-2); names are `name`, `name#2`, ….
-    pub fn pipeline(&mut self, store: &Store, name: Option<&str>, paths: &[String]) -> Vec<String> {
+    /// Sends several requests in one write (HT-2): (name, path) each.
+    pub fn pipeline(&mut self, store: &Store, requests: &[(String, String)]) {
         let mut bytes = Vec::new();
-        let mut names = Vec::new();
-        for (i, path) in paths.iter().enumerate() {
-            let request = match (name, i) {
-                (Some(n), 0) => {
-                    self.sent += 1;
-                    n.to_string()
-                }
-                (Some(n), i) => {
-                    self.sent += 1;
-                    format!("{n}#{}", i + 1)
-                }
-                (None, _) => self.next_name(None),
-            };
-            bytes.extend(request_bytes("GET", path, None, false, false));
-            names.push((request, path.clone()));
+        for (_, path) in requests {
+            bytes.extend(client::request_bytes("GET", path, None, false, false));
         }
-        let out = names.iter().map(|(n, _)| n.clone()).collect();
-        self.write_requests(store, names, &bytes, None);
-        out
+        self.write_requests(store, requests.to_vec(), &bytes, None);
     }
 
     /// Requests `path` and reads the response at `rate` bytes per second.
-    pub fn slow_read(
-        &mut self,
-        store: &Store,
-        name: Option<&str>,
-        path: &str,
-        rate: u32,
-    ) -> String {
-        let request = self.next_name(name);
+    pub fn slow_read(&mut self, store: &Store, request: &str, path: &str, rate: u32) {
         // A small receive buffer so the server really meets a slow reader.
         if let Some(stream) = &self.stream {
             set_rcvbuf(stream, 4096);
         }
-        let bytes = request_bytes("GET", path, None, false, false);
+        let bytes = client::request_bytes("GET", path, None, false, false);
         self.write_requests(
             store,
-            vec![(request.clone(), path.to_string())],
+            vec![(request.to_string(), path.to_string())],
             &bytes,
             Some(rate),
         );
-        request
     }
 
     fn write_requests(
@@ -243,8 +191,8 @@ impl Connection {
     }
 
     /// Sends a request head one byte per `interval` on a thread, until the server closes.
-    pub fn slow_head(&mut self, store: &Store, interval: Duration) -> String {
-        let name = self.next_name(None);
+    pub fn slow_head(&mut self, store: &Store, name: &str, interval: Duration) {
+        let name = name.to_string();
         {
             let mut pending = self
                 .shared
@@ -263,7 +211,7 @@ impl Connection {
         });
         self.ensure_reader(store, None);
         let Some(Ok(mut stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
-            return name;
+            return;
         };
         let shared = self.shared.clone();
         self.slow_head = Some(std::thread::spawn(move || {
@@ -280,7 +228,6 @@ impl Connection {
                 std::thread::sleep(interval);
             }
         }));
-        name
     }
 
     /// Resets the connection: SO_LINGER 0, the reader stopped, then the last descriptor closed,
@@ -328,29 +275,6 @@ impl Drop for Connection {
     }
 }
 
-fn request_bytes(
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    close: bool,
-    http10: bool,
-) -> Vec<u8> {
-    let version = if http10 { "1.0" } else { "1.1" };
-    let mut head = format!("{method} {path} HTTP/{version}\r\nHost: harness\r\n");
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    if let Some(b) = body {
-        bytes.extend_from_slice(b.as_bytes());
-    }
-    bytes
-}
-
 /// The reader thread: parses responses in order and records outcomes.
 fn read_responses(
     mut stream: TcpStream,
@@ -363,31 +287,56 @@ fn read_responses(
     let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
     loop {
         // Parse every complete response in the buffer.
-        while let Some((response, used)) = parse_response(&buf) {
+        loop {
+            let (response, used) = match client::parse_response(&buf) {
+                Parsed::Complete(r, used) => (r, used),
+                Parsed::Incomplete => break,
+                Parsed::Invalid(why) => {
+                    store.push(Observation::Note {
+                        text: format!("{conn}: unreadable response ({why})"),
+                    });
+                    return finish(&shared, &store, &conn, ErrorClass::Closed);
+                }
+            };
             buf.drain(..used);
+            // An interim (1xx) response answers no request by itself.
+            if response.status < 200 {
+                continue;
+            }
             let pending = shared
                 .pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front();
-            if response.status < 200 {
-                continue;
+            match pending {
+                Some(p) => record_response(&store, &conn, p, &response),
+                None => store.push(Observation::Note {
+                    text: format!(
+                        "{conn}: a response ({}) that no request asked for",
+                        response.status
+                    ),
+                }),
             }
-            let Some(p) = pending else { continue };
-            store.push(Observation::Response {
-                request: p.name,
-                conn: conn.clone(),
-                status: response.status,
-                served_by: response.served_by,
-                closes: response.closes,
-                latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
-            });
         }
         if shared.client_closed.load(Ordering::Acquire) {
             return finish(&shared, &store, &conn, ErrorClass::Closed);
         }
         let n = match stream.read(&mut chunk) {
-            Ok(0) => Err(ErrorClass::Closed),
+            Ok(0) => {
+                // A body delimited by the close ends here.
+                if let Parsed::Complete(response, _) = client::parse_at_eof(&buf) {
+                    buf.clear();
+                    let pending = shared
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .pop_front();
+                    if let Some(p) = pending {
+                        record_response(&store, &conn, p, &response);
+                    }
+                }
+                Err(ErrorClass::Closed)
+            }
             Ok(n) => Ok(n),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::ConnectionReset => Err(ErrorClass::Reset),
@@ -439,57 +388,15 @@ fn finish(shared: &Shared, store: &Store, conn: &str, class: ErrorClass) {
     }
 }
 
-struct ParsedResponse {
-    status: u16,
-    served_by: Option<ServedBy>,
-    closes: bool,
-}
-
-/// One complete response at the start of `buf`, and its length.
-fn parse_response(buf: &[u8]) -> Option<(ParsedResponse, usize)> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return None,
-    };
-    let status = resp.code.unwrap_or(0);
-    let header = |name: &str| {
-        resp.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-    };
-    let served_by = header("X-Served-By").and_then(|v| ServedBy::parse(&v));
-    let closes = header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-    let chunked = header("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let no_body = status < 200 || status == 204 || status == 304;
-    let body_len = if no_body {
-        0
-    } else if chunked {
-        let mut decoder = ChunkedDecoder::new(0);
-        let mut sink = Vec::new();
-        let used = decoder.decode(&buf[head_len..], &mut sink).ok()?;
-        if !decoder.is_done() {
-            return None;
-        }
-        used
-    } else {
-        header("Content-Length")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
-    if buf.len() < head_len + body_len {
-        return None;
-    }
-    Some((
-        ParsedResponse {
-            status,
-            served_by,
-            closes,
-        },
-        head_len + body_len,
-    ))
+fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Response) {
+    store.push(Observation::Response {
+        request: p.name,
+        conn: conn.to_string(),
+        status: response.status,
+        served_by: response.served_by(),
+        closes: response.closes(),
+        latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
+    });
 }
 
 fn set_linger_zero(stream: &TcpStream) {

@@ -1,8 +1,28 @@
 //! mpm-harness: a conformance and fault-injection harness for Apache-style MPMs.
 //!
-//! Data flows one way: a spec file ([`spec`]) → the [`runner`] → a [`target`] server → client
-//! [`driver`]s and observers ([`observe`]) → the [`verdict`] → a [`report`].
+//! Data flows one way, each arrow a plain type:
+//!
+//! ```text
+//! spec file ──load──▶ Case ──runner──▶ target server ◀── drivers (client)
+//!                                          │ observers
+//!                                          ▼
+//!                          Recording ──judge──▶ Verdict ──▶ report
+//! ```
+//!
+//! - [`spec`]: the case format and loader (a typed [`spec::Case`]; errors with file:line:column);
+//! - [`condition`]: what `wait`, `check`, `seen`, `never` test, shared by runner and verdict;
+//! - [`observe`]: observations, the shared [`observe::Store`], samplers, the [`observe::Recording`];
+//! - [`client`], [`driver`]: the harness's own HTTP/1.1 client and its named connections;
+//! - [`target`]: the servers behind one trait, with their capabilities;
+//! - [`runner`]: plays a case against a target into a recording (judges nothing);
+//! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
+//! - [`report`]: matrix, timeline, JUnit, JSON.
+//!
+//! No module uses one that comes after it in this list, except that the runner drives the
+//! targets, drivers and observers it starts (a test checks the imports).
 
+pub mod client;
+pub mod condition;
 pub mod driver;
 pub mod guard;
 pub mod observe;
@@ -13,6 +33,12 @@ pub mod target;
 pub mod verdict;
 
 use std::path::PathBuf;
+use std::time::Instant;
+
+use refhttpd::Mpm;
+
+use crate::spec::{Case, Target};
+use crate::verdict::Run;
 
 /// The catalogue shipped with the project: `specs/` at the workspace root.
 pub fn default_specs_dir() -> PathBuf {
@@ -24,4 +50,33 @@ pub fn default_specs_dir() -> PathBuf {
         return from_manifest;
     }
     PathBuf::from("specs")
+}
+
+/// Runs one case under one MPM against one target and judges it. A panic in the harness is an
+/// error result, not a crash of the whole run.
+pub fn execute(case: &Case, mpm: Mpm, target: Target) -> Run {
+    let started = Instant::now();
+    let recording = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runner::run(case, mpm, target)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        observe::Recording {
+            error: Some(format!("the harness panicked: {why}")),
+            ..Default::default()
+        }
+    });
+    let verdict = verdict::judge(case, mpm, &target.capabilities(), &recording);
+    Run {
+        case: case.id.clone(),
+        mpm,
+        target,
+        verdict,
+        recording,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
 }

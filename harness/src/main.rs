@@ -1,6 +1,7 @@
 //! The `mpm-harness` command line: `list`, `run`, `repro`, `check`, `schema`.
 //!
-//! Exit codes: 0 all passed, 1 a case failed, 2 usage or spec error.
+//! Exit codes: 0 all passed, 1 a case failed or a run was an error (the harness broke), 2 usage
+//! or spec error.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,10 +10,10 @@ use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
 use mpm_harness::report;
-use mpm_harness::runner::{self, Run};
-use mpm_harness::spec::{self, Case};
-use mpm_harness::target::{serve_if_asked, Target};
-use refhttpd::config::Mpm;
+use mpm_harness::spec::{self, Case, Target};
+use mpm_harness::target::serve_if_asked;
+use mpm_harness::verdict::{Run, RunResult};
+use refhttpd::Mpm;
 
 #[derive(Parser)]
 #[command(
@@ -180,13 +181,9 @@ fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target) -> i32 {
         eprintln!("error: target {} is not available: {why}", target.as_str());
         return 2;
     }
-    let run = runner::run(case, mpm, target);
+    let run = mpm_harness::execute(case, mpm, target);
     print!("{}", report::timeline(&run));
-    if run.verdict.passed {
-        0
-    } else {
-        1
-    }
+    i32::from(!run.verdict.passed())
 }
 
 struct RunArgs {
@@ -235,17 +232,17 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
                 let Some((i, (case, mpm, target))) = next else {
                     return;
                 };
-                let run = runner::run(case, mpm, target);
+                let run = mpm_harness::execute(case, mpm, target);
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(
                     out,
                     "[{:>3}/{total}] {} {} ({:.1} s)",
                     i + 1,
-                    if run.verdict.passed { "PASS" } else { "FAIL" },
+                    run.verdict.result.as_str(),
                     report::test_name(&run.case, mpm, target),
                     run.duration_ms / 1000.0
                 );
-                if !run.verdict.passed {
+                if !run.verdict.passed() {
                     let _ = write!(out, "{}", report::timeline(&run));
                 }
                 drop(out);
@@ -254,15 +251,19 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
         }
     });
     let runs = runs.into_inner().unwrap_or_else(|e| e.into_inner());
-    let failed = runs.iter().filter(|r| !r.verdict.passed).count();
+    let count = |r: RunResult| runs.iter().filter(|x| x.verdict.result == r).count();
+    let (passed, failed, errors) = (
+        count(RunResult::Passed),
+        count(RunResult::Failed),
+        count(RunResult::Error),
+    );
     println!();
     print!(
         "{}",
         report::matrix(cases, &runs, &args.targets, &args.mpms, &skipped)
     );
     println!(
-        "\n{} passed, {failed} failed, in {:.1} s",
-        runs.len() - failed,
+        "\n{passed} passed, {failed} failed, {errors} errors, in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.junit {
@@ -277,5 +278,5 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
             return 2;
         }
     }
-    i32::from(failed > 0)
+    i32::from(failed + errors > 0)
 }

@@ -4,20 +4,39 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use refhttpd::config::Mpm;
+use refhttpd::Mpm;
 
 use crate::observe::{Entry, Observation};
-use crate::runner::Run;
-use crate::spec::Case;
-use crate::target::Target;
+use crate::spec::{Case, Target};
+use crate::verdict::{Run, RunResult, Status};
 
-/// One cell of the matrix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
-    Pass,
-    Fail,
-    /// Not applicable or not available, with the reason.
-    NotRun(String),
+/// The matrix cell of the runs of one (case, MPM, target): `PASS`, `FAIL`, `ERROR` for one
+/// run; `PASS 10/10`, `FAIL 8/10`, `ERROR 9/10` (runs passed of runs) for several. A `*` says
+/// some expectation was not judged on that target.
+pub fn cell(runs: &[&Run]) -> String {
+    let n = runs.len();
+    let passed = runs.iter().filter(|r| r.verdict.passed()).count();
+    let errors = runs
+        .iter()
+        .filter(|r| r.verdict.result == RunResult::Error)
+        .count();
+    let word = if errors > 0 {
+        "ERROR"
+    } else if passed == n {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let star = if runs.iter().any(|r| r.verdict.has_not_judged()) {
+        "*"
+    } else {
+        ""
+    };
+    if n == 1 {
+        format!("{word}{star}")
+    } else {
+        format!("{word}{star} {passed}/{n}")
+    }
 }
 
 /// The conformance matrix.
@@ -55,21 +74,7 @@ pub fn matrix(
                 if mine.is_empty() {
                     "-".to_string()
                 } else {
-                    let failed = mine.iter().filter(|r| !r.verdict.passed).count();
-                    let reference_only = mine
-                        .iter()
-                        .any(|r| r.verdict.checks.iter().any(|c| c.reference_only));
-                    let star = if reference_only && *t != Target::Reference {
-                        "*"
-                    } else {
-                        ""
-                    };
-                    match (failed, mine.len()) {
-                        (0, 1) => format!("PASS{star}"),
-                        (0, n) => format!("PASS{star} {n}/{n}"),
-                        (_, 1) => "FAIL".into(),
-                        (f, n) => format!("FAIL {f}/{n}"),
-                    }
+                    cell(&mine)
                 }
             };
             let _ = write!(out, "  {cell:>17}");
@@ -79,11 +84,17 @@ pub fn matrix(
     for (t, why) in skipped {
         let _ = writeln!(out, "n.a. {}: {why}", t.as_str());
     }
-    if runs
-        .iter()
-        .any(|r| r.target != Target::Reference && r.verdict.checks.iter().any(|c| c.reference_only))
-    {
-        out.push_str("PASS*: reference-only expectations were not judged on this target\n");
+    if runs.iter().any(|r| r.verdict.has_not_judged()) {
+        out.push_str(
+            "*: some expectations were not judged on that target (reference-only, or an \
+             observable it lacks)\n",
+        );
+    }
+    if runs.iter().any(|r| r.verdict.result == RunResult::Error) {
+        out.push_str("ERROR: the harness broke (nothing was judged); see the run's error\n");
+    }
+    if runs.len() > cases.len() * columns.len().max(1) {
+        out.push_str("N/M: runs passed of runs\n");
     }
     out
 }
@@ -99,7 +110,7 @@ pub fn timeline(run: &Run) -> String {
         run.target.as_str(),
         run.duration_ms
     );
-    for e in &run.timeline {
+    for e in &run.recording.timeline {
         if let Some(line) = timeline_line(e) {
             let _ = writeln!(out, "{:>9.1} ms  {line}", e.at_ms);
         }
@@ -149,17 +160,13 @@ fn timeline_line(e: &Entry) -> Option<String> {
         Observation::Scoreboard(s) => format!("board  {s}"),
         Observation::Resources(r) => format!("procfs {r}"),
         Observation::ServerEvent { event, pid, detail } => {
-            if event == "child_exited" {
+            if *event == refhttpd::EventKind::ChildExited {
                 return None;
             }
             format!("server {event} (pid {pid}) {detail}")
         }
-        Observation::ChildExited { pid, signal, code } => match (signal, code) {
-            (Some(s), _) => format!("proc   child {pid} died of signal {s}"),
-            (_, Some(c)) => format!("proc   child {pid} exited with code {c}"),
-            _ => format!("proc   child {pid} exited"),
-        },
-        Observation::MasterExited { code } => format!("proc   master exited ({code:?})"),
+        Observation::ChildExited { pid, ending } => format!("proc   child {pid} ended: {ending}"),
+        Observation::MasterExited { ending } => format!("proc   master ended: {ending}"),
         Observation::Killed { pid, signal } => {
             format!("proc   harness kills child {pid} with {signal}")
         }
@@ -171,24 +178,21 @@ fn timeline_line(e: &Entry) -> Option<String> {
 /// Each check: what was expected, what was observed.
 pub fn verdict_text(run: &Run) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "verdict: {}",
-        if run.verdict.passed { "PASS" } else { "FAIL" }
-    );
+    let _ = writeln!(out, "verdict: {}", run.verdict.result.as_str());
+    if let Some(e) = &run.verdict.error {
+        let _ = writeln!(out, "  harness error: {e}");
+    }
     for c in &run.verdict.checks {
-        let _ = writeln!(
-            out,
-            "  [{}] {}{}: {}",
-            if c.passed { "ok" } else { "FAILED" },
-            c.what,
-            if c.reference_only {
-                " (reference-only)"
-            } else {
-                ""
-            },
-            c.detail
-        );
+        let mark = match &c.status {
+            Status::Passed => "ok".to_string(),
+            Status::Failed => "FAILED".to_string(),
+            Status::NotJudged(_) => "not judged".to_string(),
+        };
+        let why = match &c.status {
+            Status::NotJudged(why) => format!(" ({why})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  [{mark}] {}{why}: {}", c.what, c.detail);
     }
     out
 }
@@ -207,16 +211,23 @@ pub fn junit(runs: &[Run]) -> String {
         let suite = suites
             .entry(format!("{}::{}", run.mpm.as_str(), run.target.as_str()))
             .or_insert_with_key(|k| TestSuite::new(k.clone()));
-        let status = if run.verdict.passed {
-            TestCaseStatus::success()
-        } else {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_description(verdict_text(run));
-            s
+        let status = match run.verdict.result {
+            RunResult::Passed => TestCaseStatus::success(),
+            RunResult::Failed => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_description(verdict_text(run));
+                s
+            }
+            RunResult::Error => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_message(run.verdict.error.clone().unwrap_or_default());
+                s.set_description(verdict_text(run));
+                s
+            }
         };
         let mut tc = TestCase::new(test_name(&run.case, run.mpm, run.target), status);
         tc.set_time(std::time::Duration::from_secs_f64(run.duration_ms / 1000.0));
-        if !run.verdict.passed {
+        if !run.verdict.passed() {
             tc.set_system_out(timeline(run));
         }
         suite.add_test_case(tc);

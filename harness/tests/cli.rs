@@ -76,7 +76,7 @@ fn check_names_file_line_and_column_and_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "{}:10:1: invalid fault `crash:kill`",
+            "{}:13:9: invalid fault `crash:kill`",
             bad.display()
         )),
         "{stderr}"
@@ -171,7 +171,7 @@ fn a_failing_expectation_is_exit_1_and_explains_itself() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("STEP   (line 10) send / on a as hello"),
+        stdout.contains("STEP   (line 10) send GET / on a as hello"),
         "{stdout}"
     );
 }

@@ -5,9 +5,8 @@
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use mpm_harness::report;
-use mpm_harness::runner;
-use mpm_harness::spec;
-use mpm_harness::target::{serve_if_asked, Target};
+use mpm_harness::spec::{self, Target};
+use mpm_harness::target::serve_if_asked;
 
 fn main() {
     serve_if_asked();
@@ -38,8 +37,8 @@ fn main() {
                 let name = report::test_name(&case.id, mpm, target);
                 let case = case.clone();
                 let trial = Trial::test(name, move || {
-                    let run = runner::run(&case, mpm, target);
-                    if run.verdict.passed {
+                    let run = mpm_harness::execute(&case, mpm, target);
+                    if run.verdict.passed() {
                         Ok(())
                     } else {
                         Err(Failed::from(report::timeline(&run)))

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use refhttpd::scoreboard::{ProcessStatus, ScoreboardView};
+use refhttpd::{ProcessStatus, ScoreboardView};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const CRASH_GOAL_MS: f64 = 20.0;
@@ -134,7 +134,7 @@ impl Server {
         });
         let line = rx.recv_timeout(DEADLINE).unwrap_or_default();
         let ready =
-            refhttpd::cli::Ready::parse(&line).unwrap_or_else(|| panic!("no ready line: {line:?}"));
+            refhttpd::Ready::parse(&line).unwrap_or_else(|| panic!("no ready line: {line:?}"));
         server.addr = ready.addr;
         server.master = ready.master;
         server

@@ -42,7 +42,7 @@ pub struct Args {
 
 impl Args {
     /// The server options these arguments describe (`--listen` becomes the last `Listen`).
-    pub fn options(&self) -> ServerOptions {
+    fn options(&self) -> ServerOptions {
         let mut sets = self.sets.clone();
         if let Some(listen) = &self.listen {
             sets.push(format!("Listen={listen}"));

@@ -16,7 +16,17 @@ use mpm_faults::{duration, size, Fault, FaultSite};
 
 /// The multi-processing module.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Mpm {
@@ -111,35 +121,35 @@ pub struct FaultSettings {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub mpm: Mpm,
-    pub listen: SocketAddr,
-    pub listen_backlog: u32,
-    pub start_servers: u32,
-    pub min_spare_servers: u32,
-    pub max_spare_servers: u32,
-    pub server_limit: u32,
-    pub thread_limit: u32,
-    pub threads_per_child: u32,
-    pub min_spare_threads: u32,
-    pub max_spare_threads: u32,
-    pub max_request_workers: u32,
-    pub max_connections_per_child: u32,
-    pub async_request_worker_factor: f64,
-    pub keep_alive: bool,
-    pub keep_alive_timeout: Duration,
-    pub max_keep_alive_requests: u32,
-    pub timeout: Duration,
+    pub(crate) mpm: Mpm,
+    pub(crate) listen: SocketAddr,
+    pub(crate) listen_backlog: u32,
+    pub(crate) start_servers: u32,
+    pub(crate) min_spare_servers: u32,
+    pub(crate) max_spare_servers: u32,
+    pub(crate) server_limit: u32,
+    pub(crate) thread_limit: u32,
+    pub(crate) threads_per_child: u32,
+    pub(crate) min_spare_threads: u32,
+    pub(crate) max_spare_threads: u32,
+    pub(crate) max_request_workers: u32,
+    pub(crate) max_connections_per_child: u32,
+    pub(crate) async_request_worker_factor: f64,
+    pub(crate) keep_alive: bool,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) max_keep_alive_requests: u32,
+    pub(crate) timeout: Duration,
     /// `None` = wait for ever (GracefulShutdownTimeout 0).
-    pub graceful_shutdown_timeout: Option<Duration>,
-    pub limit_request_line: usize,
-    pub limit_request_field_size: usize,
-    pub limit_request_fields: usize,
+    pub(crate) graceful_shutdown_timeout: Option<Duration>,
+    pub(crate) limit_request_line: usize,
+    pub(crate) limit_request_field_size: usize,
+    pub(crate) limit_request_fields: usize,
     /// 0 = unlimited.
-    pub limit_request_body: u64,
-    pub request_read_timeout: RequestReadTimeout,
-    pub faults: FaultSettings,
+    pub(crate) limit_request_body: u64,
+    pub(crate) request_read_timeout: RequestReadTimeout,
+    pub(crate) faults: FaultSettings,
     /// Corrections made while validating, for the error log.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Where a directive came from, for error messages.
@@ -234,7 +244,7 @@ const MAX_THREAD_LIMIT: u32 = 100_000;
 
 impl Config {
     /// Apache's defaults for `mpm`.
-    pub fn defaults(mpm: Mpm) -> Config {
+    fn defaults(mpm: Mpm) -> Config {
         let threaded = mpm.is_threaded();
         Config {
             mpm,
@@ -298,17 +308,6 @@ impl Config {
                     .push("Fault* directives are ignored without --faults".to_string());
             }
         }
-        Ok(cfg)
-    }
-
-    /// Parses configuration text as if it came from `path` (for tests and the harness).
-    pub fn from_text(mpm: Mpm, path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let mut cfg = Config::defaults(mpm);
-        let mut explicit = Explicit::default();
-        for raw in parse_file(path, text)? {
-            cfg.apply(&raw, &mut explicit)?;
-        }
-        cfg.validate(&explicit)?;
         Ok(cfg)
     }
 
@@ -498,8 +497,9 @@ impl Config {
         self.warnings.push(message);
     }
 
-    /// The most children that may run at once.
-    pub fn max_children(&self) -> u32 {
+    /// The most children that may run at once: MaxRequestWorkers in children, within
+    /// ServerLimit.
+    pub(crate) fn max_children(&self) -> u32 {
         (self.max_request_workers / self.threads_per_child.max(1))
             .max(1)
             .min(self.server_limit)
@@ -686,6 +686,17 @@ mod tests {
         Config::load(mpm, None, &sets, true)
     }
 
+    /// Parses configuration text as if it came from `path`.
+    fn from_text(mpm: Mpm, path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config::defaults(mpm);
+        let mut explicit = Explicit::default();
+        for raw in parse_file(path, text)? {
+            cfg.apply(&raw, &mut explicit)?;
+        }
+        cfg.validate(&explicit)?;
+        Ok(cfg)
+    }
+
     #[test]
     fn defaults_are_apaches() {
         let p = load(Mpm::Prefork, &[]).unwrap();
@@ -747,8 +758,7 @@ mod tests {
             e.to_string().contains("not a directive of the prefork MPM"),
             "{e}"
         );
-        let e = Config::from_text(Mpm::Worker, Path::new("x.conf"), "# c\n\nFrobnicate 3\n")
-            .unwrap_err();
+        let e = from_text(Mpm::Worker, Path::new("x.conf"), "# c\n\nFrobnicate 3\n").unwrap_err();
         assert_eq!(
             e.to_string(),
             "x.conf:3: Frobnicate: unknown directive, perhaps misspelled or not supported by refhttpd"

@@ -43,7 +43,8 @@ pub enum IoFailure {
     TimedOut,
     /// The peer closed (EOF on read, EPIPE/ECONNRESET on write).
     Closed,
-    Io(io::Error),
+    /// Any other I/O error.
+    Io,
 }
 
 impl Conn {
@@ -134,12 +135,12 @@ impl Conn {
                 Ok(Some(n)) => return Ok(n),
                 Ok(None) => {}
                 Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
-                Err(e) => return Err(IoFailure::Io(e)),
+                Err(_) => return Err(IoFailure::Io),
             }
             match self.wait(PollFlags::POLLIN, Some(deadline), None) {
                 Ok(Wait::Ready) => {}
                 Ok(_) => return Err(IoFailure::TimedOut),
-                Err(e) => return Err(IoFailure::Io(e)),
+                Err(_) => return Err(IoFailure::Io),
             }
         }
     }
@@ -152,7 +153,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
-                Err(e) => return Err(IoFailure::Io(e)),
+                Err(_) => return Err(IoFailure::Io),
             }
         }
     }
@@ -169,7 +170,7 @@ impl Conn {
             match self.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
                 Ok(Wait::Ready) => {}
                 Ok(_) => return Err(IoFailure::TimedOut),
-                Err(e) => return Err(IoFailure::Io(e)),
+                Err(_) => return Err(IoFailure::Io),
             }
         }
         Ok(())

@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Something the server did that a harness may want to see.
-#[derive(Debug, Clone, Serialize)]
+/// Something the server did that a harness may want to see. The server serialises it and the
+/// harness deserialises the same type ([`EventLine`]), so the two cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The master is accepting connections.
@@ -69,12 +70,113 @@ pub enum Event {
     AcceptError { slot: usize, error: String },
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    t_ms: u64,
-    pid: u32,
+/// The kind of an [`Event`] without its data: what spec cases count and wait for. Its names
+/// are the `event` tags of the log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Ready,
+    ChildSpawned,
+    ChildReady,
+    ChildExited,
+    ForkFailed,
+    StartupBackoff,
+    ChildFatal,
+    MaxRequestWorkers,
+    ChildRetired,
+    Signal,
+    Generation,
+    Stopped,
+    Timeout,
+    KeepAliveClosedEarly,
+    AcceptError,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 15] = [
+        EventKind::Ready,
+        EventKind::ChildSpawned,
+        EventKind::ChildReady,
+        EventKind::ChildExited,
+        EventKind::ForkFailed,
+        EventKind::StartupBackoff,
+        EventKind::ChildFatal,
+        EventKind::MaxRequestWorkers,
+        EventKind::ChildRetired,
+        EventKind::Signal,
+        EventKind::Generation,
+        EventKind::Stopped,
+        EventKind::Timeout,
+        EventKind::KeepAliveClosedEarly,
+        EventKind::AcceptError,
+    ];
+
+    /// The name in the log and in spec cases (`child_exited`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Ready => "ready",
+            EventKind::ChildSpawned => "child_spawned",
+            EventKind::ChildReady => "child_ready",
+            EventKind::ChildExited => "child_exited",
+            EventKind::ForkFailed => "fork_failed",
+            EventKind::StartupBackoff => "startup_backoff",
+            EventKind::ChildFatal => "child_fatal",
+            EventKind::MaxRequestWorkers => "max_request_workers",
+            EventKind::ChildRetired => "child_retired",
+            EventKind::Signal => "signal",
+            EventKind::Generation => "generation",
+            EventKind::Stopped => "stopped",
+            EventKind::Timeout => "timeout",
+            EventKind::KeepAliveClosedEarly => "keep_alive_closed_early",
+            EventKind::AcceptError => "accept_error",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Event {
+    /// What kind of event this is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Ready { .. } => EventKind::Ready,
+            Event::ChildSpawned { .. } => EventKind::ChildSpawned,
+            Event::ChildReady { .. } => EventKind::ChildReady,
+            Event::ChildExited { .. } => EventKind::ChildExited,
+            Event::ForkFailed { .. } => EventKind::ForkFailed,
+            Event::StartupBackoff { .. } => EventKind::StartupBackoff,
+            Event::ChildFatal { .. } => EventKind::ChildFatal,
+            Event::MaxRequestWorkers { .. } => EventKind::MaxRequestWorkers,
+            Event::ChildRetired { .. } => EventKind::ChildRetired,
+            Event::Signal { .. } => EventKind::Signal,
+            Event::Generation { .. } => EventKind::Generation,
+            Event::Stopped { .. } => EventKind::Stopped,
+            Event::Timeout { .. } => EventKind::Timeout,
+            Event::KeepAliveClosedEarly { .. } => EventKind::KeepAliveClosedEarly,
+            Event::AcceptError { .. } => EventKind::AcceptError,
+        }
+    }
+}
+
+/// One line of the event log: when, which process, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventLine {
+    pub t_ms: u64,
+    pub pid: u32,
     #[serde(flatten)]
-    event: &'a Event,
+    pub event: Event,
+}
+
+impl EventLine {
+    /// Reads one line as the server wrote it.
+    pub fn parse(line: &str) -> Result<EventLine, serde_json::Error> {
+        serde_json::from_str(line)
+    }
 }
 
 /// Where events go: a file shared by all processes of the server, or nowhere.
@@ -100,10 +202,10 @@ impl EventLog {
     /// Appends one event as one JSON line.
     pub fn emit(&self, event: Event) {
         let Some(file) = &self.file else { return };
-        let line = Line {
+        let line = EventLine {
             t_ms: unix_ms(),
             pid: std::process::id(),
-            event: &event,
+            event,
         };
         if let Ok(mut text) = serde_json::to_vec(&line) {
             text.push(b'\n');
@@ -127,7 +229,6 @@ pub enum Level {
     Error,
     Warn,
     Notice,
-    Info,
 }
 
 impl Level {
@@ -136,7 +237,6 @@ impl Level {
             Level::Error => "error",
             Level::Warn => "warn",
             Level::Notice => "notice",
-            Level::Info => "info",
         }
     }
 }
@@ -150,4 +250,88 @@ pub fn error_log(module: &str, level: Level, message: std::fmt::Arguments<'_>) {
         std::process::id()
     );
     let _ = io::stderr().lock().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Event> {
+        vec![
+            Event::Ready {
+                addr: "127.0.0.1:1".into(),
+                mpm: "event".into(),
+            },
+            Event::ChildSpawned {
+                child: 1,
+                slot: 0,
+                generation: 0,
+            },
+            Event::ChildReady {
+                child: 1,
+                slot: 0,
+                generation: 0,
+            },
+            Event::ChildExited {
+                child: 1,
+                slot: 0,
+                generation: 0,
+                code: None,
+                signal: Some(11),
+                signal_name: Some("SIGSEGV".into()),
+                during_startup: false,
+            },
+            Event::ForkFailed {
+                slot: 0,
+                error: "EAGAIN".into(),
+            },
+            Event::StartupBackoff {
+                failures: 1,
+                delay_ms: 10,
+            },
+            Event::ChildFatal { child: 1, code: 15 },
+            Event::MaxRequestWorkers { limit: 4 },
+            Event::ChildRetired { child: 1, slot: 0 },
+            Event::Signal {
+                signal: "USR1".into(),
+                action: "graceful restart".into(),
+            },
+            Event::Generation { generation: 1 },
+            Event::Stopped {
+                reason: "TERM".into(),
+            },
+            Event::Timeout {
+                kind: "header".into(),
+                slot: 0,
+                thread: Some(1),
+                client: "c".into(),
+            },
+            Event::KeepAliveClosedEarly { slot: 0, count: 2 },
+            Event::AcceptError {
+                slot: 0,
+                error: "EMFILE".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_kind_is_named_as_its_log_tag_and_lines_round_trip() {
+        let events = samples();
+        let kinds: Vec<EventKind> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds, EventKind::ALL, "one sample per kind, in order");
+        for event in events {
+            let line = EventLine {
+                t_ms: 5,
+                pid: 7,
+                event,
+            };
+            let text = serde_json::to_string(&line).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(value["event"], line.event.kind().as_str(), "{text}");
+            let kind: EventKind =
+                serde_json::from_value(value["event"].clone()).expect("kind parses from the tag");
+            assert_eq!(kind, line.event.kind());
+            assert_eq!(EventLine::parse(&text).unwrap(), line, "{text}");
+        }
+    }
 }

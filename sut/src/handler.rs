@@ -2,13 +2,11 @@
 //! memory per request) and `/static/SIZE` (a shared, file-like body that the event MPM can set
 //! aside for write completion), and `/fault/<fault>` (only with `--faults`).
 
-use std::time::{Duration, Instant};
-
 use mpm_faults::Fault;
 
-use crate::child::WorkerCtx;
+use crate::context::WorkerCtx;
+use crate::fault::{self, Outcome};
 use crate::http::request::RequestHead;
-use crate::os;
 use crate::status::{self, StatusInfo};
 
 /// The largest body `/bytes/SIZE` builds in memory.
@@ -48,10 +46,6 @@ impl Body {
             Body::Bytes(b) => b.len() as u64,
             Body::Pattern(n) => *n,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -116,9 +110,12 @@ pub fn handle(head: &RequestHead, w: &WorkerCtx<'_>) -> Handled {
     }
     match Fault::from_request_path(path) {
         None => Handled::Respond(Response::error(404)),
-        Some(_) if !w.child.faults_enabled => Handled::Respond(Response::error(404)),
+        Some(_) if !w.child.faults.enabled() => Handled::Respond(Response::error(404)),
         Some(Err(e)) => Handled::Respond(Response::text(400, format!("{e}\n"))),
-        Some(Ok(fault)) => perform(&fault),
+        Some(Ok(fault)) => match fault::in_request(&fault) {
+            Outcome::Answer(status, text) => Handled::Respond(Response::text(status, text)),
+            Outcome::Close => Handled::DropConnection,
+        },
     }
 }
 
@@ -159,56 +156,4 @@ fn sized_body(size: &str, file_like: bool) -> Response {
         body,
         close: false,
     }
-}
-
-/// Performs a fault in the handling thread.
-fn perform(fault: &Fault) -> Handled {
-    match fault {
-        Fault::Crash(signal) => os::raise_fatal(signal.signal_number()),
-        Fault::Exit(code) => os::exit_now(i32::from(*code)),
-        Fault::Panic => panic!("fault: panic in the request handler"),
-        Fault::Sleep(d) => {
-            std::thread::sleep(*d);
-            Handled::Respond(Response::text(200, format!("slept {}\n", fault)))
-        }
-        Fault::Busy(d) => {
-            spin_for(*d);
-            Handled::Respond(Response::text(200, format!("was busy {}\n", fault)))
-        }
-        Fault::Hang => loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        },
-        Fault::Close => Handled::DropConnection,
-        Fault::Leak(size) => {
-            leak(*size);
-            Handled::Respond(Response::text(200, format!("leaked {size} bytes\n")))
-        }
-        Fault::Fail(_) => Handled::Respond(Response::text(
-            400,
-            format!("`{fault}` is a fault for sites outside requests\n"),
-        )),
-    }
-}
-
-/// Keeps a core busy for `d`.
-pub fn spin_for(d: Duration) {
-    let end = Instant::now() + d;
-    let mut x: u64 = 0;
-    while Instant::now() < end {
-        for _ in 0..1000 {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
-}
-
-/// Allocates `size` bytes, touches every page so they count in RSS, and never frees them.
-pub fn leak(size: u64) {
-    let Ok(size) = usize::try_from(size) else {
-        return;
-    };
-    let mut block = vec![0u8; size];
-    for b in block.iter_mut().step_by(4096) {
-        *b = 1;
-    }
-    std::mem::forget(std::hint::black_box(block));
 }

@@ -1,27 +1,46 @@
 //! refhttpd: a reference HTTP/1.1 server with Apache's prefork, worker and event MPMs.
 //!
-//! The binary is a thin shell over [`cli::run`]; the library also gives other processes a
-//! read-only view of a running server's scoreboard ([`scoreboard::ScoreboardView`]) and the
-//! parsers of its formats (configuration, `server-status?auto`).
+//! Every module is private; the crate root is the whole public face, for the processes that run
+//! or watch a server (the `refhttpd` binary, the harness, the tests and benches):
 //!
-//! Process model: [`master`] binds, creates the [`scoreboard`] and forks children; each child
-//! ([`child`]) runs one MPM ([`mpm`]) whose workers serve connections ([`serve`], [`conn`]) with
-//! the HTTP/1.1 engine ([`http`]) and the handlers ([`handler`]). Platform calls that need
-//! `unsafe` live in [`os`] and [`scoreboard`].
+//! - running a server: [`Args`] (the command line), [`run`], and the [`Ready`] line it prints
+//!   once it accepts;
+//! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`];
+//! - watching it from outside: [`ScoreboardView`] maps a running server's scoreboard read-only
+//!   and gives a [`Snapshot`]; [`EventLine`] reads a line of its event log ([`Event`],
+//!   [`EventKind`]); [`parse_auto`] reads `/server-status?auto`.
+//!
+//! Inside, the master (`master`) binds, creates the scoreboard and forks children; each child
+//! (`child`) runs one MPM (`mpm`) whose workers serve connections (`serve`, `conn`) with the
+//! HTTP/1.1 engine (`http`) and the handlers (`handler`); faults are performed in `fault`.
+//! Platform calls that need `unsafe` live in `os` and `scoreboard`.
 
-pub mod child;
-pub mod cli;
-pub mod config;
-pub mod conn;
-pub mod eventlog;
-pub mod handler;
-pub mod http;
-pub mod master;
-pub mod mpm;
-pub mod os;
-pub mod scoreboard;
-pub mod serve;
-pub mod status;
+#![warn(unnameable_types)]
+
+mod child;
+mod cli;
+mod config;
+mod conn;
+mod context;
+mod eventlog;
+mod fault;
+mod handler;
+mod http;
+mod master;
+mod mpm;
+mod os;
+mod scoreboard;
+mod serve;
+mod status;
+
+pub use crate::cli::{run, Args, Ready};
+pub use crate::config::{Config, ConfigError, Mpm, Origin};
+pub use crate::eventlog::{Event, EventKind, EventLine};
+pub use crate::scoreboard::{
+    ProcessSnapshot, ProcessStatus, ScoreboardView, Snapshot, ViewError, WorkerSnapshot,
+    WorkerState,
+};
+pub use crate::status::parse_auto;
 
 /// `Server:` header and status page version string.
 pub const SERVER_VERSION: &str = concat!("refhttpd/", env!("CARGO_PKG_VERSION"));

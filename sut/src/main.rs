@@ -1,8 +1,8 @@
-//! The `refhttpd` binary: see [`refhttpd::cli`].
+//! The `refhttpd` binary: see [`refhttpd::run`].
 
 use clap::Parser;
 
 fn main() {
-    let args = refhttpd::cli::Args::parse();
-    std::process::exit(refhttpd::cli::run(&args));
+    let args = refhttpd::Args::parse();
+    std::process::exit(refhttpd::run(&args));
 }

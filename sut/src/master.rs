@@ -11,17 +11,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mpm_faults::{Fault, FaultSite};
-use nix::errno::Errno;
+use mpm_faults::Fault;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::child::{self, ChildStart, EXIT_CHILD_FATAL};
-use crate::config::{Config, FaultSetting, Mpm};
+use crate::child::{self, ChildStart};
+use crate::config::{Config, Mpm};
 use crate::eventlog::{error_log, Event, EventLog, Level};
+use crate::fault::Faults;
+use crate::mpm::EXIT_CHILD_FATAL;
 use crate::os::{self, Forked};
 use crate::scoreboard::{ProcessStatus, Scoreboard, WorkerState};
 
@@ -100,8 +101,8 @@ pub struct Master {
     no_spawn_before: Instant,
     /// Children still to start for a new generation (graceful restart), as slots free up.
     pending_starts: u32,
-    child_start_faults: u32,
-    fork_faults: u32,
+    /// `FaultFork` and `FaultChildStart`, fired here.
+    faults: Faults,
     next_tick: Instant,
 }
 
@@ -164,6 +165,7 @@ impl Master {
             .header()
             .set_master_pid(std::process::id() as i32);
         let slots = cfg.server_limit as usize;
+        let faults = Faults::new(&cfg.faults, opts.faults_enabled);
         Ok(Master {
             pid: Pid::this(),
             opts,
@@ -181,8 +183,7 @@ impl Master {
             startup_failures: 0,
             no_spawn_before: Instant::now(),
             pending_starts: 0,
-            child_start_faults: 0,
-            fork_faults: 0,
+            faults,
             next_tick: Instant::now() + TICK,
         })
     }
@@ -361,6 +362,7 @@ impl Master {
                 cfg.thread_limit = self.cfg.thread_limit;
                 cfg.listen = self.cfg.listen;
                 cfg.threads_per_child = cfg.threads_per_child.min(cfg.thread_limit);
+                self.faults.reconfigure(&cfg.faults);
                 self.cfg = cfg;
             }
             Err(e) => error_log(
@@ -380,7 +382,7 @@ impl Master {
         });
         self.max_workers_reported = false;
         self.spawn_rate = 1;
-        self.pending_starts = self.cfg.start_servers.min(self.max_children());
+        self.pending_starts = self.cfg.start_servers.min(self.cfg.max_children());
         self.start_pending();
     }
 
@@ -393,14 +395,6 @@ impl Master {
             }
             self.pending_starts -= 1;
         }
-    }
-
-    /// How many children the pool may have: MaxRequestWorkers in children, within ServerLimit.
-    fn max_children(&self) -> u32 {
-        let per_child = self.cfg.threads_per_child.max(1);
-        (self.cfg.max_request_workers / per_child)
-            .max(1)
-            .min(self.cfg.server_limit)
     }
 
     fn free_slot(&self) -> Option<usize> {
@@ -425,8 +419,8 @@ impl Master {
         if Instant::now() < self.no_spawn_before {
             return Err(());
         }
-        if let Some(errno) = self.fork_fault() {
-            self.fork_failed(slot, errno.into());
+        if let Some(error) = self.faults.fork() {
+            self.fork_failed(slot, error);
             return Err(());
         }
         let (control_read, control_write) = match nix::unistd::pipe() {
@@ -437,7 +431,7 @@ impl Master {
             }
         };
         self.prepare_slot(slot);
-        let start_fault = self.child_start_fault();
+        let start_fault = self.faults.child_start();
         match os::fork() {
             Err(e) => {
                 self.scoreboard.process(slot).reset();
@@ -495,7 +489,6 @@ impl Master {
         };
         child::run(ChildStart {
             cfg: self.cfg.clone(),
-            mpm: self.opts.mpm,
             scoreboard: self.scoreboard,
             slot,
             generation: self.generation,
@@ -535,50 +528,23 @@ impl Master {
         });
     }
 
-    /// The `FaultFork` site.
-    fn fork_fault(&mut self) -> Option<Errno> {
-        let setting = self.cfg.faults.fork.clone()?;
-        fire(&setting, &mut self.fork_faults, self.opts.faults_enabled).and_then(|f| match f {
-            Fault::Fail(e) => Some(Errno::from_raw(e.raw())),
-            _ => None,
-        })
-    }
-
-    /// The `FaultChildStart` site.
-    fn child_start_fault(&mut self) -> Option<Fault> {
-        let setting = self.cfg.faults.child_start.clone()?;
-        let fault = fire(
-            &setting,
-            &mut self.child_start_faults,
-            self.opts.faults_enabled,
-        )?;
-        fault.allowed_at(FaultSite::ChildStart).then_some(fault)
-    }
-
     /// Collects every child that exited; returns Some when the server must stop.
     fn reap(&mut self) -> Option<Exit> {
         loop {
-            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            let ending = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
-                Ok(status) => status,
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => status,
+                Ok(_) => continue,
             };
-            let (pid, code, signal) = match status {
-                WaitStatus::Exited(pid, code) => (pid, Some(code), None),
-                WaitStatus::Signaled(pid, sig, _) => (pid, None, Some(sig)),
-                _ => continue,
-            };
-            if let Some(exit) = self.child_exited(pid, code, signal) {
+            if let Some(exit) = self.child_exited(ending) {
                 return Some(exit);
             }
         }
     }
 
-    fn child_exited(
-        &mut self,
-        pid: Pid,
-        code: Option<i32>,
-        signal: Option<Signal>,
-    ) -> Option<Exit> {
+    /// A child ended: `ending` is its `Exited` or `Signaled` status.
+    fn child_exited(&mut self, ending: WaitStatus) -> Option<Exit> {
+        let pid = ending.pid()?;
         let slot = self
             .children
             .iter()
@@ -587,13 +553,13 @@ impl Master {
         let process = self.scoreboard.process(slot);
         let during_startup = process.status() == ProcessStatus::Starting;
         self.clear_slot(slot);
-        self.log_exit(slot, &child, code, signal, during_startup);
+        self.log_exit(slot, &child, ending, during_startup);
         if self.phase != Phase::Running || child.retiring || child.generation != self.generation {
             self.start_pending();
             return None;
         }
         if during_startup {
-            if code == Some(EXIT_CHILD_FATAL) {
+            if matches!(ending, WaitStatus::Exited(_, EXIT_CHILD_FATAL)) {
                 return Some(self.child_fatal(pid, EXIT_CHILD_FATAL));
             }
             self.back_off();
@@ -616,43 +582,38 @@ impl Master {
         }
     }
 
-    fn log_exit(
-        &self,
-        slot: usize,
-        child: &ChildProc,
-        code: Option<i32>,
-        signal: Option<Signal>,
-        during_startup: bool,
-    ) {
-        let signal_name = signal.map(signal_description);
+    fn log_exit(&self, slot: usize, child: &ChildProc, ending: WaitStatus, during_startup: bool) {
+        let (code, signal) = match ending {
+            WaitStatus::Exited(_, code) => (Some(code), None),
+            WaitStatus::Signaled(_, sig, _) => (None, Some(sig)),
+            _ => (None, None),
+        };
         self.events.emit(Event::ChildExited {
             child: child.pid.as_raw(),
             slot,
             generation: child.generation,
             code,
             signal: signal.map(|s| s as i32),
-            signal_name: signal_name.clone(),
+            signal_name: signal.map(signal_description),
             during_startup,
         });
-        if let (Some(sig), Some(name)) = (signal, signal_name) {
-            error_log(
+        match ending {
+            WaitStatus::Signaled(_, sig, _) => error_log(
                 module(self.opts.mpm),
                 Level::Notice,
                 format_args!(
-                    "child pid {} exit signal {name} ({})",
-                    child.pid, sig as i32
-                ),
-            );
-        } else if !child.retiring && code.is_some_and(|c| c != 0) {
-            error_log(
-                module(self.opts.mpm),
-                Level::Notice,
-                format_args!(
-                    "child pid {} exit status {}",
+                    "child pid {} exit signal {} ({})",
                     child.pid,
-                    code.unwrap_or_default()
+                    signal_description(sig),
+                    sig as i32
                 ),
-            );
+            ),
+            WaitStatus::Exited(_, code) if code != 0 && !child.retiring => error_log(
+                module(self.opts.mpm),
+                Level::Notice,
+                format_args!("child pid {} exit status {code}", child.pid),
+            ),
+            _ => {}
         }
     }
 
@@ -774,7 +735,7 @@ impl Master {
     }
 
     fn spawn_spares(&mut self, active: u32, idle: u32) {
-        let room = self.max_children().saturating_sub(active);
+        let room = self.cfg.max_children().saturating_sub(active);
         if room == 0 {
             if idle == 0 && !self.max_workers_reported {
                 self.max_workers_reported = true;
@@ -821,18 +782,6 @@ impl Master {
             });
         }
     }
-}
-
-/// Whether a fault setting fires this time, counting it.
-fn fire(setting: &FaultSetting, fired: &mut u32, enabled: bool) -> Option<Fault> {
-    if !enabled {
-        return None;
-    }
-    if setting.count.is_some_and(|count| *fired >= count) {
-        return None;
-    }
-    *fired += 1;
-    Some(setting.fault.clone())
 }
 
 /// strsignal-like names, as Apache logs them.

@@ -165,9 +165,6 @@ impl Header {
     pub fn generation(&self) -> u32 {
         self.generation.load(Ordering::Acquire)
     }
-    pub fn set_threads_per_child(&self, threads: u32) {
-        self.threads_per_child.store(threads, Ordering::Release);
-    }
 }
 
 /// One child process's record.
@@ -281,11 +278,6 @@ impl WorkerSlot {
         self.access_count.fetch_add(1, Ordering::Relaxed);
         self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
         self.last_used_ms.store(now_ms(), Ordering::Relaxed);
-    }
-    fn reset(&self) {
-        self.state
-            .store(WorkerState::Dead as u32, Ordering::Release);
-        self.tid.store(0, Ordering::Relaxed);
     }
     fn texts(&self) -> (String, String) {
         loop {
@@ -475,20 +467,8 @@ impl Scoreboard {
         self.map.worker(slot, thread)
     }
 
-    pub fn server_limit(&self) -> usize {
-        self.map.layout.server_limit
-    }
-
     pub fn thread_limit(&self) -> usize {
         self.map.layout.thread_limit
-    }
-
-    /// Empties a process slot and all its workers.
-    pub fn clear_slot(&self, slot: usize) {
-        self.process(slot).reset();
-        for thread in 0..self.thread_limit() {
-            self.worker(slot, thread).reset();
-        }
     }
 
     /// A consistent-enough copy of every record (each field read atomically).

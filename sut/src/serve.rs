@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
 
-use crate::child::WorkerCtx;
 use crate::config::Stage;
 use crate::conn::{Conn, IoFailure, Wait};
+use crate::context::WorkerCtx;
 use crate::handler::{self, Body, Handled, Response, PATTERN};
 use crate::http::body::{ChunkedDecoder, LengthDecoder};
 use crate::http::request::{parse_head, BodyKind, Limits, RequestHead};

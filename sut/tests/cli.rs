@@ -3,13 +3,8 @@
 
 mod support;
 
-use assert_cmd::Command;
 use rstest::rstest;
-use support::Options;
-
-fn refhttpd() -> Command {
-    Command::cargo_bin("refhttpd").unwrap()
-}
+use support::{run_to_end, Options};
 
 #[rstest]
 fn ready_line_names_address_master_and_mpm(#[values("prefork", "worker", "event")] mpm: &str) {
@@ -30,14 +25,13 @@ fn ready_line_names_address_master_and_mpm(#[values("prefork", "worker", "event"
 #[case::bad_fault(&["--set", "FaultChildStart=crash:kill"], "unknown signal `kill`")]
 #[case::not_directive_value(&["--set", "Timeout"], "not Directive=value")]
 fn bad_configuration_exits_2(#[case] args: &[&str], #[case] message: &'static str) {
-    let out = refhttpd()
-        .args(["--mpm", "worker", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .timeout(support::DEADLINE)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run_to_end(
+        ["--mpm", "worker", "--listen", "127.0.0.1:0"]
+            .iter()
+            .chain(args),
+    );
+    assert_eq!(out.status, out.exited(2), "{out:?}");
+    let stderr = &out.stderr;
     assert!(stderr.contains(message), "stderr: {stderr}");
     assert!(
         out.stdout.is_empty(),
@@ -50,14 +44,14 @@ fn bad_configuration_file_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("httpd.conf");
     std::fs::write(&path, "# test\nKeepAlive On\n\nMaxKeepAliveRequests many\n").unwrap();
-    let out = refhttpd()
-        .args(["--mpm", "prefork", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .timeout(support::DEADLINE)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = run_to_end(
+        ["--mpm", "prefork", "--listen", "127.0.0.1:0", "--config"]
+            .map(std::ffi::OsStr::new)
+            .into_iter()
+            .chain([path.as_os_str()]),
+    );
+    assert_eq!(out.status, out.exited(2), "{out:?}");
+    let stderr = &out.stderr;
     let expected = format!(
         "{}:4: MaxKeepAliveRequests: `many` is not a whole number",
         path.display()
@@ -67,16 +61,14 @@ fn bad_configuration_file_names_file_and_line() {
 
 #[test]
 fn missing_config_file_exits_2() {
-    refhttpd()
-        .args(["--mpm", "event", "--config", "/nonexistent/refhttpd.conf"])
-        .timeout(support::DEADLINE)
-        .assert()
-        .code(2);
+    let out = run_to_end(["--mpm", "event", "--config", "/nonexistent/refhttpd.conf"]);
+    assert_eq!(out.status, out.exited(2), "{out:?}");
 }
 
 #[test]
 fn unknown_mpm_is_a_usage_error() {
-    refhttpd().args(["--mpm", "winnt"]).assert().code(2);
+    let out = run_to_end(["--mpm", "winnt"]);
+    assert_eq!(out.status, out.exited(2), "{out:?}");
 }
 
 #[test]

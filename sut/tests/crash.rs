@@ -164,7 +164,11 @@ fn crashed_child_is_replaced_at_once(#[values("prefork", "worker", "event")] mpm
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let addr = server.addr;
-            thread::spawn(move || Client::connect(addr).get("/").map(|r| r.status))
+            thread::spawn(move || {
+                support::get(addr, "/")
+                    .map(|r| r.status)
+                    .map_err(|e| e.to_string())
+            })
         })
         .collect();
     for h in handles {

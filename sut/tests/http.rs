@@ -126,8 +126,9 @@ fn large_bodies(#[values("prefork", "worker", "event")] mpm: &str) {
         let expected = mpm_faults::size::parse(path.rsplit('/').next().unwrap()).unwrap();
         assert_eq!(r.body.len() as u64, expected, "{path}");
     }
-    let r = c.get("/server-status?auto").unwrap();
-    let status = refhttpd::status::parse_auto(&String::from_utf8_lossy(&r.body));
+    drop(c);
+    let r = server.get("/server-status?auto");
+    let status = refhttpd::parse_auto(&String::from_utf8_lossy(&r.body));
     assert_eq!(status["ServerMPM"], mpm);
     assert!(status["Total Accesses"].parse::<u64>().unwrap() >= 4);
 }

@@ -75,7 +75,7 @@ fn graceful_stop_finishes_then_exits(#[values("prefork", "worker", "event")] mpm
     server.wait_scoreboard("the request in flight", |s| s.busy_workers() >= 1);
     server.signal(Signal::SIGWINCH);
     assert_eq!(c.read_response().unwrap().status, 200);
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit(), server.exited(0));
     wait_gone(&pids);
 }
 
@@ -90,7 +90,7 @@ fn term_stops_now(#[values("prefork", "worker", "event")] mpm: &str) {
     server.wait_scoreboard("the hanging request", |s| s.busy_workers() >= 1);
     server.signal(Signal::SIGTERM);
     assert!(c.read_response().is_err());
-    assert_eq!(server.wait_exit(), Some(0));
+    assert_eq!(server.wait_exit(), server.exited(0));
     wait_gone(&pids);
 }
 
@@ -143,7 +143,7 @@ fn master_dies_with_a_killed_parent() {
     let view = {
         let end = std::time::Instant::now() + DEADLINE;
         loop {
-            if let Ok(v) = refhttpd::scoreboard::ScoreboardView::open(&sb) {
+            if let Ok(v) = refhttpd::ScoreboardView::open(&sb) {
                 if v.snapshot().live_processes().count() >= 1 {
                     break v;
                 }
@@ -201,6 +201,6 @@ fn start_up_failures_back_off_and_fatal_stops(#[values("prefork", "worker", "eve
     assert_eq!(server.get("/").status, 200);
 
     let mut fatal = small(mpm).set("FaultChildStart", "exit:15").start();
-    assert_eq!(fatal.wait_exit(), Some(1));
+    assert_eq!(fatal.wait_exit(), fatal.exited(1));
     fatal.wait_event("child_fatal", |e| e["event"] == "child_fatal");
 }

@@ -80,10 +80,10 @@ fn keep_alive_holds_workers_except_under_event(#[values("prefork", "worker", "ev
         let s = server.wait_scoreboard("two async keep-alive connections", |s| {
             s.conns_async_keepalive() == 2 && s.idle_workers() == 2
         });
-        assert_eq!(s.count(refhttpd::scoreboard::WorkerState::KeepAlive), 0);
+        assert_eq!(s.count(refhttpd::WorkerState::KeepAlive), 0);
     } else {
         server.wait_scoreboard("two workers in K", |s| {
-            s.count(refhttpd::scoreboard::WorkerState::KeepAlive) == 2
+            s.count(refhttpd::WorkerState::KeepAlive) == 2
         });
     }
     let started = Instant::now();

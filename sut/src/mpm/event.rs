@@ -22,10 +22,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use slab::Slab;
 
-use crate::child::{announce_ready, ChildShared, WorkerCtx, EXIT_CHILD_FATAL};
 use crate::conn::Conn;
+use crate::context::{ChildShared, WorkerCtx};
 use crate::eventlog::Event;
-use crate::mpm::{accept, connections_exhausted, Accepted};
+use crate::mpm::{accept, connections_exhausted, Accepted, EXIT_CHILD_FATAL};
 use crate::scoreboard::WorkerState;
 use crate::serve::{serve_request, After, Outgoing, WriteMode};
 
@@ -160,7 +160,7 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
         }
         let code = match Listener::new(shared, &pool, poll, listener) {
             Ok(mut l) => {
-                announce_ready(shared);
+                shared.announce_ready();
                 l.run();
                 0
             }

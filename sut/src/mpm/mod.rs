@@ -7,8 +7,8 @@
 //!   writes and lingering closes, and hands a connection to a worker only when a request is
 //!   readable (EV-1…EV-5).
 //!
-//! What they share: waiting for the listening socket or the master's control pipe, and accepting
-//! (with the `FaultAccept` site).
+//! What they share: the exit code of a fatal start-up error, waiting for the listening socket or
+//! the master's control pipe, and accepting (with the `FaultAccept` site).
 
 pub mod event;
 pub mod prefork;
@@ -17,13 +17,16 @@ pub mod worker;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::child::ChildShared;
 use crate::conn::Conn;
+use crate::context::ChildShared;
 use crate::eventlog::Event;
+
+/// Exit code with which a child reports a fatal start-up error; the master then stops the
+/// server (Apache's APEXIT_CHILDFATAL).
+pub const EXIT_CHILD_FATAL: i32 = 15;
 
 /// What waiting on the listening socket ended with.
 pub enum ListenWait {
@@ -64,12 +67,9 @@ pub enum Accepted {
     ListenerClosed,
 }
 
-/// How many times this child's `FaultAccept` fired.
-static ACCEPT_FAULTS_FIRED: AtomicU32 = AtomicU32::new(0);
-
 /// Accepts one connection from the shared, non-blocking listening socket.
 pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
-    if let Some(error) = accept_fault(shared) {
+    if let Some(error) = shared.faults.accept() {
         log_accept_error(shared, &error);
         return Accepted::Failed;
     }
@@ -93,23 +93,6 @@ pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
             log_accept_error(shared, &e);
             Accepted::Failed
         }
-    }
-}
-
-/// The `FaultAccept` site: the configured failure instead of an accept, `count` times per child.
-fn accept_fault(shared: &ChildShared) -> Option<io::Error> {
-    if !shared.faults_enabled {
-        return None;
-    }
-    let setting = shared.cfg.faults.accept.as_ref()?;
-    if let Some(count) = setting.count {
-        if ACCEPT_FAULTS_FIRED.fetch_add(1, Ordering::Relaxed) >= count {
-            return None;
-        }
-    }
-    match &setting.fault {
-        mpm_faults::Fault::Fail(errno) => Some(io::Error::from_raw_os_error(errno.raw())),
-        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::poll::PollTimeout;
 
-use crate::child::{announce_ready, ChildShared, WorkerCtx};
+use crate::context::{ChildShared, WorkerCtx};
 use crate::mpm::{accept, connections_exhausted, wait_for_listener, Accepted, ListenWait};
 use crate::scoreboard::WorkerState;
 use crate::serve::serve_connection;
@@ -17,7 +17,7 @@ use crate::serve::serve_connection;
 pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
     let mut w = WorkerCtx::new(shared, 0);
     w.slot.set_state(WorkerState::Idle);
-    announce_ready(shared);
+    shared.announce_ready();
     let mut accepted = 0u64;
     loop {
         w.slot.set_state(WorkerState::Idle);

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use nix::poll::PollTimeout;
 
-use crate::child::{announce_ready, ChildShared, WorkerCtx, EXIT_CHILD_FATAL};
 use crate::conn::Conn;
-use crate::mpm::{accept, connections_exhausted, wait_for_listener, Accepted, ListenWait};
+use crate::context::{ChildShared, WorkerCtx};
+use crate::mpm::{
+    accept, connections_exhausted, wait_for_listener, Accepted, ListenWait, EXIT_CHILD_FATAL,
+};
 use crate::scoreboard::WorkerState;
 use crate::serve::serve_connection;
 
@@ -120,7 +122,7 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
         if started == 0 {
             return EXIT_CHILD_FATAL;
         }
-        announce_ready(shared);
+        shared.announce_ready();
         listener_loop(shared, &pool, listener);
         pool.stop();
         0

@@ -1,19 +1,23 @@
 //! Test support: start a real `refhttpd` (port 0, temp dir, own process group), talk HTTP/1.1
-//! to it over raw sockets, and watch its scoreboard and event log until a condition holds or a
-//! deadline passes. Dropping a [`Server`] stops its whole process group.
+//! to it (plain requests on a fresh connection with reqwest, everything that needs control of
+//! the connection over raw sockets), and watch its scoreboard and event log until a condition
+//! holds or a deadline passes. Dropping a [`Server`] stops its whole process group. How a
+//! process ended is a nix [`WaitStatus`]: an exit code or the signal that killed it.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use refhttpd::scoreboard::{ScoreboardView, Snapshot};
+use refhttpd::{ScoreboardView, Snapshot};
 
 /// The three MPMs, as `--mpm` spells them.
 pub const MPMS: [&str; 3] = ["prefork", "worker", "event"];
@@ -73,7 +77,99 @@ impl<'a> Options<'a> {
 }
 
 pub fn refhttpd_bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("refhttpd")
+    PathBuf::from(env!("CARGO_BIN_EXE_refhttpd"))
+}
+
+/// How process `pid` ended, signal kept.
+pub fn wait_status(pid: u32, status: ExitStatus) -> WaitStatus {
+    let pid = Pid::from_raw(pid as i32);
+    WaitStatus::from_raw(pid, status.into_raw()).expect("an exit or signal status")
+}
+
+/// A refhttpd that ran to its end.
+#[derive(Debug)]
+pub struct Finished {
+    pub pid: Pid,
+    pub status: WaitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The status of a process that exited with `code`, to compare with [`Finished::status`].
+    pub fn exited(&self, code: i32) -> WaitStatus {
+        WaitStatus::Exited(self.pid, code)
+    }
+}
+
+/// Runs refhttpd with `args` until it ends; kills it (and fails) after [`DEADLINE`].
+pub fn run_to_end<I, S>(args: I) -> Finished
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let child = Command::new(refhttpd_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn refhttpd");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(output) = rx.recv_timeout(DEADLINE) else {
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        panic!("refhttpd did not end within {DEADLINE:?}");
+    };
+    let output = output.expect("wait for refhttpd");
+    Finished {
+        pid: Pid::from_raw(pid as i32),
+        status: wait_status(pid, output.status),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The plain HTTP client: a fresh connection per request (nothing is kept idle, so no worker is
+/// held in keep-alive by a connection the test does not know of).
+fn http() -> &'static reqwest::blocking::Client {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .pool_max_idle_per_host(0)
+            .connect_timeout(DEADLINE)
+            .build()
+            .expect("HTTP client")
+    })
+}
+
+/// `GET path` on a fresh connection to `addr`, within [`DEADLINE`].
+pub fn get(addr: SocketAddr, path: &str) -> reqwest::Result<Response> {
+    let r = http()
+        .get(format!("http://{addr}{path}"))
+        .timeout(DEADLINE)
+        .send()?;
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = r.bytes()?.to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 impl Server {
@@ -199,13 +295,13 @@ impl Server {
         kill(Pid::from_raw(self.master), sig).expect("signal master");
     }
 
-    /// Waits for the master to exit; returns its exit status code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
+    /// Waits for the master to end; returns how it ended.
+    pub fn wait_exit(&mut self) -> WaitStatus {
+        let mut child = self.child.take().expect("the master is waited for once");
         let end = Instant::now() + DEADLINE;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
+                return wait_status(child.id(), status);
             }
             if Instant::now() > end {
                 let _ = child.kill();
@@ -219,11 +315,14 @@ impl Server {
         Client::connect(self.addr)
     }
 
-    /// One request on a fresh connection.
+    /// The status of a master that exited with `code`, to compare with [`Server::wait_exit`].
+    pub fn exited(&self, code: i32) -> WaitStatus {
+        WaitStatus::Exited(Pid::from_raw(self.master), code)
+    }
+
+    /// One plain `GET` on a fresh connection.
     pub fn get(&self, path: &str) -> Response {
-        let mut c = self.connect();
-        c.send_get(path);
-        c.read_response().expect("response")
+        get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// Live child pids from the scoreboard.
@@ -257,7 +356,7 @@ impl Drop for Server {
 
 /// `ready 127.0.0.1:PORT pid=N mpm=M` → (addr, pid, mpm).
 pub fn parse_ready(line: &str) -> Option<(SocketAddr, i32, String)> {
-    let ready = refhttpd::cli::Ready::parse(line)?;
+    let ready = refhttpd::Ready::parse(line)?;
     Some((ready.addr, ready.master, ready.mpm.to_string()))
 }
 

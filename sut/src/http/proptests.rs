@@ -2,8 +2,9 @@
 //! round-trips, prefix incompleteness, and chunked decoding across split points.
 
 use proptest::prelude::*;
-use refhttpd::http::body::ChunkedDecoder;
-use refhttpd::http::request::{parse_head, BodyKind, Limits};
+
+use super::body::ChunkedDecoder;
+use super::request::{parse_head, BodyKind, Limits};
 
 #[derive(Debug, Clone)]
 struct Req {

@@ -15,28 +15,70 @@
 //!   MaxRequestWorkers`, signals and restarts, read timeouts, mapped to the reference's event
 //!   names.
 //!
-//! `/server-status?auto` is used only to tell that the server is ready.
+//! `/server-status?auto` is used only to tell that the server is ready. A case without faults
+//! gets a handler that answers `/fault/...` with 404, as refhttpd without `--faults`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use refhttpd::config::Mpm;
+use refhttpd::{EventKind, Mpm};
 
-use super::{Launch, RunningServer, StartError, Target, START_TIMEOUT};
-use crate::observe::{Observation, Store, Summary};
+use super::{
+    temp_dir, Capabilities, Group, Launch, Server, StartError, Started, Target, TargetKind,
+    Termination, START_TIMEOUT,
+};
+use crate::condition::Source;
+use crate::observe::{Ending, Observation, ProcSampler, Sampler, Store, Summary};
+
+/// The Apache target.
+pub struct Apache;
+
+/// The event kinds Apache's error log and process table show.
+const EVENTS: [EventKind; 8] = [
+    EventKind::ChildSpawned,
+    EventKind::ChildExited,
+    EventKind::ChildFatal,
+    EventKind::MaxRequestWorkers,
+    EventKind::Signal,
+    EventKind::Generation,
+    EventKind::Stopped,
+    EventKind::Timeout,
+];
+
+impl TargetKind for Apache {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            sources: &Source::ALL,
+            events: &EVENTS,
+            fault_paths: true,
+            // refhttpd's fault sites (FaultChildStart, FaultFork, FaultAccept) have no Apache
+            // equivalent.
+            fault_sites: false,
+            judges_reference_only: false,
+        }
+    }
+
+    fn available(&self) -> Result<(), String> {
+        available()
+    }
+
+    fn start(&self, launch: &Launch, store: &Store) -> Result<Started, StartError> {
+        start(launch, store)
+    }
+}
 
 /// The fault handler, written into each server's temp dir.
-const FAULT_LUA: &str = include_str!("../apache/fault.lua");
+const FAULT_LUA: &str = include_str!("../../apache/fault.lua");
 
 /// Where Debian's apache2 keeps its modules; `MPM_HARNESS_APACHE_MODULES` overrides.
 const DEFAULT_MODULES: &str = "/usr/lib/apache2/modules";
@@ -199,9 +241,9 @@ pub fn config(dir: &Path, port: u16, mpm: Mpm, directives: &[String]) -> String 
 }
 
 /// Starts Apache for `launch`; see the module documentation.
-pub fn start(launch: &Launch, store: &Store) -> Result<RunningServer, StartError> {
+fn start(launch: &Launch, store: &Store) -> Result<Started, StartError> {
     let fail = |reason: String| StartError {
-        target: "apache",
+        target: Target::Apache,
         mpm: launch.mpm,
         reason,
     };
@@ -233,12 +275,9 @@ fn attempt(
     launch: &Launch,
     store: &Store,
     directives: &[String],
-) -> Result<RunningServer, (String, bool)> {
+) -> Result<Started, (String, bool)> {
     let io = |what: &str, e: std::io::Error| (format!("{what}: {e}"), false);
-    let dir = tempfile::Builder::new()
-        .prefix("mpm-harness-apache-")
-        .tempdir()
-        .map_err(|e| io("temp dir", e))?;
+    let dir = temp_dir("mpm-harness-apache-").map_err(|e| io("temp dir", e))?;
     let path = dir.path().to_path_buf();
     // The children run as nobody: they read the handler and make files under static/.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
@@ -248,8 +287,9 @@ fn attempt(
     std::fs::set_permissions(&static_dir, std::fs::Permissions::from_mode(0o777))
         .map_err(|e| io("static dir", e))?;
     let lua = format!(
-        "STATIC_DIR = {:?}\n{FAULT_LUA}",
-        static_dir.display().to_string()
+        "STATIC_DIR = {:?}\nFAULTS = {}\n{FAULT_LUA}",
+        static_dir.display().to_string(),
+        launch.faults
     );
     std::fs::write(path.join("fault.lua"), lua).map_err(|e| io("fault.lua", e))?;
     let port = free_port().map_err(|e| io("free port", e))?;
@@ -291,30 +331,14 @@ fn attempt(
             return Err(("the guard did not start Apache".to_string(), false));
         }
     };
-    let watcher_store = store.clone();
-    std::thread::spawn(move || {
-        let status = child.wait().ok();
-        let code = status.and_then(|s| s.code());
-        watcher_store.push(Observation::ServerEvent {
-            event: "stopped".into(),
-            pid: master,
-            detail: serde_json::json!({ "reason": format!("master exited ({code:?})") }),
-        });
-        watcher_store.push(Observation::MasterExited {
-            code: status.and_then(|s| s.code()),
-        });
-    });
-    let server = RunningServer {
-        target: Target::Apache,
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut server = ApacheServer {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         master,
-        scoreboard: path.join("no-scoreboard"),
-        event_log: path.join("no-event-log"),
+        group: Group::watch(child, store, true),
         error_log,
+        stopping: stopping.clone(),
         dir,
-        group,
-        store: store.clone(),
-        stopping: Default::default(),
     };
     // Ready when a child answers the status page: the master has bound and forked.
     let deadline = Instant::now() + START_TIMEOUT;
@@ -322,19 +346,27 @@ fn attempt(
         if store.lock().master_exited {
             break;
         }
-        if fetch_status(server.addr, Duration::from_millis(500)).is_some() {
-            return Ok(server);
+        let status = crate::client::fetch(
+            server.addr,
+            "/server-status?auto",
+            Duration::from_millis(500),
+        );
+        if status.is_ok_and(|r| r.status == 200 && r.text().contains("Scoreboard:")) {
+            let observers = start_observers(&server, store, launch.mpm, stopping);
+            return Ok(Started {
+                server: Box::new(server),
+                observers,
+            });
         }
-        std::thread::sleep(Duration::from_millis(10));
+        store.pause(Duration::from_millis(10));
     }
     let log = format!(
         "{}{}",
-        server.error_log_text(),
+        server.error_log(),
         std::fs::read_to_string(path.join("stderr.log")).unwrap_or_default()
     );
     let retry = log.contains("Address already in use");
-    // Dropping the server stops whatever was started.
-    drop(server);
+    server.stop();
     Err((
         format!(
             "Apache did not answer on 127.0.0.1:{port} within {START_TIMEOUT:?}; log: {}",
@@ -342,6 +374,47 @@ fn attempt(
         ),
         retry,
     ))
+}
+
+/// A running Apache (under its guard).
+struct ApacheServer {
+    addr: SocketAddr,
+    master: i32,
+    group: Group,
+    error_log: PathBuf,
+    /// Set when `stop` begins: the observers no longer record the exits it causes.
+    stopping: Arc<AtomicBool>,
+    dir: tempfile::TempDir,
+}
+
+impl Server for ApacheServer {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn master(&self) -> i32 {
+        self.master
+    }
+
+    fn signal(&self, sig: Signal) -> nix::Result<()> {
+        nix::sys::signal::kill(Pid::from_raw(self.master), sig)
+    }
+
+    fn stop(&mut self) -> Termination {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.group.stop()
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
+impl Drop for ApacheServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = &self.dir;
+    }
 }
 
 /// The guard's first line, `guarding <pid>`: Apache's master pid.
@@ -356,35 +429,6 @@ fn read_guarded_pid(stdout: Option<std::process::ChildStdout>) -> Option<i32> {
     });
     let line = rx.recv_timeout(START_TIMEOUT).ok()?;
     line.trim().strip_prefix("guarding ")?.parse().ok()
-}
-
-/// `GET /server-status?auto` on a fresh connection; `None` when it does not answer in time.
-pub fn fetch_status(addr: SocketAddr, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    let _ = s.set_nodelay(true);
-    s.write_all(
-        b"GET /server-status?auto HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(_) => return None,
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") || !body.contains("Scoreboard:") {
-        return None;
-    }
-    Some(body.to_string())
 }
 
 /// Apache's own scoreboard, read from the shared memory that `ScoreBoardFile` names (a POSIX
@@ -506,31 +550,48 @@ impl ApacheBoard {
 struct Shared {
     exited: BTreeSet<i32>,
     /// The harness is stopping the server: the exits that causes are not the case's.
-    stopping: Arc<std::sync::atomic::AtomicBool>,
+    stopping: Arc<AtomicBool>,
 }
 
-/// Starts the `/proc` and scoreboard watcher and the error-log tail.
-pub fn start_observers(server: &RunningServer, store: &Store) -> Vec<JoinHandle<()>> {
+/// How often the watcher looks at the master's children and the scoreboard between on-demand
+/// samples, and /proc's resources.
+const PROC_EVERY: Duration = Duration::from_millis(10);
+
+/// Starts the `/proc` and scoreboard watcher, the /proc resource sampler and the error-log
+/// tail.
+fn start_observers(
+    server: &ApacheServer,
+    store: &Store,
+    mpm: Mpm,
+    stopping: Arc<AtomicBool>,
+) -> Vec<JoinHandle<()>> {
     let shared = Arc::new(Mutex::new(Shared {
         exited: BTreeSet::new(),
-        stopping: server.stopping.clone(),
+        stopping,
     }));
     let conf = std::fs::read_to_string(server.dir.path().join("httpd.conf")).unwrap_or_default();
-    let threads_per_child = if conf.contains("mpm_prefork_module") {
+    let threads_per_child = if mpm == Mpm::Prefork {
         1
     } else {
         // Apache's default.
         setting(&conf, "ThreadsPerChild").unwrap_or(25)
     };
-    let master = server.master;
+    let watcher = Watcher {
+        shared: shared.clone(),
+        master: server.master,
+        threads: threads_per_child,
+        board: None,
+        last: None,
+        known: BTreeSet::new(),
+        vanished: BTreeMap::new(),
+        first: true,
+    };
     let log = server.error_log.clone();
     vec![
+        store.add_sampler(Box::new(watcher), PROC_INTERVAL),
+        store.add_sampler(Box::new(ProcSampler::new(server.master)), PROC_EVERY),
         {
-            let (store, shared) = (store.clone(), shared.clone());
-            std::thread::spawn(move || watch(store, shared, master, threads_per_child))
-        },
-        {
-            let (store, shared) = (store.clone(), shared);
+            let store = store.clone();
             std::thread::spawn(move || tail_error_log(store, shared, log))
         },
     ]
@@ -547,7 +608,7 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A process's state letter and, for a zombie, its wait status (`/proc/PID/stat` field 52).
+/// A process's state letter and, for a zombie, its raw wait status (`/proc/PID/stat` field 52).
 fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
@@ -558,45 +619,40 @@ fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
     Some((state, exit))
 }
 
-/// A wait status as (signal, exit code).
-fn decode_wait(status: i32) -> (Option<i32>, Option<i32>) {
-    if status & 0x7f != 0 {
-        (Some(status & 0x7f), None)
-    } else {
-        (None, Some((status >> 8) & 0xff))
-    }
-}
-
-fn record_exit(
-    store: &Store,
-    shared: &mut Shared,
-    pid: i32,
-    signal: Option<i32>,
-    code: Option<i32>,
-) {
-    if !shared.exited.insert(pid) || shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+fn record_exit(store: &Store, shared: &mut Shared, pid: i32, ending: Ending) {
+    if !shared.exited.insert(pid) || shared.stopping.load(Ordering::SeqCst) {
         return;
     }
-    store.push(Observation::ChildExited { pid, signal, code });
+    store.push(Observation::ChildExited { pid, ending });
     store.push(Observation::ServerEvent {
-        event: "child_exited".into(),
+        event: EventKind::ChildExited,
         pid: 0,
-        detail: serde_json::json!({ "child": pid, "code": code, "signal": signal }),
+        detail: serde_json::json!({ "child": pid, "ending": ending }),
     });
 }
 
-/// Every few milliseconds: the master's children (exits from zombies' wait status, spawns) and
-/// Apache's scoreboard, recorded when the summary changes.
-fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) {
-    let mut board: Option<ApacheBoard> = None;
-    let mut last: Option<Summary> = None;
-    let mut known: BTreeSet<i32> = BTreeSet::new();
-    let mut vanished: BTreeMap<i32, Instant> = BTreeMap::new();
-    let mut first = true;
-    while !store.is_closed() {
+/// The master's children (exits from zombies' wait status, spawns) and Apache's scoreboard,
+/// recorded when the summary changes.
+struct Watcher {
+    shared: Arc<Mutex<Shared>>,
+    master: i32,
+    threads: usize,
+    board: Option<ApacheBoard>,
+    last: Option<Summary>,
+    known: BTreeSet<i32>,
+    vanished: BTreeMap<i32, Instant>,
+    first: bool,
+}
+
+impl Sampler for Watcher {
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Scoreboard, Source::ProcessExits]
+    }
+
+    fn sample(&mut self, store: &Store) -> bool {
         let mut live = Vec::new();
         let mut exits = Vec::new();
-        let now = crate::observe::children(master);
+        let now = crate::observe::children(self.master);
         for &pid in &now {
             match proc_state(pid) {
                 Some(('Z', Some(status))) => exits.push((pid, status)),
@@ -604,15 +660,14 @@ fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) 
                 Some(_) => live.push(pid),
             }
         }
-        let mut s = lock(&shared);
+        let mut s = lock(&self.shared);
         for (pid, status) in exits {
-            let (signal, code) = decode_wait(status);
-            record_exit(&store, &mut s, pid, signal, code);
+            record_exit(store, &mut s, pid, Ending::from_raw(status));
         }
         for &pid in &live {
-            if known.insert(pid) && !first {
+            if self.known.insert(pid) && !self.first {
                 store.push(Observation::ServerEvent {
-                    event: "child_spawned".into(),
+                    event: EventKind::ChildSpawned,
                     pid: 0,
                     detail: serde_json::json!({ "child": pid }),
                 });
@@ -620,34 +675,38 @@ fn watch(store: Store, shared: Arc<Mutex<Shared>>, master: i32, threads: usize) 
         }
         // Reaped before the watcher saw the zombie: the error log may still name the cause.
         let current: BTreeSet<i32> = now.iter().copied().collect();
-        for &pid in known.iter().filter(|p| !current.contains(p)) {
-            vanished.entry(pid).or_insert_with(Instant::now);
+        for &pid in self.known.iter().filter(|p| !current.contains(p)) {
+            self.vanished.entry(pid).or_insert_with(Instant::now);
         }
-        known.retain(|p| current.contains(p));
-        vanished.retain(|&pid, since| {
+        self.known.retain(|p| current.contains(p));
+        self.vanished.retain(|&pid, since| {
             if s.exited.contains(&pid) {
                 return false;
             }
             if since.elapsed() >= VANISHED_GRACE {
-                record_exit(&store, &mut s, pid, None, None);
+                record_exit(store, &mut s, pid, Ending::Unknown);
                 return false;
             }
             true
         });
-        first = false;
+        self.first = false;
         drop(s);
-        if board.is_none() {
-            board = ApacheBoard::find(master);
+        if self.board.is_none() {
+            self.board = ApacheBoard::find(self.master);
         }
         let live: BTreeSet<i32> = live.into_iter().collect();
-        if let Some(summary) = board.as_ref().and_then(|b| b.summary(threads, &live)) {
-            if last.as_ref() != Some(&summary) {
-                last = Some(summary.clone());
-                store.push(Observation::Scoreboard(summary));
-            }
-            store.sampled();
+        let Some(summary) = self
+            .board
+            .as_ref()
+            .and_then(|b| b.summary(self.threads, &live))
+        else {
+            return false;
+        };
+        if self.last.as_ref() != Some(&summary) {
+            self.last = Some(summary.clone());
+            store.push(Observation::Scoreboard(summary));
         }
-        store.pause(PROC_INTERVAL);
+        true
     }
 }
 
@@ -659,7 +718,7 @@ pub enum LogLine {
         signal: i32,
     },
     Event {
-        event: &'static str,
+        event: EventKind,
         detail: serde_json::Value,
     },
 }
@@ -671,9 +730,8 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
         .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let event = |event: &'static str, detail: serde_json::Value| {
-        Some((pid, LogLine::Event { event, detail }))
-    };
+    let event =
+        |event: EventKind, detail: serde_json::Value| Some((pid, LogLine::Event { event, detail }));
     if line.contains("AH00052:") || line.contains("AH00051:") {
         // "child pid 1234 exit signal Segmentation fault (11)[, possible coredump in …]"
         let rest = line.split_once("child pid ")?.1;
@@ -691,13 +749,13 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
     }
     // Message texts, not AH numbers: each MPM logs the same message under its own number.
     if line.contains("server reached MaxRequestWorkers setting") {
-        return event("max_request_workers", serde_json::json!({}));
+        return event(EventKind::MaxRequestWorkers, serde_json::json!({}));
     }
     // worker/event when ServerLimit × ThreadsPerChild is the cap: the same condition, logged
     // every maintenance tick (the tail keeps the first only).
     if line.contains("scoreboard is full, not at MaxRequestWorkers") {
         return event(
-            "max_request_workers",
+            EventKind::MaxRequestWorkers,
             serde_json::json!({ "apache": "scoreboard is full" }),
         );
     }
@@ -709,11 +767,11 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
             .next()?
             .parse()
             .ok()?;
-        return event("child_fatal", serde_json::json!({ "child": child }));
+        return event(EventKind::ChildFatal, serde_json::json!({ "child": child }));
     }
     let signal = |sig: &str, action: &str| {
         event(
-            "signal",
+            EventKind::Signal,
             serde_json::json!({ "signal": sig, "action": action }),
         )
     };
@@ -731,13 +789,13 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
     }
     // "… configured -- resuming normal operations": a generation starts (first one included).
     if line.contains("resuming normal operations") {
-        return event("generation", serde_json::json!({}));
+        return event(EventKind::Generation, serde_json::json!({}));
     }
     if line.contains("AH01382:") {
-        return event("timeout", serde_json::json!({ "kind": "header" }));
+        return event(EventKind::Timeout, serde_json::json!({ "kind": "header" }));
     }
     if line.contains("AH01383:") {
-        return event("timeout", serde_json::json!({ "kind": "body" }));
+        return event(EventKind::Timeout, serde_json::json!({ "kind": "body" }));
     }
     None
 }
@@ -748,18 +806,14 @@ fn tail_error_log(store: Store, shared: Arc<Mutex<Shared>>, path: PathBuf) {
     crate::observe::follow_lines(&store, &path, |line| match parse_log_line(line) {
         Some((_, LogLine::ChildSignal { child, signal })) if signal_seen.insert(child) => {
             let mut s = lock(&shared);
-            record_exit(&store, &mut s, child, Some(signal), None);
+            record_exit(&store, &mut s, child, Ending::Signaled(signal));
         }
         Some((_, LogLine::ChildSignal { .. })) => {}
         Some((_, LogLine::Event { detail, .. }))
             if detail.get("apache").is_some() && scoreboard_full_seen => {}
         Some((pid, LogLine::Event { event, detail })) => {
             scoreboard_full_seen |= detail.get("apache").is_some();
-            store.push(Observation::ServerEvent {
-                event: event.into(),
-                pid,
-                detail,
-            });
+            store.push(Observation::ServerEvent { event, pid, detail });
         }
         None => {}
     });
@@ -815,17 +869,10 @@ mod tests {
             Some((
                 7,
                 LogLine::Event {
-                    event: "max_request_workers",
+                    event: EventKind::MaxRequestWorkers,
                     ..
                 }
             ))
         ));
-    }
-
-    #[test]
-    fn wait_status() {
-        assert_eq!(decode_wait(768), (None, Some(3)));
-        assert_eq!(decode_wait(11), (Some(11), None));
-        assert_eq!(decode_wait(139), (Some(11), None));
     }
 }

@@ -1,0 +1,377 @@
+//! The harness's side of HTTP/1.1: request bytes, response framing and a one-shot fetch.
+//!
+//! Independent of the server it judges: the status line and headers are parsed by httparse,
+//! and the body's framing (Content-Length, chunked, or until the server closes) by this module —
+//! never by refhttpd's own parser, so a bug there cannot cancel out on both sides. The driver
+//! ([`crate::driver`]), Apache's readiness probe, the tests and the bench all use this one
+//! client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::observe::ServedBy;
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header with this name (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Who served it (`X-Served-By`).
+    pub fn served_by(&self) -> Option<ServedBy> {
+        self.header("X-Served-By").and_then(ServedBy::parse)
+    }
+
+    /// The response says `Connection: close`.
+    pub fn closes(&self) -> bool {
+        self.header("Connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// What the start of a buffer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed.
+    Incomplete,
+    /// A response and the bytes it took.
+    Complete(Response, usize),
+    /// Not HTTP: the connection cannot be read further.
+    Invalid(String),
+}
+
+/// How the body of a response is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Parses one response at the start of `buf`. A body delimited by the end of the connection is
+/// never complete here: see [`parse_at_eof`].
+pub fn parse_response(buf: &[u8]) -> Parsed {
+    parse(buf, false)
+}
+
+/// As [`parse_response`], once the server has closed: a close-delimited body ends here.
+pub fn parse_at_eof(buf: &[u8]) -> Parsed {
+    parse(buf, true)
+}
+
+fn parse(buf: &[u8], eof: bool) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
+        Err(e) => return Parsed::Invalid(format!("bad response head: {e}")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let headers: Vec<(String, String)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).trim().to_string(),
+            )
+        })
+        .collect();
+    let framing = match framing(status, &headers) {
+        Ok(f) => f,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    let rest = &buf[head_len..];
+    let (body, used) = match framing {
+        Framing::None => (Vec::new(), 0),
+        Framing::Length(n) if rest.len() >= n => (rest[..n].to_vec(), n),
+        Framing::Length(_) => return Parsed::Incomplete,
+        Framing::Chunked => match decode_chunked(rest) {
+            Ok(Some(done)) => done,
+            Ok(None) => return Parsed::Incomplete,
+            Err(e) => return Parsed::Invalid(e),
+        },
+        Framing::UntilClose if eof => (rest.to_vec(), rest.len()),
+        Framing::UntilClose => return Parsed::Incomplete,
+    };
+    Parsed::Complete(
+        Response {
+            status,
+            headers,
+            body,
+        },
+        head_len + used,
+    )
+}
+
+fn framing(status: u16, headers: &[(String, String)]) -> Result<Framing, String> {
+    if status < 200 || status == 204 || status == 304 {
+        return Ok(Framing::None);
+    }
+    fn all<'h>(headers: &'h [(String, String)], name: &'h str) -> impl Iterator<Item = &'h str> {
+        headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    if let Some(te) = all(headers, "Transfer-Encoding").last() {
+        let last = te.rsplit(',').next().unwrap_or("").trim();
+        return Ok(if last.eq_ignore_ascii_case("chunked") {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut lengths = all(headers, "Content-Length").flat_map(|v| v.split(','));
+    match lengths.next() {
+        None => Ok(Framing::UntilClose),
+        Some(first) => {
+            let n: usize = first
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad Content-Length `{first}`"))?;
+            if lengths.any(|other| other.trim().parse::<usize>() != Ok(n)) {
+                return Err("conflicting Content-Length values".into());
+            }
+            Ok(Framing::Length(n))
+        }
+    }
+}
+
+/// Decodes a chunked body at the start of `buf`: the data and the bytes used (through the last
+/// chunk and the trailer section), `None` when incomplete.
+pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let mut data = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line_end) = find_crlf(&buf[at..]) else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&buf[at..at + line_end])
+            .map_err(|_| "chunk size line is not text".to_string())?;
+        let size_text = line.split(';').next().unwrap_or("").trim();
+        if size_text.is_empty() || !size_text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("bad chunk size `{line}`"));
+        }
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("chunk size `{size_text}` too large"))?;
+        at += line_end + 2;
+        if size == 0 {
+            // Trailer fields, then an empty line.
+            loop {
+                let Some(end) = find_crlf(&buf[at..]) else {
+                    return Ok(None);
+                };
+                at += end + 2;
+                if end == 0 {
+                    return Ok(Some((data, at)));
+                }
+            }
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        data.extend_from_slice(&buf[at..at + size]);
+        at += size;
+        if &buf[at..at + 2] != b"\r\n" {
+            return Err("chunk data not followed by CRLF".into());
+        }
+        at += 2;
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// The bytes of a well-formed request.
+pub fn request_bytes(
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    connection_close: bool,
+    http10: bool,
+) -> Vec<u8> {
+    let version = if http10 { "1.0" } else { "1.1" };
+    let mut head = format!("{method} {path} HTTP/{version}\r\nHost: harness\r\n");
+    if connection_close {
+        head.push_str("Connection: close\r\n");
+    }
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    if let Some(b) = body {
+        bytes.extend_from_slice(b.as_bytes());
+    }
+    bytes
+}
+
+/// Why a fetch got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no complete response within {0:?}")]
+    Timeout(Duration),
+    #[error("the server closed before a complete response")]
+    Closed,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `GET path` on a fresh connection with `Connection: close`, bounded by `timeout` in all.
+pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, FetchError> {
+    let deadline = Instant::now() + timeout;
+    let mut s = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|source| FetchError::Connect { addr, source })?;
+    let _ = s.set_nodelay(true);
+    s.write_all(&request_bytes("GET", path, None, true, false))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match parse_response(&buf) {
+            Parsed::Complete(r, _) => return Ok(r),
+            Parsed::Invalid(e) => return Err(FetchError::Invalid(e)),
+            Parsed::Incomplete => {}
+        }
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or(FetchError::Timeout(timeout))?;
+        s.set_read_timeout(Some(left))?;
+        match s.read(&mut chunk) {
+            Ok(0) => {
+                return match parse_at_eof(&buf) {
+                    Parsed::Complete(r, _) => Ok(r),
+                    Parsed::Invalid(e) => Err(FetchError::Invalid(e)),
+                    Parsed::Incomplete => Err(FetchError::Closed),
+                }
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(FetchError::Timeout(timeout))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn complete(buf: &[u8]) -> (Response, usize) {
+        match parse_response(buf) {
+            Parsed::Complete(r, n) => (r, n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn content_length_and_pipelined_responses() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Served-By: pid=7 slot=1 thread=0\r\n\r\nhiHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (r, n) = complete(two);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
+        assert_eq!(r.served_by().unwrap().pid, 7);
+        assert!(!r.closes());
+        let (r2, m) = complete(&two[n..]);
+        assert_eq!(r2.status, 404);
+        assert!(r2.closes());
+        assert_eq!(n + m, two.len());
+        assert_eq!(parse_response(&two[..n - 1]), Parsed::Incomplete);
+    }
+
+    #[test]
+    fn chunked_with_extensions_and_trailers() {
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let (resp, n) = complete(r);
+        assert_eq!(resp.body, b"abc");
+        assert_eq!(&r[n..], b"NEXT");
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            Parsed::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn bodiless_statuses_and_close_delimited_bodies() {
+        let (r, _) = complete(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n");
+        assert!(r.body.is_empty());
+        let b = b"HTTP/1.0 200 OK\r\n\r\nuntil close";
+        assert_eq!(parse_response(b), Parsed::Incomplete);
+        match parse_at_eof(b) {
+            Parsed::Complete(r, n) => {
+                assert_eq!((r.body.as_slice(), n), (&b"until close"[..], b.len()))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx"),
+            Parsed::Invalid(_)
+        ));
+    }
+
+    fn chunk_encode(parts: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            out.extend(format!("{:x}\r\n", p.len()).bytes());
+            out.extend(p);
+            out.extend(b"\r\n");
+        }
+        out.extend(b"0\r\n\r\n");
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn chunked_bodies_decode_whole_and_every_prefix_is_incomplete(
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6)
+        ) {
+            let encoded = chunk_encode(&parts);
+            let (data, used) = decode_chunked(&encoded).unwrap().unwrap();
+            prop_assert_eq!(data, parts.concat());
+            prop_assert_eq!(used, encoded.len());
+            for cut in 0..encoded.len() {
+                prop_assert_eq!(decode_chunked(&encoded[..cut]), Ok(None), "prefix {}", cut);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_response(&bytes);
+            let _ = parse_at_eof(&bytes);
+        }
+    }
+}

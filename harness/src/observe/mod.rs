@@ -1,0 +1,786 @@
+//! Observations: everything a run saw, in one timeline — client outcomes (status, served-by,
+//! latency, error class), scoreboard samples, /proc samples, server events, process endings,
+//! the steps taken — and the [`Recording`] a run hands to the verdict.
+//!
+//! The [`Store`] is shared by the drivers and observers that write it and the runner that waits
+//! on it. Every write wakes the waiters, and samplers ([`Sampler`]) can be asked for a sample at
+//! once ([`Store::sample_now`]): a wait is decided on observations made after it began
+//! ([`Fresh`]), never on a stale sample or a timer's luck.
+
+mod samplers;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::WaitStatus;
+use refhttpd::EventKind;
+use serde::Serialize;
+
+use crate::condition::{Facts, Quantity, Source};
+
+pub use samplers::{
+    children, follow_lines, server_processes, tail_event_log, ProcSampler, ScoreboardSampler,
+};
+
+/// Why a request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The connection could not be opened.
+    Refused,
+    /// The server reset the connection.
+    Reset,
+    /// The server closed the connection before a complete response.
+    Closed,
+    /// No response before the client gave up.
+    Timeout,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Refused => "refused",
+            ErrorClass::Reset => "reset",
+            ErrorClass::Closed => "closed",
+            ErrorClass::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who served a response (`X-Served-By: pid=… slot=… thread=…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedBy {
+    pub pid: i32,
+    pub slot: Option<u32>,
+    pub thread: Option<u32>,
+}
+
+impl ServedBy {
+    pub fn parse(header: &str) -> Option<ServedBy> {
+        let mut pid = None;
+        let mut slot = None;
+        let mut thread = None;
+        for word in header.split_whitespace() {
+            if let Some(v) = word.strip_prefix("pid=") {
+                pid = v.parse().ok();
+            } else if let Some(v) = word.strip_prefix("slot=") {
+                slot = v.parse().ok();
+            } else if let Some(v) = word.strip_prefix("thread=") {
+                thread = v.parse().ok();
+            }
+        }
+        Some(ServedBy {
+            pid: pid?,
+            slot,
+            thread,
+        })
+    }
+}
+
+/// How a process ended: its exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Exited(i32),
+    Signaled(i32),
+    /// Gone, and nothing said how.
+    Unknown,
+}
+
+impl Ending {
+    /// From a raw wait status (`waitpid`, `/proc/<pid>/stat`'s exit_code).
+    pub fn from_raw(status: i32) -> Ending {
+        match WaitStatus::from_raw(nix::unistd::Pid::from_raw(1), status) {
+            Ok(WaitStatus::Exited(_, code)) => Ending::Exited(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Ending::Signaled(sig as i32),
+            _ => Ending::Unknown,
+        }
+    }
+
+    /// From a process's exit status.
+    pub fn from_status(status: std::process::ExitStatus) -> Ending {
+        use std::os::unix::process::ExitStatusExt;
+        Ending::from_raw(status.into_raw())
+    }
+
+    /// A death by a signal or a non-zero exit.
+    pub fn is_crash(self) -> bool {
+        match self {
+            Ending::Signaled(_) => true,
+            Ending::Exited(code) => code != 0,
+            Ending::Unknown => false,
+        }
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Exited(c) => write!(f, "exit code {c}"),
+            Ending::Signaled(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str())
+                    .unwrap_or("?");
+                write!(f, "signal {s} ({name})")
+            }
+            Ending::Unknown => f.write_str("unknown cause"),
+        }
+    }
+}
+
+/// The scoreboard reduced to what cases speak of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub busy: u64,
+    pub idle: u64,
+    pub keepalive_workers: u64,
+    pub async_keepalive: u64,
+    pub async_writing: u64,
+    pub processes: u64,
+    pub accepting: u64,
+    /// Worker letters of live processes, one group per process.
+    pub workers: String,
+    /// Live child pids, by slot.
+    pub pids: Vec<i32>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}] busy={} idle={} K={} async_ka={} async_w={} procs={} accepting={}",
+            self.workers,
+            self.busy,
+            self.idle,
+            self.keepalive_workers,
+            self.async_keepalive,
+            self.async_writing,
+            self.processes,
+            self.accepting
+        )
+    }
+}
+
+/// What /proc says about the server's processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// Master and live (non-zombie) children.
+    pub processes: u64,
+    /// Threads of all of them.
+    pub threads: u64,
+    /// Summed proportional set size (shared pages counted once), KiB.
+    pub pss_kb: u64,
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} processes, {} threads, PSS {} KiB",
+            self.processes, self.threads, self.pss_kb
+        )
+    }
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    Step {
+        line: usize,
+        text: String,
+    },
+    ConnOpened {
+        conn: String,
+    },
+    ConnRefused {
+        conn: String,
+        error: String,
+    },
+    RequestSent {
+        request: String,
+        conn: String,
+        target: String,
+    },
+    Response {
+        request: String,
+        conn: String,
+        status: u16,
+        served_by: Option<ServedBy>,
+        closes: bool,
+        latency_ms: f64,
+    },
+    RequestFailed {
+        request: String,
+        conn: String,
+        class: ErrorClass,
+        latency_ms: f64,
+    },
+    /// The server ended a connection (EOF or reset) that the client had not closed.
+    ConnClosedByServer {
+        conn: String,
+        class: ErrorClass,
+    },
+    Scoreboard(Summary),
+    ServerEvent {
+        event: EventKind,
+        pid: i32,
+        detail: serde_json::Value,
+    },
+    ChildExited {
+        pid: i32,
+        ending: Ending,
+    },
+    MasterExited {
+        ending: Ending,
+    },
+    /// The server's processes from /proc: master and children, their threads, summed PSS.
+    Resources(Resources),
+    /// The harness killed a child (`kill_child_of`).
+    Killed {
+        pid: i32,
+        signal: String,
+    },
+    /// The scenario is over; what follows is the harness stopping the server.
+    Teardown,
+    Note {
+        text: String,
+    },
+}
+
+/// An observation and when it happened, from the start of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub at_ms: f64,
+    #[serde(flatten)]
+    pub what: Observation,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response {
+        status: u16,
+        served_by: Option<ServedBy>,
+        closes: bool,
+        latency: Duration,
+    },
+    Failed {
+        class: ErrorClass,
+        latency: Duration,
+    },
+}
+
+impl Outcome {
+    pub fn latency(&self) -> Duration {
+        match self {
+            Outcome::Response { latency, .. } | Outcome::Failed { latency, .. } => *latency,
+        }
+    }
+
+    /// The child that answered.
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            Outcome::Response {
+                served_by: Some(by),
+                ..
+            } => Some(by.pid),
+            _ => None,
+        }
+    }
+}
+
+/// Samples taken per source (changed or not): how fresh the state is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Marks {
+    pub scoreboard: u64,
+    pub proc: u64,
+}
+
+impl Marks {
+    fn get(&self, source: Source) -> Option<u64> {
+        match source {
+            Source::Scoreboard => Some(self.scoreboard),
+            Source::Proc => Some(self.proc),
+            // Exits are counted as they happen, not sampled.
+            Source::ProcessExits => None,
+        }
+    }
+}
+
+/// What conditions ask about, kept current as observations arrive (or replayed from a
+/// timeline).
+#[derive(Debug, Default)]
+pub struct State {
+    pub entries: Vec<Entry>,
+    pub summary: Option<Summary>,
+    pub resources: Option<Resources>,
+    pub events: BTreeMap<EventKind, u64>,
+    pub child_exits: u64,
+    pub master_exited: bool,
+    /// Request name → its outcome, once known.
+    pub outcomes: BTreeMap<String, Outcome>,
+    pub closed_conns: BTreeMap<String, ErrorClass>,
+    pub marks: Marks,
+    closed: bool,
+}
+
+impl State {
+    /// Updates what conditions ask about with one observation.
+    pub fn apply(&mut self, what: &Observation) {
+        match what {
+            Observation::Response {
+                request,
+                status,
+                served_by,
+                closes,
+                latency_ms,
+                ..
+            } => {
+                self.outcomes.insert(
+                    request.clone(),
+                    Outcome::Response {
+                        status: *status,
+                        served_by: served_by.clone(),
+                        closes: *closes,
+                        latency: Duration::from_secs_f64(latency_ms / 1000.0),
+                    },
+                );
+            }
+            Observation::RequestFailed {
+                request,
+                class,
+                latency_ms,
+                ..
+            } => {
+                self.outcomes.insert(
+                    request.clone(),
+                    Outcome::Failed {
+                        class: *class,
+                        latency: Duration::from_secs_f64(latency_ms / 1000.0),
+                    },
+                );
+            }
+            Observation::ConnClosedByServer { conn, class } => {
+                self.closed_conns.insert(conn.clone(), *class);
+            }
+            Observation::Scoreboard(summary) => self.summary = Some(summary.clone()),
+            Observation::Resources(r) => self.resources = Some(r.clone()),
+            Observation::ServerEvent { event, .. } => *self.events.entry(*event).or_default() += 1,
+            Observation::ChildExited { .. } => self.child_exits += 1,
+            Observation::MasterExited { .. } => self.master_exited = true,
+            _ => {}
+        }
+    }
+
+    /// The state after every observation of `timeline`.
+    pub fn replay(timeline: &[Entry]) -> State {
+        let mut s = State::default();
+        for e in timeline {
+            s.apply(&e.what);
+        }
+        s
+    }
+
+    /// The current state in words.
+    pub fn describe(&self) -> String {
+        let summary = self
+            .summary
+            .as_ref()
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "no scoreboard yet".into());
+        let events: Vec<String> = self
+            .events
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect();
+        let resources = self
+            .resources
+            .as_ref()
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default();
+        format!(
+            "{summary}{resources}; child exits {}; events [{}]; closed by server [{}]",
+            self.child_exits,
+            events.join(", "),
+            self.closed_conns
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+impl Facts for State {
+    fn quantity(&self, q: Quantity) -> Option<u64> {
+        let board = || self.summary.as_ref();
+        let procs = || self.resources.as_ref();
+        match q {
+            Quantity::BusyWorkers => board().map(|s| s.busy),
+            Quantity::IdleWorkers => board().map(|s| s.idle),
+            Quantity::KeepaliveWorkers => board().map(|s| s.keepalive_workers),
+            Quantity::AsyncKeepalive => board().map(|s| s.async_keepalive),
+            Quantity::AsyncWriting => board().map(|s| s.async_writing),
+            Quantity::Processes => board().map(|s| s.processes),
+            Quantity::Accepting => board().map(|s| s.accepting),
+            Quantity::Threads => procs().map(|r| r.threads),
+            Quantity::PssKb => procs().map(|r| r.pss_kb),
+            Quantity::ChildExits => Some(self.child_exits),
+        }
+    }
+
+    fn events(&self, kind: EventKind) -> u64 {
+        self.events.get(&kind).copied().unwrap_or(0)
+    }
+
+    fn master_exited(&self) -> bool {
+        self.master_exited
+    }
+
+    fn closed_by_server(&self, conn: &str) -> bool {
+        self.closed_conns.contains_key(conn)
+    }
+}
+
+/// The state restricted to samples taken after `since`: what a wait or check is decided on.
+pub struct Fresh<'a> {
+    pub state: &'a State,
+    pub since: Marks,
+}
+
+impl Facts for Fresh<'_> {
+    fn quantity(&self, q: Quantity) -> Option<u64> {
+        let source = q.source();
+        match (self.state.marks.get(source), self.since.get(source)) {
+            (Some(now), Some(then)) if now <= then => None,
+            _ => self.state.quantity(q),
+        }
+    }
+
+    fn events(&self, kind: EventKind) -> u64 {
+        self.state.events(kind)
+    }
+
+    fn master_exited(&self) -> bool {
+        self.state.master_exited
+    }
+
+    fn closed_by_server(&self, conn: &str) -> bool {
+        self.state.closed_by_server(conn)
+    }
+}
+
+/// Something that reads the server's state on demand (a scoreboard, /proc) and records what
+/// changed.
+pub trait Sampler: Send {
+    /// The sources one sample covers.
+    fn sources(&self) -> &'static [Source];
+    /// Takes one sample; false when nothing could be read (yet).
+    fn sample(&mut self, store: &Store) -> bool;
+}
+
+type SharedSampler = Arc<Mutex<Box<dyn Sampler>>>;
+
+struct Inner {
+    state: Mutex<State>,
+    changed: Condvar,
+    samplers: Mutex<Vec<SharedSampler>>,
+}
+
+/// The shared timeline.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    start: Instant,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                samplers: Mutex::new(Vec::new()),
+            }),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an observation and wakes every waiter.
+    pub fn push(&self, what: Observation) {
+        let at_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let mut s = self.lock();
+        s.apply(&what);
+        s.entries.push(Entry { at_ms, what });
+        drop(s);
+        self.inner.changed.notify_all();
+    }
+
+    /// Waits until `cond` holds on the state, or the deadline passes; returns whether it held.
+    pub fn wait_until(&self, deadline: Instant, mut cond: impl FnMut(&State) -> bool) -> bool {
+        let mut s = self.lock();
+        loop {
+            if cond(&s) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            s = self
+                .inner
+                .changed
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits until `cond` holds on observations made after this call began, sampling the
+    /// given sources at once and then at least every `every`; returns whether it held.
+    pub fn wait_fresh(
+        &self,
+        deadline: Instant,
+        sources: &[Source],
+        every: Duration,
+        mut cond: impl FnMut(&Fresh<'_>) -> bool,
+    ) -> bool {
+        let since = self.marks();
+        loop {
+            self.sample_now(sources);
+            let next = (Instant::now() + every).min(deadline);
+            let held = self.wait_until(next, |s| cond(&Fresh { state: s, since }));
+            if held {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Samples taken so far.
+    pub fn marks(&self) -> Marks {
+        self.lock().marks
+    }
+
+    /// Registers a sampler and samples with it every `every` on a thread of its own until the
+    /// store closes; [`Store::sample_now`] may also call it.
+    pub fn add_sampler(&self, sampler: Box<dyn Sampler>, every: Duration) -> JoinHandle<()> {
+        let shared: SharedSampler = Arc::new(Mutex::new(sampler));
+        self.inner
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(shared.clone());
+        let store = self.clone();
+        std::thread::spawn(move || {
+            while !store.is_closed() {
+                store.run_sampler(&shared);
+                store.pause(every);
+            }
+        })
+    }
+
+    /// Takes one sample now with every sampler that covers one of `sources`.
+    pub fn sample_now(&self, sources: &[Source]) {
+        let samplers: Vec<SharedSampler> = self
+            .inner
+            .samplers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in &samplers {
+            let covers = {
+                let guard = s.lock().unwrap_or_else(|e| e.into_inner());
+                guard.sources().iter().any(|x| sources.contains(x))
+            };
+            if covers {
+                self.run_sampler(s);
+            }
+        }
+    }
+
+    fn run_sampler(&self, sampler: &SharedSampler) {
+        let mut guard = sampler.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.sample(self) {
+            let sources = guard.sources();
+            let mut s = self.lock();
+            for source in sources {
+                match source {
+                    Source::Scoreboard => s.marks.scoreboard += 1,
+                    Source::Proc => s.marks.proc += 1,
+                    Source::ProcessExits => {}
+                }
+            }
+            drop(s);
+            self.inner.changed.notify_all();
+        }
+    }
+
+    /// Stops the samplers.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.inner.changed.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// A copy of the timeline.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.clone()
+    }
+
+    /// Sleeps up to `d` unless the store closes first.
+    pub fn pause(&self, d: Duration) {
+        let deadline = Instant::now() + d;
+        self.wait_until(deadline, |s| s.closed);
+    }
+}
+
+/// One request the scenario sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sent {
+    pub name: String,
+    pub conn: String,
+    /// It carried a fault designed to take down its process.
+    pub fatal: bool,
+}
+
+/// What a decided step (wait, await, check, or one that could not act) came to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StepResult {
+    /// A `wait` held, or an `await` saw every outcome.
+    Held,
+    /// A `wait` never held within its deadline; what was last observed.
+    TimedOut { observed: String },
+    /// An `await` ended with requests still pending.
+    Pending { requests: Vec<String> },
+    /// A `check`: whether it held and what was observed.
+    Checked { held: bool, observed: String },
+    /// The step could not act on the server (no child to kill, the master gone).
+    Failed { why: String },
+}
+
+/// One decided step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub line: usize,
+    pub text: String,
+    pub result: StepResult,
+}
+
+/// Everything a run produced: what the verdict judges.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Recording {
+    pub timeline: Vec<Entry>,
+    /// Requests in the order sent.
+    pub sent: Vec<Sent>,
+    /// Waits, awaits and checks with their results.
+    pub steps: Vec<StepRecord>,
+    /// The line where the scenario stopped early (a wait that never held).
+    pub stopped_at: Option<usize>,
+    /// The harness broke (a server that would not start, an observer that died, a panic): the
+    /// run says nothing about conformance.
+    pub error: Option<String>,
+    /// The server's own error log (stderr).
+    pub server_log: String,
+}
+
+impl Recording {
+    /// The timeline up to the harness's own teardown: what the scenario caused.
+    pub fn scenario(&self) -> &[Entry] {
+        let end = self
+            .timeline
+            .iter()
+            .position(|e| matches!(e.what, Observation::Teardown))
+            .unwrap_or(self.timeline.len());
+        &self.timeline[..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endings_keep_the_signal() {
+        assert_eq!(Ending::from_raw(768), Ending::Exited(3));
+        assert_eq!(Ending::from_raw(11), Ending::Signaled(11));
+        assert_eq!(Ending::from_raw(139), Ending::Signaled(11));
+        assert!(Ending::Signaled(9).is_crash());
+        assert!(Ending::Exited(3).is_crash());
+        assert!(!Ending::Exited(0).is_crash());
+        assert_eq!(Ending::Signaled(11).to_string(), "signal 11 (SIGSEGV)");
+    }
+
+    struct Counter(u64);
+    impl Sampler for Counter {
+        fn sources(&self) -> &'static [Source] {
+            &[Source::Scoreboard]
+        }
+        fn sample(&mut self, store: &Store) -> bool {
+            self.0 += 1;
+            store.push(Observation::Scoreboard(Summary {
+                busy: self.0,
+                ..Default::default()
+            }));
+            true
+        }
+    }
+
+    #[test]
+    fn a_wait_is_decided_only_on_samples_taken_after_it_began() {
+        let store = Store::new();
+        // A stale sample that would satisfy the condition.
+        store.push(Observation::Scoreboard(Summary::default()));
+        let sampler = store.add_sampler(Box::new(Counter(0)), Duration::from_secs(3600));
+        // busy=0 is only in stale samples: every fresh one says busy ≥ 1.
+        let held = store.wait_fresh(
+            Instant::now() + Duration::from_millis(50),
+            &[Source::Scoreboard],
+            Duration::from_millis(5),
+            |f| f.quantity(Quantity::BusyWorkers) == Some(0),
+        );
+        assert!(!held, "a stale sample satisfied a wait");
+        // A fresh sample is taken at once, not at the sampler's next tick (an hour away).
+        let started = Instant::now();
+        let held = store.wait_fresh(
+            Instant::now() + Duration::from_secs(5),
+            &[Source::Scoreboard],
+            Duration::from_secs(5),
+            |f| f.quantity(Quantity::BusyWorkers).is_some_and(|b| b >= 2),
+        );
+        assert!(held);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        store.close();
+        sampler.join().unwrap();
+    }
+}

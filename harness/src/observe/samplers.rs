@@ -1,0 +1,239 @@
+//! The reference server's observers and the /proc sampler: its scoreboard file, its event log
+//! (JSON lines, read as refhttpd's own [`EventLine`] type), and the server's processes.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use refhttpd::{Event, EventLine, ScoreboardView, Snapshot, WorkerState};
+
+use super::{Ending, Observation, Resources, Sampler, Store, Summary};
+use crate::condition::Source;
+
+impl Summary {
+    /// A reference scoreboard snapshot in the terms cases use.
+    pub fn of(s: &Snapshot) -> Summary {
+        let threads = s.threads_per_child.max(1);
+        let workers = s
+            .live_processes()
+            .map(|p| {
+                p.workers
+                    .iter()
+                    .take(threads)
+                    .map(|w| w.state.as_char())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("|");
+        Summary {
+            busy: s.busy_workers() as u64,
+            idle: s.idle_workers() as u64,
+            keepalive_workers: s.count(WorkerState::KeepAlive) as u64,
+            async_keepalive: u64::from(s.conns_async_keepalive()),
+            async_writing: u64::from(s.conns_async_writing()),
+            processes: s.live_processes().count() as u64,
+            accepting: s.live_processes().filter(|p| p.accepting).count() as u64,
+            workers,
+            pids: s.live_processes().map(|p| p.pid).collect(),
+        }
+    }
+}
+
+/// Reads the reference server's scoreboard file (mapped read-only) and records each change.
+pub struct ScoreboardSampler {
+    path: PathBuf,
+    view: Option<ScoreboardView>,
+    last: Option<Summary>,
+}
+
+impl ScoreboardSampler {
+    pub fn new(path: PathBuf) -> ScoreboardSampler {
+        ScoreboardSampler {
+            path,
+            view: None,
+            last: None,
+        }
+    }
+}
+
+impl Sampler for ScoreboardSampler {
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Scoreboard]
+    }
+
+    fn sample(&mut self, store: &Store) -> bool {
+        if self.view.is_none() {
+            self.view = ScoreboardView::open(&self.path).ok();
+        }
+        let Some(view) = &self.view else {
+            return false;
+        };
+        let summary = Summary::of(&view.snapshot());
+        if self.last.as_ref() != Some(&summary) {
+            self.last = Some(summary.clone());
+            store.push(Observation::Scoreboard(summary));
+        }
+        true
+    }
+}
+
+/// Reads the server's processes from /proc (master and live children: count, threads, summed
+/// PSS) and records each change.
+pub struct ProcSampler {
+    master: i32,
+    last: Option<Resources>,
+}
+
+impl ProcSampler {
+    pub fn new(master: i32) -> ProcSampler {
+        ProcSampler { master, last: None }
+    }
+}
+
+impl Sampler for ProcSampler {
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Proc]
+    }
+
+    fn sample(&mut self, store: &Store) -> bool {
+        let now = read_resources(self.master);
+        if now.processes == 0 {
+            return false;
+        }
+        if self.last.as_ref() != Some(&now) {
+            self.last = Some(now.clone());
+            store.push(Observation::Resources(now));
+        }
+        true
+    }
+}
+
+/// Follows the server's event log and records each event (and child exits as process
+/// endings).
+pub fn tail_event_log(store: Store, path: PathBuf) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let observer = store.clone();
+        follow_lines(&store, &path, |line| record_event(&observer, line));
+    })
+}
+
+/// Calls `on_line` for each complete line appended to the file at `path` (which may not exist
+/// yet), reading only what is new, until the store closes; a last read after it closes.
+pub fn follow_lines(store: &Store, path: &Path, mut on_line: impl FnMut(&str)) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut offset = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let closing = store.is_closed();
+        if let Ok(mut file) = std::fs::File::open(path) {
+            if file.seek(SeekFrom::Start(offset)).is_ok() {
+                if let Ok(n) = file.read_to_end(&mut pending) {
+                    offset += n as u64;
+                }
+            }
+            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                for line in String::from_utf8_lossy(&pending[..end]).lines() {
+                    on_line(line);
+                }
+                pending.drain(..=end);
+            }
+        }
+        if closing {
+            return;
+        }
+        store.pause(Duration::from_millis(2));
+    }
+}
+
+fn record_event(store: &Store, line: &str) {
+    let parsed = match EventLine::parse(line) {
+        Ok(p) => p,
+        Err(e) => {
+            store.push(Observation::Note {
+                text: format!("unreadable event-log line ({e}): {line}"),
+            });
+            return;
+        }
+    };
+    if let Event::ChildExited {
+        child,
+        code,
+        signal,
+        ..
+    } = &parsed.event
+    {
+        let ending = match (signal, code) {
+            (Some(s), _) => Ending::Signaled(*s),
+            (None, Some(c)) => Ending::Exited(*c),
+            (None, None) => Ending::Unknown,
+        };
+        store.push(Observation::ChildExited {
+            pid: *child,
+            ending,
+        });
+    }
+    let kind = parsed.event.kind();
+    let mut detail = serde_json::to_value(&parsed.event).unwrap_or_default();
+    if let Some(map) = detail.as_object_mut() {
+        map.remove("event");
+    }
+    store.push(Observation::ServerEvent {
+        event: kind,
+        pid: parsed.pid as i32,
+        detail,
+    });
+}
+
+/// The children of `master`, from every thread's `/proc/<pid>/task/<tid>/children` list.
+pub fn children(master: i32) -> Vec<i32> {
+    let mut pids = std::collections::BTreeSet::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{master}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    pids.into_iter().collect()
+}
+
+/// The master and its live (not zombie) children.
+pub fn server_processes(master: i32) -> Vec<i32> {
+    std::iter::once(master)
+        .chain(children(master))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    Some(!rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn read_resources(master: i32) -> Resources {
+    let mut r = Resources::default();
+    for pid in server_processes(master) {
+        r.processes += 1;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        r.threads += field(&status, "Threads:");
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        r.pss_kb += field(&rollup, "Pss:");
+    }
+    r
+}
+
+/// The number after `key` on its line (`Threads:  26`, `Pss:  1234 kB`).
+fn field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

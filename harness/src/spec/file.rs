@@ -1,0 +1,656 @@
+//! The case file as written (TOML): what serde reads and what the JSON Schema describes.
+//!
+//! The first of two stages (the second is [`super::load`]): every value is read into the most
+//! precise type serde can give — enums for MPMs, targets, signals, event kinds in `event`,
+//! outcomes and crash scopes; parsed durations and faults — so that a misspelt word is a TOML
+//! error at its own line and column, naming what would be valid. What needs the whole case to
+//! check (names of connections and requests, settings, statement IDs) keeps its position
+//! (`toml::Spanned`) for the second stage.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::time::Duration;
+
+use mpm_faults::{BlastRadius, Fault};
+use refhttpd::{EventKind, Mpm};
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ExpectedOutcome, MasterSignal, Target};
+use crate::condition::Count;
+
+/// The file as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// Unique id, `theme/name` (the file's path under `specs/` without `.toml`).
+    #[schemars(with = "String")]
+    pub id: Spanned<String>,
+    /// One line saying what the case shows.
+    pub title: String,
+    /// SPEC.md statements the case checks (`PF-2`, `EV-5`, …); see `specs/statements.toml`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub checks: Vec<Spanned<String>>,
+    /// Free tags for filtering (`crash`, `keepalive`, …).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The MPMs the case runs under (default: all three).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<MpmName>>")]
+    pub mpms: Option<Vec<Mpm>>,
+    /// Server settings, Apache directive names.
+    #[serde(default)]
+    pub server: ServerFile,
+    /// The scenario, in order.
+    #[serde(rename = "step", default)]
+    #[schemars(with = "Vec<StepFile>")]
+    pub steps: Vec<Spanned<StepFile>>,
+    /// Expectations: `all` applies to every MPM, then `prefork`, `worker`, `event` add to it.
+    /// `reference` and `reference-<mpm>` hold expectations judged on the reference server only
+    /// (Apache cannot meet them by design); elsewhere they are reported as not judged.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ExpectFile>")]
+    pub expect: BTreeMap<Spanned<String>, ExpectFile>,
+}
+
+/// The MPM names (for the schema).
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MpmName {
+    Prefork,
+    Worker,
+    Event,
+}
+
+/// Directives by name.
+pub type Directives = BTreeMap<Spanned<String>, Spanned<Value>>;
+
+/// How the server is started for the case.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Start the server with faults enabled (`/fault/...` paths, Fault* directives). Without
+    /// it a `/fault/...` request answers 404 on every target.
+    #[serde(default)]
+    pub faults: bool,
+    /// Directives for every MPM.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub all: Directives,
+    /// Directives for prefork only.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub prefork: Directives,
+    /// Directives for worker and event.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub threaded: Directives,
+    /// Directives for worker only.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub worker: Directives,
+    /// Directives for event only.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub event: Directives,
+    /// Directives written into Apache's httpd.conf only, for every MPM (Apache settings with no
+    /// reference equivalent, e.g. `EnableSendfile = "On"`); not validated here.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
+    pub apache: Directives,
+}
+
+/// A directive value as Apache would read it: a TOML string, integer, float or boolean (On/Off).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value(pub String);
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a directive value: a string, a number or a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+                Ok(Value(if b { "On" } else { "Off" }.into()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+                Ok(Value(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+                Ok(Value(n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+                Ok(Value(x.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+                Ok(Value(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Value {
+    fn schema_name() -> String {
+        "DirectiveValue".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum DirectiveValue {
+            Bool(bool),
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        DirectiveValue::json_schema(g)
+    }
+}
+
+/// A value written as text and parsed with `T::from_str`; a parse error is a TOML error at the
+/// value's place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text<T>(pub T);
+
+impl<'de, T> Deserialize<'de> for Text<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text<T>, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<T> Visitor<'_> for V<T>
+        where
+            T: FromStr,
+            T::Err: fmt::Display,
+        {
+            type Value = Text<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<T>, E> {
+                s.parse().map(Text).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+impl<T> JsonSchema for Text<T> {
+    fn schema_name() -> String {
+        "String".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        String::json_schema(g)
+    }
+}
+
+/// A duration in Apache's forms (`5` seconds, `200ms`, `1.5s`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Dur, String> {
+        mpm_faults::duration::parse(s).map(Dur)
+    }
+}
+
+/// A signal name for `kill_child_of … with` (`SIGKILL`, `SIGSEGV`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignalName(pub nix::sys::signal::Signal);
+
+impl FromStr for SignalName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SignalName, String> {
+        s.parse()
+            .map(SignalName)
+            .map_err(|_| format!("unknown signal `{s}` (use e.g. SIGKILL, SIGSEGV, SIGTERM)"))
+    }
+}
+
+/// A crash scope: `connection` or `process`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scope(pub BlastRadius);
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Scope, String> {
+        match s.parse::<BlastRadius>() {
+            Ok(b @ (BlastRadius::Connection | BlastRadius::Process)) => Ok(Scope(b)),
+            _ => Err(format!(
+                "unknown crash scope `{s}` (use connection: only the crashing request fails, or \
+                 process: every connection of the crashed child fails)"
+            )),
+        }
+    }
+}
+
+/// One name or a list of names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for NameList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NameList, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NameList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<NameList, E> {
+                Ok(NameList(vec![s.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NameList, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element::<String>()? {
+                    names.push(n);
+                }
+                if names.is_empty() {
+                    return Err(de::Error::custom("an empty list names nothing"));
+                }
+                Ok(NameList(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for NameList {
+    fn schema_name() -> String {
+        "Names".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Names {
+            One(String),
+            Many(Vec<String>),
+        }
+        Names::json_schema(g)
+    }
+}
+
+/// A count as written: a number ≥ 0, or `{ at_least = N, at_most = M }`.
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count: a number ≥ 0 or { at_least = N, at_most = M }")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Count, E> {
+                Ok(Count::Exactly(n))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Count, E> {
+                u64::try_from(n).map(Count::Exactly).map_err(|_| {
+                    E::custom(format!(
+                        "a count cannot be negative ({n}); write a number ≥ 0 or \
+                         {{ at_least = N, at_most = M }}"
+                    ))
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Count, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Bounds {
+                    at_least: Option<u64>,
+                    at_most: Option<u64>,
+                }
+                let b = Bounds::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if b.at_least.is_none() && b.at_most.is_none() {
+                    return Err(de::Error::custom(
+                        "a range needs `at_least`, `at_most` or both",
+                    ));
+                }
+                if let (Some(l), Some(m)) = (b.at_least, b.at_most) {
+                    if l > m {
+                        return Err(de::Error::custom(format!(
+                            "at_least {l} is above at_most {m}: nothing can hold"
+                        )));
+                    }
+                }
+                Ok(Count::Range {
+                    at_least: b.at_least,
+                    at_most: b.at_most,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Count {
+    fn schema_name() -> String {
+        "Count".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Count {
+            Exactly(u64),
+            Range {
+                at_least: Option<u64>,
+                at_most: Option<u64>,
+            },
+        }
+        Count::json_schema(g)
+    }
+}
+
+/// One step: exactly one action key (`open`, `send`, `wait`, …) plus its options.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepFile {
+    /// Open connections with these names.
+    #[schemars(with = "Option<NameList>")]
+    pub open: Option<Spanned<NameList>>,
+    /// Send a request on the named connection (`path`, `fault` or `raw`).
+    #[schemars(with = "Option<String>")]
+    pub send: Option<Spanned<String>>,
+    /// Send several requests back to back in one write on the named connection (`paths`).
+    #[schemars(with = "Option<String>")]
+    pub pipeline: Option<Spanned<String>>,
+    /// Client fault: send a request head slowly on the named connection (slowloris), one byte per
+    /// `interval` (default 100ms) for ever or until the server closes.
+    #[schemars(with = "Option<String>")]
+    pub slow_head: Option<Spanned<String>>,
+    /// Client fault: request `path` on the named connection and read the response slowly
+    /// (`rate` bytes per second, default 1024).
+    #[schemars(with = "Option<String>")]
+    pub slow_read: Option<Spanned<String>>,
+    /// Client fault: reset the named connections (RST).
+    #[schemars(with = "Option<NameList>")]
+    pub reset: Option<Spanned<NameList>>,
+    /// Client fault: close the writing side of the named connections.
+    #[schemars(with = "Option<NameList>")]
+    pub half_close: Option<Spanned<NameList>>,
+    /// Close the named connections.
+    #[schemars(with = "Option<NameList>")]
+    pub close: Option<Spanned<NameList>>,
+    /// Wait until every named request has an outcome.
+    #[serde(rename = "await")]
+    #[schemars(with = "Option<NameList>")]
+    pub await_: Option<Spanned<NameList>>,
+    /// Wait until a condition holds (decided only on observations made after the step began).
+    pub wait: Option<ConditionFile>,
+    /// Check a condition now, on fresh observations (a verdict item; the scenario goes on).
+    pub check: Option<ConditionFile>,
+    /// Signal the master: `graceful` (USR1), `restart` (HUP), `stop` (TERM), `graceful-stop`
+    /// (WINCH).
+    pub signal: Option<MasterSignal>,
+    /// Kill the child that served this request, with `with` (default SIGKILL).
+    #[schemars(with = "Option<String>")]
+    pub kill_child_of: Option<Spanned<String>>,
+    /// A fixed sleep: only where nothing observable exists; `reason` says why.
+    pub sleep: Option<Text<Dur>>,
+
+    /// `send`/`slow_read`: the request path.
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    /// `send`: a server fault from the mpm-faults vocabulary (the path becomes `/fault/<fault>`).
+    pub fault: Option<Text<Fault>>,
+    /// `send`: exact bytes to send instead of a well-formed request (TOML escapes: `\r\n`),
+    /// for malformed requests (HT-1).
+    pub raw: Option<String>,
+    /// `pipeline`: the paths, one request each (named `as`, `as#2`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub paths: Option<Spanned<Vec<String>>>,
+    /// The request's name (default: the connection's name for its first request, then
+    /// `conn#2`, `conn#3`, …; a pipeline's requests are `name`, `name#2`, …).
+    #[serde(rename = "as")]
+    #[schemars(with = "Option<String>")]
+    pub as_: Option<Spanned<String>>,
+    /// `send`: method (default GET).
+    pub method: Option<String>,
+    /// `send`: a request body (sent with Content-Length).
+    pub body: Option<String>,
+    /// `send`: ask the server to close after the response.
+    #[serde(default)]
+    pub connection_close: bool,
+    /// `send`: speak HTTP/1.0 (no keep-alive unless asked).
+    #[serde(default)]
+    pub http10: bool,
+    /// `open`: how many connections per name (named `name.1` … `name.N` when above 1).
+    pub count: Option<u32>,
+    /// `wait`/`await`: deadline (default 10s).
+    pub within: Option<Text<Dur>>,
+    /// `slow_head`: the pause between bytes.
+    pub interval: Option<Text<Dur>>,
+    /// `slow_read`: bytes per second.
+    pub rate: Option<u32>,
+    /// `kill_child_of`: the signal (`SIGKILL`, `SIGSEGV`, …).
+    pub with: Option<Text<SignalName>>,
+    /// `sleep`: why nothing observable can be waited for.
+    pub reason: Option<String>,
+    /// Run this step only under these MPMs.
+    #[schemars(with = "Option<Vec<MpmName>>")]
+    pub only: Option<Vec<Mpm>>,
+    /// Run this step only against these targets: for a wait on something only one target shows
+    /// (an event kind Apache does not log, a counter Apache lags on, SB-3).
+    pub targets: Option<Vec<Target>>,
+}
+
+/// An observable condition as written; every field given must hold.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionFile {
+    /// Workers busy (mod_status BusyWorkers).
+    pub busy_workers: Option<Count>,
+    /// Workers idle (IdleWorkers).
+    pub idle_workers: Option<Count>,
+    /// Workers in keep-alive (`K`).
+    pub keepalive_workers: Option<Count>,
+    /// Connections the event listener holds in keep-alive (ConnsAsyncKeepAlive).
+    pub async_keepalive: Option<Count>,
+    /// Connections the event listener is writing (ConnsAsyncWriting).
+    pub async_writing: Option<Count>,
+    /// Live child processes.
+    pub processes: Option<Count>,
+    /// Live child processes that accept connections.
+    pub accepting: Option<Count>,
+    /// Threads of the server's processes (master and children, from /proc).
+    pub threads: Option<Count>,
+    /// Summed PSS of the server's processes in KiB (from /proc/<pid>/smaps_rollup).
+    pub pss_kb: Option<Count>,
+    /// Child exits observed so far (any cause).
+    pub child_exits: Option<Count>,
+    /// Server events of this kind observed so far, with `events`.
+    #[schemars(with = "Option<String>")]
+    pub event: Option<EventKind>,
+    /// How many of `event` (default at least 1).
+    pub events: Option<Count>,
+    /// The master has exited.
+    pub master_exited: Option<bool>,
+    /// These connections have been closed by the server.
+    #[schemars(with = "Option<NameList>")]
+    pub closed: Option<Spanned<NameList>>,
+}
+
+/// What must be true under one MPM (or `all`).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectFile {
+    /// Outcome per named request.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, RequestExpectFile>")]
+    pub requests: BTreeMap<Spanned<String>, RequestExpectFile>,
+    /// Outcome of every request not named in `requests`.
+    pub other_requests: Option<RequestExpectFile>,
+    /// The crash oracle: which connections a process death may take down.
+    pub crash: Option<CrashExpectFile>,
+    /// Server events by kind, counted over the whole run.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Count>")]
+    pub events: BTreeMap<Spanned<String>, Count>,
+    /// Conditions that must have held at some moment of the run.
+    #[serde(default)]
+    pub seen: Vec<ConditionFile>,
+    /// Conditions that must never have held during the run.
+    #[serde(default)]
+    pub never: Vec<ConditionFile>,
+}
+
+/// The outcome of one request: a status, an outcome, or a table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestExpectFile {
+    pub status: Option<u16>,
+    pub outcome: Option<ExpectedOutcome>,
+    pub latency_at_least: Option<Duration>,
+    pub latency_at_most: Option<Duration>,
+    pub same_child_as: Option<Spanned<String>>,
+    pub other_child_than: Option<Spanned<String>>,
+    pub closes: Option<bool>,
+    pub reference_only: bool,
+}
+
+/// The table form of a request expectation.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestExpectTable {
+    /// The response status.
+    pub status: Option<Status>,
+    /// `ok` (any response), `failed` (no response), `closed`, `reset`, `refused`, `timeout`,
+    /// `pending`.
+    pub outcome: Option<ExpectedOutcome>,
+    pub latency_at_least: Option<Text<Dur>>,
+    pub latency_at_most: Option<Text<Dur>>,
+    /// Served by the same child process as this request.
+    #[schemars(with = "Option<String>")]
+    pub same_child_as: Option<Spanned<String>>,
+    /// Served by another child process than this request.
+    #[schemars(with = "Option<String>")]
+    pub other_child_than: Option<Spanned<String>>,
+    /// The response says `Connection: close` (true) or keeps the connection (false).
+    pub closes: Option<bool>,
+    /// This expectation holds on the reference server only (Apache cannot meet it by design).
+    #[serde(default)]
+    pub reference_only: bool,
+}
+
+/// An HTTP status, 100–599.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Status(pub u16);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        let n = i64::deserialize(d)?;
+        status(n).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Status {
+    fn schema_name() -> String {
+        "Status".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        u16::json_schema(g)
+    }
+}
+
+fn status(n: i64) -> Result<Status, String> {
+    if (100..=599).contains(&n) {
+        Ok(Status(n as u16))
+    } else {
+        Err(format!("`{n}` is not an HTTP status (100–599)"))
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestExpectFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RequestExpectFile, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RequestExpectFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a status (200), an outcome (\"failed\") or a table \
+                     ({ status = 200, latency_at_most = \"1s\" })",
+                )
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RequestExpectFile, E> {
+                Ok(RequestExpectFile {
+                    status: Some(status(n).map_err(E::custom)?.0),
+                    ..Default::default()
+                })
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RequestExpectFile, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RequestExpectFile, E> {
+                let outcome =
+                    ExpectedOutcome::deserialize(de::value::StrDeserializer::<E>::new(s))?;
+                Ok(RequestExpectFile {
+                    outcome: Some(outcome),
+                    ..Default::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RequestExpectFile, A::Error> {
+                let t =
+                    RequestExpectTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if let (Some(Text(Dur(l))), Some(Text(Dur(m)))) =
+                    (&t.latency_at_least, &t.latency_at_most)
+                {
+                    if l > m {
+                        return Err(de::Error::custom(format!(
+                            "latency_at_least {l:?} is above latency_at_most {m:?}: nothing can hold"
+                        )));
+                    }
+                }
+                Ok(RequestExpectFile {
+                    status: t.status.map(|s| s.0),
+                    outcome: t.outcome,
+                    latency_at_least: t.latency_at_least.map(|d| d.0 .0),
+                    latency_at_most: t.latency_at_most.map(|d| d.0 .0),
+                    same_child_as: t.same_child_as,
+                    other_child_than: t.other_child_than,
+                    closes: t.closes,
+                    reference_only: t.reference_only,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RequestExpectFile {
+    fn schema_name() -> String {
+        "RequestExpect".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum RequestExpect {
+            Status(u16),
+            Outcome(ExpectedOutcome),
+            Full(RequestExpectTable),
+        }
+        RequestExpect::json_schema(g)
+    }
+}
+
+/// The crash oracle as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrashExpectFile {
+    /// `connection`: only requests that carried the crash fail (prefork); `process`: every
+    /// connection the crashed child owned fails — busy and idle — and no other (worker, event).
+    pub scope: Text<Scope>,
+    /// A replacement child accepts within this time after the crash.
+    pub recovered_within: Option<Text<Dur>>,
+    /// `recovered_within` holds on the reference server only.
+    #[serde(default)]
+    pub recovery_reference_only: bool,
+}

@@ -1,0 +1,732 @@
+//! The loader: a case file ([`super::file`]) into a [`Case`], or a [`SpecError`] at the place of
+//! the first mistake.
+//!
+//! The second of two stages: serde has already typed every value; here what needs the whole
+//! case is checked — connections are opened before they are used, requests get their final
+//! names and are named once, expectations and steps name only requests the case sends, the
+//! settings pass refhttpd's configuration rules, `checks` are SPEC.md statements. Positions come
+//! from the TOML parser's spans.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use refhttpd::{EventKind, Mpm};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::file::{
+    CaseFile, ConditionFile, CrashExpectFile, Directives, Dur, ExpectFile, NameList,
+    RequestExpectFile, SignalName, StepFile, Text,
+};
+use super::{
+    statement, Action, Case, CrashExpect, Expect, Request, RequestExpect, Section, ServerSettings,
+    Step, DEFAULT_WITHIN,
+};
+use crate::condition::{Condition, Count, Quantity};
+
+/// A spec file that cannot be used: where and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", path.display())]
+pub struct SpecError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Loads and validates one spec file.
+pub fn load(path: &Path) -> std::result::Result<Case, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        path: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates spec text as if read from `path`.
+pub fn parse(path: &Path, text: &str) -> std::result::Result<Case, SpecError> {
+    let place = Place { path, text };
+    let file: CaseFile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        place.error(span, e.message().trim())
+    })?;
+    Loader {
+        place,
+        conns: BTreeSet::new(),
+        requests: BTreeSet::new(),
+        sent_on: BTreeMap::new(),
+    }
+    .case(file)
+}
+
+/// Every case file under `dir` (`*.toml` in its theme folders), sorted. Files directly in
+/// `dir` (the statement list) are not cases.
+pub fn find_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") && d != dir {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads every case under `dir`; ids must be unique.
+pub fn load_dir(dir: &Path) -> std::result::Result<Vec<Case>, Vec<SpecError>> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut errors = Vec::new();
+    for path in find_files(dir) {
+        match load(&path) {
+            Ok(case) => match cases.iter().find(|c| c.id == case.id) {
+                Some(other) => errors.push(SpecError {
+                    path: path.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("id `{}` is also used by {}", case.id, other.path.display()),
+                }),
+                None => cases.push(case),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(cases)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The JSON Schema of the case format.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(CaseFile);
+    serde_json::to_string_pretty(&schema).expect("schema serialises")
+}
+
+/// The file, to turn spans into line and column.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Place<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> SpecError {
+        let (line, column) = self.line_col(span.start);
+        SpecError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    }
+}
+
+type Result<T> = std::result::Result<T, SpecError>;
+
+struct Loader<'a> {
+    place: Place<'a>,
+    /// Connections opened so far.
+    conns: BTreeSet<String>,
+    /// Requests named so far.
+    requests: BTreeSet<String>,
+    /// Requests sent so far per connection (for default names).
+    sent_on: BTreeMap<String, u32>,
+}
+
+impl Loader<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> SpecError {
+        self.place.error(span, message)
+    }
+
+    fn case(&mut self, file: CaseFile) -> Result<Case> {
+        let id = file.id.get_ref();
+        if id.trim().is_empty() || id.contains(char::is_whitespace) {
+            return Err(self.err(
+                file.id.span(),
+                "`id` must be a non-empty word like `crash/segv-isolation`",
+            ));
+        }
+        let mut checks = Vec::new();
+        for c in &file.checks {
+            if statement(c.get_ref()).is_none() {
+                return Err(self.err(
+                    c.span(),
+                    format!(
+                        "unknown statement `{}` (SPEC.md's IDs are listed in specs/statements.toml: {})",
+                        c.get_ref(),
+                        super::statements()
+                            .iter()
+                            .map(|s| s.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            checks.push(c.get_ref().clone());
+        }
+        let mpms = file.mpms.clone().unwrap_or_else(|| Mpm::ALL.to_vec());
+        let server = self.server(&file, &mpms)?;
+        let mut steps = Vec::new();
+        for spec in &file.steps {
+            steps.push(self.step(spec)?);
+        }
+        let mut expect = BTreeMap::new();
+        for (key, e) in &file.expect {
+            let Some(section) = Section::parse(key.get_ref()) else {
+                return Err(self.err(
+                    key.span(),
+                    format!(
+                        "unknown expectation section `{}` (use all, prefork, worker, event, \
+                         reference or reference-<mpm>)",
+                        key.get_ref()
+                    ),
+                ));
+            };
+            expect.insert(section, self.expectations(e, key.span())?);
+        }
+        Ok(Case {
+            id: id.clone(),
+            title: file.title,
+            checks,
+            tags: file.tags,
+            mpms,
+            path: self.place.path.to_path_buf(),
+            server,
+            steps,
+            expect,
+        })
+    }
+
+    fn server(&self, file: &CaseFile, mpms: &[Mpm]) -> Result<ServerSettings> {
+        let s = &file.server;
+        let layers: [&Directives; 6] = [
+            &s.all,
+            &s.prefork,
+            &s.threaded,
+            &s.worker,
+            &s.event,
+            &s.apache,
+        ];
+        for (name, _) in layers.iter().flat_map(|l| l.iter()) {
+            let n = name.get_ref();
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(self.err(name.span(), format!("`{n}` is not a directive name")));
+            }
+        }
+        let plain = |d: &Directives| -> BTreeMap<String, String> {
+            d.iter()
+                .map(|(k, v)| (k.get_ref().clone(), v.get_ref().0.clone()))
+                .collect()
+        };
+        let settings = ServerSettings {
+            faults: s.faults,
+            all: plain(&s.all),
+            prefork: plain(&s.prefork),
+            threaded: plain(&s.threaded),
+            worker: plain(&s.worker),
+            event: plain(&s.event),
+            apache: plain(&s.apache),
+        };
+        for mpm in mpms {
+            let sets: Vec<String> = settings
+                .for_mpm(*mpm)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if let Err(e) = refhttpd::Config::load(*mpm, None, &sets, s.faults) {
+                let message = e.to_string();
+                let message = message.trim_start_matches("--set: ");
+                let directive = message.split(':').next().unwrap_or("");
+                // The value of the directive as the MPM's last layer writes it.
+                let span = layers[..5]
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.iter().find(|(k, _)| k.get_ref() == directive))
+                    .map(|(_, v)| v.span())
+                    .unwrap_or(0..0);
+                return Err(self.err(span, format!("server setting for {mpm}: {message}")));
+            }
+        }
+        Ok(settings)
+    }
+
+    fn step(&mut self, spanned: &Spanned<StepFile>) -> Result<Step> {
+        let span = spanned.span();
+        let s = spanned.get_ref();
+        let actions = [
+            ("open", s.open.is_some()),
+            ("send", s.send.is_some()),
+            ("pipeline", s.pipeline.is_some()),
+            ("slow_head", s.slow_head.is_some()),
+            ("slow_read", s.slow_read.is_some()),
+            ("reset", s.reset.is_some()),
+            ("half_close", s.half_close.is_some()),
+            ("close", s.close.is_some()),
+            ("await", s.await_.is_some()),
+            ("wait", s.wait.is_some()),
+            ("check", s.check.is_some()),
+            ("signal", s.signal.is_some()),
+            ("kill_child_of", s.kill_child_of.is_some()),
+            ("sleep", s.sleep.is_some()),
+        ];
+        let given: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
+        if given.len() != 1 {
+            return Err(self.err(
+                span,
+                format!(
+                    "a step needs exactly one action ({}), found {}",
+                    actions.map(|a| a.0).join(", "),
+                    if given.is_empty() {
+                        "none".to_string()
+                    } else {
+                        given.join(" and ")
+                    }
+                ),
+            ));
+        }
+        let action = given[0];
+        self.options_belong(s, action, span.clone())?;
+        let within = s.within.as_ref().map_or(DEFAULT_WITHIN, |t| t.0 .0);
+        let action = match action {
+            "open" => Action::Open(self.open(s.open.as_ref().expect("given"), s.count)?),
+            "send" => self.send(s)?,
+            "pipeline" => {
+                let conn = self.conn(s.pipeline.as_ref().expect("given"))?;
+                let paths = s
+                    .paths
+                    .as_ref()
+                    .ok_or_else(|| self.err(span.clone(), "`pipeline` needs `paths`"))?;
+                if paths.get_ref().is_empty() {
+                    return Err(self.err(paths.span(), "`paths` is empty"));
+                }
+                for p in paths.get_ref() {
+                    if !p.starts_with('/') {
+                        return Err(
+                            self.err(paths.span(), format!("path `{p}` must start with `/`"))
+                        );
+                    }
+                }
+                let mut requests = Vec::new();
+                for (i, p) in paths.get_ref().iter().enumerate() {
+                    let name = match (&s.as_, i) {
+                        (Some(n), 0) => self.fresh_name(&conn, n.get_ref().clone(), n.span())?,
+                        (Some(n), i) => {
+                            self.fresh_name(&conn, format!("{}#{}", n.get_ref(), i + 1), n.span())?
+                        }
+                        (None, _) => self.default_name(&conn, span.clone())?,
+                    };
+                    requests.push((name, p.clone()));
+                }
+                Action::Pipeline { conn, requests }
+            }
+            "slow_head" => {
+                let conn = self.conn(s.slow_head.as_ref().expect("given"))?;
+                let name = self.name(&conn, s.as_.as_ref(), span.clone())?;
+                Action::SlowHead {
+                    conn,
+                    name,
+                    interval: s
+                        .interval
+                        .as_ref()
+                        .map_or(std::time::Duration::from_millis(100), |t| t.0 .0),
+                }
+            }
+            "slow_read" => {
+                let conn = self.conn(s.slow_read.as_ref().expect("given"))?;
+                let path = s
+                    .path
+                    .as_ref()
+                    .ok_or_else(|| self.err(span.clone(), "`slow_read` needs `path`"))?;
+                let path = self.path(path)?;
+                let name = self.name(&conn, s.as_.as_ref(), span.clone())?;
+                Action::SlowRead {
+                    conn,
+                    name,
+                    path,
+                    rate: s.rate.unwrap_or(1024).max(1),
+                }
+            }
+            "reset" => Action::Reset(self.conns(s.reset.as_ref().expect("given"))?),
+            "half_close" => Action::HalfClose(self.conns(s.half_close.as_ref().expect("given"))?),
+            "close" => Action::Close(self.conns(s.close.as_ref().expect("given"))?),
+            "await" => {
+                let names = s.await_.as_ref().expect("given");
+                for r in &names.get_ref().0 {
+                    self.known_request(r, names.span(), "`await`")?;
+                }
+                Action::Await {
+                    requests: names.get_ref().0.clone(),
+                    within,
+                }
+            }
+            "wait" => Action::Wait {
+                condition: self.condition(s.wait.as_ref().expect("given"), span.clone())?,
+                within,
+            },
+            "check" => {
+                Action::Check(self.condition(s.check.as_ref().expect("given"), span.clone())?)
+            }
+            "signal" => Action::Signal(s.signal.expect("given")),
+            "kill_child_of" => {
+                let r = s.kill_child_of.as_ref().expect("given");
+                self.known_request(r.get_ref(), r.span(), "`kill_child_of`")?;
+                Action::KillChildOf {
+                    request: r.get_ref().clone(),
+                    signal: s.with.as_ref().map_or(
+                        nix::sys::signal::Signal::SIGKILL,
+                        |Text(SignalName(sig))| *sig,
+                    ),
+                }
+            }
+            "sleep" => {
+                let Text(Dur(duration)) = s.sleep.clone().expect("given");
+                let reason = s
+                    .reason
+                    .clone()
+                    .filter(|r| !r.trim().is_empty())
+                    .ok_or_else(|| {
+                        self.err(
+                            span.clone(),
+                            "a fixed `sleep` needs a `reason`: why is there nothing to wait for?",
+                        )
+                    })?;
+                Action::Sleep { duration, reason }
+            }
+            other => unreachable!("action {other}"),
+        };
+        Ok(Step {
+            line: self.place.line_col(span.start).0,
+            only: s.only.clone(),
+            targets: s.targets.clone(),
+            action,
+        })
+    }
+
+    /// Options that the step's action does not read are a mistake, not something to ignore.
+    fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
+        let options: [(&str, bool, &[&str]); 15] = [
+            ("path", s.path.is_some(), &["send", "slow_read"]),
+            ("fault", s.fault.is_some(), &["send"]),
+            ("raw", s.raw.is_some(), &["send"]),
+            ("paths", s.paths.is_some(), &["pipeline"]),
+            (
+                "as",
+                s.as_.is_some(),
+                &["send", "pipeline", "slow_head", "slow_read"],
+            ),
+            ("method", s.method.is_some(), &["send"]),
+            ("body", s.body.is_some(), &["send"]),
+            ("connection_close", s.connection_close, &["send"]),
+            ("http10", s.http10, &["send"]),
+            ("count", s.count.is_some(), &["open"]),
+            ("within", s.within.is_some(), &["wait", "await"]),
+            ("interval", s.interval.is_some(), &["slow_head"]),
+            ("rate", s.rate.is_some(), &["slow_read"]),
+            ("with", s.with.is_some(), &["kill_child_of"]),
+            ("reason", s.reason.is_some(), &["sleep"]),
+        ];
+        for (name, given, takers) in options {
+            if given && !takers.contains(&action) {
+                return Err(self.err(
+                    span,
+                    format!(
+                        "`{name}` does nothing in a `{action}` step (it belongs to {})",
+                        takers.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, names: &Spanned<NameList>, count: Option<u32>) -> Result<Vec<String>> {
+        let count = count.unwrap_or(1);
+        if count == 0 {
+            return Err(self.err(names.span(), "`count = 0` opens nothing"));
+        }
+        let mut opened = Vec::new();
+        for name in &names.get_ref().0 {
+            self.word(name, names.span(), "a connection name")?;
+            if count == 1 {
+                opened.push(name.clone());
+            } else {
+                opened.extend((1..=count).map(|i| format!("{name}.{i}")));
+            }
+        }
+        for name in &opened {
+            if !self.conns.insert(name.clone()) {
+                return Err(self.err(names.span(), format!("connection `{name}` is opened twice")));
+            }
+        }
+        Ok(opened)
+    }
+
+    fn send(&mut self, s: &StepFile) -> Result<Action> {
+        let conn_name = s.send.as_ref().expect("given");
+        let conn = self.conn(conn_name)?;
+        let fault = s.fault.as_ref().map(|f| f.0.clone());
+        let span = conn_name.span();
+        if s.raw.is_some() && (s.path.is_some() || fault.is_some() || s.body.is_some()) {
+            return Err(self.err(
+                span,
+                "`raw` replaces the whole request: no `path`, `fault` or `body` with it",
+            ));
+        }
+        let request = match (&s.raw, &s.path, &fault) {
+            (Some(raw), ..) => Request::Raw(raw.clone()),
+            (None, Some(_), Some(_)) => {
+                return Err(self.err(span, "`send` takes `path` or `fault`, not both"))
+            }
+            (None, path, fault) => Request::Http {
+                method: s.method.clone().unwrap_or_else(|| "GET".into()),
+                path: match (path, fault) {
+                    (Some(p), _) => self.path(p)?,
+                    (None, Some(f)) => f.request_path(),
+                    (None, None) => "/".into(),
+                },
+                body: s.body.clone(),
+                connection_close: s.connection_close,
+                http10: s.http10,
+            },
+        };
+        let name = self.name(&conn, s.as_.as_ref(), span)?;
+        Ok(Action::Send {
+            conn,
+            name,
+            request,
+            fault,
+        })
+    }
+
+    fn path(&self, p: &Spanned<String>) -> Result<String> {
+        if p.get_ref().starts_with('/') {
+            Ok(p.get_ref().clone())
+        } else {
+            Err(self.err(
+                p.span(),
+                format!("path `{}` must start with `/`", p.get_ref()),
+            ))
+        }
+    }
+
+    /// The name of the next request on `conn`: `as`, else the default.
+    fn name(
+        &mut self,
+        conn: &str,
+        given: Option<&Spanned<String>>,
+        span: Range<usize>,
+    ) -> Result<String> {
+        match given {
+            Some(n) => self.fresh_name(conn, n.get_ref().clone(), n.span()),
+            None => self.default_name(conn, span),
+        }
+    }
+
+    /// `conn` for its first request, then `conn#2`, `conn#3`, ….
+    fn default_name(&mut self, conn: &str, span: Range<usize>) -> Result<String> {
+        let n = self.sent_on.get(conn).copied().unwrap_or(0) + 1;
+        let name = if n == 1 {
+            conn.to_string()
+        } else {
+            format!("{conn}#{n}")
+        };
+        self.fresh_name(conn, name, span)
+    }
+
+    fn fresh_name(&mut self, conn: &str, name: String, span: Range<usize>) -> Result<String> {
+        self.word(&name, span.clone(), "a request name")?;
+        if !self.requests.insert(name.clone()) {
+            return Err(self.err(span, format!("request name `{name}` is used twice")));
+        }
+        *self.sent_on.entry(conn.to_string()).or_default() += 1;
+        Ok(name)
+    }
+
+    fn word(&self, name: &str, span: Range<usize>, what: &str) -> Result<()> {
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(self.err(span, format!("`{name}` is not {what} (a word, no spaces)")));
+        }
+        Ok(())
+    }
+
+    fn conn(&self, name: &Spanned<String>) -> Result<String> {
+        self.open_conn(name.get_ref(), name.span())
+    }
+
+    fn open_conn(&self, name: &str, span: Range<usize>) -> Result<String> {
+        if self.conns.contains(name) {
+            Ok(name.to_string())
+        } else {
+            Err(self.err(
+                span,
+                format!(
+                    "connection `{name}` is not opened by an earlier step (opened: {})",
+                    list(&self.conns)
+                ),
+            ))
+        }
+    }
+
+    fn conns(&self, names: &Spanned<NameList>) -> Result<Vec<String>> {
+        names
+            .get_ref()
+            .0
+            .iter()
+            .map(|n| self.open_conn(n, names.span()))
+            .collect()
+    }
+
+    fn known_request(&self, name: &str, span: Range<usize>, what: &str) -> Result<()> {
+        if self.requests.contains(name) {
+            Ok(())
+        } else {
+            Err(self.err(
+                span,
+                format!(
+                    "{what} names `{name}`, which no step sends (requests: {})",
+                    list(&self.requests)
+                ),
+            ))
+        }
+    }
+
+    fn condition(&self, c: &ConditionFile, span: Range<usize>) -> Result<Condition> {
+        let quantities = [
+            (Quantity::BusyWorkers, c.busy_workers),
+            (Quantity::IdleWorkers, c.idle_workers),
+            (Quantity::KeepaliveWorkers, c.keepalive_workers),
+            (Quantity::AsyncKeepalive, c.async_keepalive),
+            (Quantity::AsyncWriting, c.async_writing),
+            (Quantity::Processes, c.processes),
+            (Quantity::Accepting, c.accepting),
+            (Quantity::Threads, c.threads),
+            (Quantity::PssKb, c.pss_kb),
+            (Quantity::ChildExits, c.child_exits),
+        ];
+        let counts: Vec<(Quantity, Count)> = quantities
+            .into_iter()
+            .filter_map(|(q, c)| c.map(|c| (q, c)))
+            .collect();
+        if c.events.is_some() && c.event.is_none() {
+            return Err(self.err(span, "`events` counts the kind given in `event`"));
+        }
+        let closed = match &c.closed {
+            Some(names) => self.conns(names)?,
+            None => Vec::new(),
+        };
+        let condition = Condition {
+            counts,
+            event: c.event.map(|k| (k, c.events.unwrap_or(Count::SOME))),
+            master_exited: c.master_exited,
+            closed,
+        };
+        if condition == Condition::default() {
+            return Err(self.err(
+                span,
+                "an empty condition always holds; name what to wait for",
+            ));
+        }
+        Ok(condition)
+    }
+
+    fn expectations(&self, e: &ExpectFile, span: Range<usize>) -> Result<Expect> {
+        let mut requests = BTreeMap::new();
+        for (name, r) in &e.requests {
+            self.known_request(name.get_ref(), name.span(), "an expectation")?;
+            requests.insert(name.get_ref().clone(), self.request_expect(r)?);
+        }
+        let other_requests = e
+            .other_requests
+            .as_ref()
+            .map(|r| self.request_expect(r))
+            .transpose()?;
+        let mut events = BTreeMap::new();
+        for (kind, count) in &e.events {
+            events.insert(self.event_kind(kind)?, *count);
+        }
+        let conditions = |list: &[ConditionFile]| -> Result<Vec<Condition>> {
+            list.iter()
+                .map(|c| self.condition(c, span.clone()))
+                .collect()
+        };
+        Ok(Expect {
+            requests,
+            other_requests,
+            crash: e.crash.as_ref().map(crash),
+            events,
+            seen: conditions(&e.seen)?,
+            never: conditions(&e.never)?,
+        })
+    }
+
+    fn event_kind(&self, kind: &Spanned<String>) -> Result<EventKind> {
+        EventKind::deserialize(
+            serde::de::value::StrDeserializer::<serde::de::value::Error>::new(kind.get_ref()),
+        )
+        .map_err(|_| {
+            self.err(
+                kind.span(),
+                format!(
+                    "unknown event kind `{}` (use {})",
+                    kind.get_ref(),
+                    EventKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            )
+        })
+    }
+
+    fn request_expect(&self, r: &RequestExpectFile) -> Result<RequestExpect> {
+        for other in [&r.same_child_as, &r.other_child_than]
+            .into_iter()
+            .flatten()
+        {
+            self.known_request(other.get_ref(), other.span(), "a request expectation")?;
+        }
+        Ok(RequestExpect {
+            status: r.status,
+            outcome: r.outcome,
+            latency_at_least: r.latency_at_least,
+            latency_at_most: r.latency_at_most,
+            same_child_as: r.same_child_as.as_ref().map(|s| s.get_ref().clone()),
+            other_child_than: r.other_child_than.as_ref().map(|s| s.get_ref().clone()),
+            closes: r.closes,
+            reference_only: r.reference_only,
+        })
+    }
+}
+
+fn crash(c: &CrashExpectFile) -> CrashExpect {
+    CrashExpect {
+        scope: c.scope.0 .0,
+        recovered_within: c.recovered_within.as_ref().map(|t| t.0 .0),
+        recovery_reference_only: c.recovery_reference_only,
+    }
+}
+
+fn list(names: &BTreeSet<String>) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,460 @@
+//! Spec cases: the typed model a case file loads into, and the loader.
+//!
+//! A case is a TOML file under `specs/<theme>/` (format: [`file`], JSON Schema: [`schema`]).
+//! Loading ([`load`], [`load_dir`], [`parse`]) turns it into a [`Case`] that holds nothing the
+//! runner or the verdict must interpret again: MPMs, targets, signals, event kinds, outcomes and
+//! the crash scope are enums; every request has its final name; every connection and request a
+//! step or an expectation names exists; statement IDs are SPEC.md's. Anything else is a
+//! [`SpecError`] with file, line and column, saying what is wrong and what would be valid.
+
+pub mod file;
+mod load;
+mod statements;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mpm_faults::{BlastRadius, Fault};
+use refhttpd::{EventKind, Mpm};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::{Condition, Count};
+
+pub use load::{find_files, load, load_dir, parse, schema, SpecError};
+pub use statements::{statement, statements, Statement};
+
+/// Where a case runs: a server the harness knows how to start (see `target` for each one's
+/// module and capabilities).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// refhttpd, embedded.
+    Reference,
+    /// Apache httpd 2.4 from the system package.
+    Apache,
+}
+
+impl Target {
+    pub const ALL: [Target; 2] = [Target::Reference, Target::Apache];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Reference => "reference",
+            Target::Apache => "apache",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A loaded, validated case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub id: String,
+    pub title: String,
+    /// SPEC.md statement IDs.
+    pub checks: Vec<String>,
+    pub tags: Vec<String>,
+    pub mpms: Vec<Mpm>,
+    pub path: PathBuf,
+    pub server: ServerSettings,
+    pub steps: Vec<Step>,
+    pub expect: BTreeMap<Section, Expect>,
+}
+
+/// How the server is started.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSettings {
+    /// Faults enabled (`/fault/...`, Fault* directives).
+    pub faults: bool,
+    /// Directives by layer: every MPM, prefork, threaded (worker and event), worker, event.
+    pub all: BTreeMap<String, String>,
+    pub prefork: BTreeMap<String, String>,
+    pub threaded: BTreeMap<String, String>,
+    pub worker: BTreeMap<String, String>,
+    pub event: BTreeMap<String, String>,
+    /// Directives for Apache's httpd.conf only.
+    pub apache: BTreeMap<String, String>,
+}
+
+impl ServerSettings {
+    /// The directives for `mpm`: `all`, then `prefork` or `threaded`, then `worker`/`event`.
+    pub fn for_mpm(&self, mpm: Mpm) -> Vec<(String, String)> {
+        let mut layers = vec![&self.all];
+        match mpm {
+            Mpm::Prefork => layers.push(&self.prefork),
+            Mpm::Worker => layers.extend([&self.threaded, &self.worker]),
+            Mpm::Event => layers.extend([&self.threaded, &self.event]),
+        }
+        let mut merged: BTreeMap<&str, &str> = BTreeMap::new();
+        for layer in layers {
+            for (k, v) in layer {
+                merged.insert(k, v);
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// A scenario step with its source line.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub line: usize,
+    /// Runs only under these MPMs (`None`: all).
+    pub only: Option<Vec<Mpm>>,
+    /// Runs only against these targets (`None`: all).
+    pub targets: Option<Vec<Target>>,
+    pub action: Action,
+}
+
+impl Step {
+    /// Whether the step runs under `mpm` against `target`.
+    pub fn runs(&self, mpm: Mpm, target: Target) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&mpm))
+            && self.targets.as_ref().is_none_or(|t| t.contains(&target))
+    }
+}
+
+/// A request to send, as the client writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// A well-formed request.
+    Http {
+        method: String,
+        path: String,
+        body: Option<String>,
+        connection_close: bool,
+        http10: bool,
+    },
+    /// Exact bytes (a malformed request); one response is expected.
+    Raw(String),
+}
+
+impl Request {
+    /// `GET path` with keep-alive.
+    pub fn get(path: &str) -> Request {
+        Request::Http {
+            method: "GET".into(),
+            path: path.into(),
+            body: None,
+            connection_close: false,
+            http10: false,
+        }
+    }
+}
+
+/// What a step does. Every request carries its final name.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Open(Vec<String>),
+    Send {
+        conn: String,
+        name: String,
+        request: Request,
+        /// The server fault the path asks for (`/fault/<fault>`).
+        fault: Option<Fault>,
+    },
+    /// Several requests in one write: (name, path) each.
+    Pipeline {
+        conn: String,
+        requests: Vec<(String, String)>,
+    },
+    SlowHead {
+        conn: String,
+        name: String,
+        interval: Duration,
+    },
+    SlowRead {
+        conn: String,
+        name: String,
+        path: String,
+        rate: u32,
+    },
+    Reset(Vec<String>),
+    HalfClose(Vec<String>),
+    Close(Vec<String>),
+    Await {
+        requests: Vec<String>,
+        within: Duration,
+    },
+    Wait {
+        condition: Condition,
+        within: Duration,
+    },
+    Check(Condition),
+    Signal(MasterSignal),
+    KillChildOf {
+        request: String,
+        signal: nix::sys::signal::Signal,
+    },
+    Sleep {
+        duration: Duration,
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The conditions the step decides (wait, check).
+    pub fn condition(&self) -> Option<&Condition> {
+        match self {
+            Action::Wait { condition, .. } | Action::Check(condition) => Some(condition),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Open(n) => write!(f, "open {}", n.join(", ")),
+            Action::Send {
+                conn,
+                name,
+                request: Request::Raw(raw),
+                ..
+            } => write!(f, "send raw {raw:?} on {conn} as {name}"),
+            Action::Send {
+                conn,
+                name,
+                request: Request::Http { method, path, .. },
+                ..
+            } => write!(f, "send {method} {path} on {conn} as {name}"),
+            Action::Pipeline { conn, requests } => {
+                let r: Vec<String> = requests.iter().map(|(n, p)| format!("{n}={p}")).collect();
+                write!(f, "pipeline {} on {conn}", r.join(" "))
+            }
+            Action::SlowHead {
+                conn,
+                name,
+                interval,
+            } => write!(f, "slow head {name} on {conn}, a byte per {interval:?}"),
+            Action::SlowRead {
+                conn,
+                name,
+                path,
+                rate,
+            } => write!(f, "slow read {name} of {path} on {conn} at {rate} B/s"),
+            Action::Reset(n) => write!(f, "reset {}", n.join(", ")),
+            Action::HalfClose(n) => write!(f, "half-close {}", n.join(", ")),
+            Action::Close(n) => write!(f, "close {}", n.join(", ")),
+            Action::Await { requests, within } => {
+                write!(f, "await {} (within {within:?})", requests.join(", "))
+            }
+            Action::Wait { condition, within } => {
+                write!(f, "wait for {condition} (within {within:?})")
+            }
+            Action::Check(c) => write!(f, "check {c}"),
+            Action::Signal(s) => write!(f, "signal the master: {} ({})", s.name(), s.signal()),
+            Action::KillChildOf { request, signal } => {
+                write!(f, "kill the child that served {request} with {signal}")
+            }
+            Action::Sleep { duration, reason } => write!(f, "fixed sleep {duration:?} ({reason})"),
+        }
+    }
+}
+
+/// Signals the harness sends to the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterSignal {
+    /// USR1: graceful restart.
+    Graceful,
+    /// HUP: restart now.
+    Restart,
+    /// TERM: stop now.
+    Stop,
+    /// WINCH: graceful stop.
+    GracefulStop,
+}
+
+impl MasterSignal {
+    pub fn signal(self) -> nix::sys::signal::Signal {
+        use nix::sys::signal::Signal;
+        match self {
+            MasterSignal::Graceful => Signal::SIGUSR1,
+            MasterSignal::Restart => Signal::SIGHUP,
+            MasterSignal::Stop => Signal::SIGTERM,
+            MasterSignal::GracefulStop => Signal::SIGWINCH,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MasterSignal::Graceful => "graceful",
+            MasterSignal::Restart => "restart",
+            MasterSignal::Stop => "stop",
+            MasterSignal::GracefulStop => "graceful-stop",
+        }
+    }
+}
+
+/// Default deadline of `wait` and `await`.
+pub const DEFAULT_WITHIN: Duration = Duration::from_secs(10);
+
+/// An expectation section: for every target, or judged on the reference server only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    /// `all`: every MPM.
+    All,
+    /// `prefork`, `worker`, `event`.
+    Mpm(Mpm),
+    /// `reference`: every MPM, reference only.
+    Reference,
+    /// `reference-<mpm>`.
+    ReferenceMpm(Mpm),
+}
+
+impl Section {
+    pub fn parse(key: &str) -> Option<Section> {
+        match key {
+            "all" => Some(Section::All),
+            "reference" => Some(Section::Reference),
+            _ => match key.strip_prefix("reference-") {
+                Some(m) => m.parse().ok().map(Section::ReferenceMpm),
+                None => key.parse().ok().map(Section::Mpm),
+            },
+        }
+    }
+
+    /// Whether the section applies under `mpm`.
+    pub fn applies(self, mpm: Mpm) -> bool {
+        match self {
+            Section::All | Section::Reference => true,
+            Section::Mpm(m) | Section::ReferenceMpm(m) => m == mpm,
+        }
+    }
+
+    pub fn reference_only(self) -> bool {
+        matches!(self, Section::Reference | Section::ReferenceMpm(_))
+    }
+}
+
+/// How a request is expected to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedOutcome {
+    /// Any response.
+    Ok,
+    /// No response (refused, reset, closed or timed out).
+    Failed,
+    /// The connection ended before the response (EOF or RST: either may surface).
+    Closed,
+    /// The connection was reset (EOF or RST: either may surface).
+    Reset,
+    /// The connection could not be opened.
+    Refused,
+    /// The client gave up waiting.
+    Timeout,
+    /// No outcome by the end of the scenario.
+    Pending,
+}
+
+/// One request's expectation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestExpect {
+    pub status: Option<u16>,
+    pub outcome: Option<ExpectedOutcome>,
+    pub latency_at_least: Option<Duration>,
+    pub latency_at_most: Option<Duration>,
+    pub same_child_as: Option<String>,
+    pub other_child_than: Option<String>,
+    pub closes: Option<bool>,
+    /// Judged on the reference server only.
+    pub reference_only: bool,
+}
+
+/// The crash oracle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrashExpect {
+    /// `Connection`: only the requests that carried the crash fail; `Process`: exactly the
+    /// requests on connections the crashed child owned fail, and its idle connections end.
+    pub scope: BlastRadius,
+    pub recovered_within: Option<Duration>,
+    pub recovery_reference_only: bool,
+}
+
+/// What must be true: one section, or several merged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expect {
+    pub requests: BTreeMap<String, RequestExpect>,
+    pub other_requests: Option<RequestExpect>,
+    pub crash: Option<CrashExpect>,
+    pub events: BTreeMap<EventKind, Count>,
+    pub seen: Vec<Condition>,
+    pub never: Vec<Condition>,
+}
+
+impl Expect {
+    /// `self` with `own` layered over it: its requests, other_requests, crash and event counts
+    /// win; its seen and never are appended.
+    fn merged_with(mut self, own: &Expect) -> Expect {
+        self.requests.extend(own.requests.clone());
+        if own.other_requests.is_some() {
+            self.other_requests = own.other_requests.clone();
+        }
+        if own.crash.is_some() {
+            self.crash = own.crash.clone();
+        }
+        self.events.extend(own.events.clone());
+        self.seen.extend(own.seen.clone());
+        self.never.extend(own.never.clone());
+        self
+    }
+}
+
+impl Case {
+    /// The directives for `mpm`.
+    pub fn settings(&self, mpm: Mpm) -> Vec<(String, String)> {
+        self.server.for_mpm(mpm)
+    }
+
+    /// The expectations for `mpm` on every target: `all` merged with the MPM's own.
+    pub fn expectations(&self, mpm: Mpm) -> Expect {
+        self.merged(Section::All, Section::Mpm(mpm))
+    }
+
+    /// The expectations for `mpm` judged on the reference server only.
+    pub fn reference_expectations(&self, mpm: Mpm) -> Expect {
+        self.merged(Section::Reference, Section::ReferenceMpm(mpm))
+    }
+
+    fn merged(&self, base: Section, specific: Section) -> Expect {
+        let base = self.expect.get(&base).cloned().unwrap_or_default();
+        match self.expect.get(&specific) {
+            Some(own) => base.merged_with(own),
+            None => base,
+        }
+    }
+
+    /// The steps that run under `mpm` against `target`.
+    pub fn steps_for(&self, mpm: Mpm, target: Target) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |s| s.runs(mpm, target))
+    }
+
+    /// Whether the run expects a child to crash (the runner waits for its exit to be seen).
+    pub fn expects_crash(&self, mpm: Mpm) -> bool {
+        self.expectations(mpm).crash.is_some() || self.reference_expectations(mpm).crash.is_some()
+    }
+}
