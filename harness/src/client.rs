@@ -3,7 +3,7 @@
 //! Independent of the server it judges: the status line and headers are parsed by httparse,
 //! and the body's framing (Content-Length, chunked, or until the server closes) by this module —
 //! never by refhttpd's own parser, so a bug there cannot cancel out on both sides. The driver
-//! ([`crate::driver`]), Apache's readiness probe, the tests and the bench all use this one
+//! , Apache's readiness probe, the tests and the bench all use this one
 //! client.
 
 use std::io::{Read, Write};
@@ -31,7 +31,8 @@ impl Response {
 
     /// Who served it (`X-Served-By`).
     pub fn served_by(&self) -> Option<ServedBy> {
-        self.header("X-Served-By").and_then(ServedBy::parse)
+        self.header(refhttpd::SERVED_BY_HEADER)
+            .and_then(ServedBy::parse)
     }
 
     /// The response says `Connection: close`.

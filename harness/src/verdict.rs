@@ -567,7 +567,7 @@ fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {
 }
 
 /// The pool is whole again: the dead child gone from the scoreboard and as many accepting
-/// processes as in the last sample that still showed it.
+/// processes as in the last sample before the crash.
 fn recovery_check(
     timeline: &[Entry],
     crash_at: f64,
@@ -582,17 +582,23 @@ fn recovery_check(
             _ => None,
         })
         .collect();
-    let Some(last_with_dead) = samples
+    let shows_dead = |s: &Summary| s.pids.iter().any(|p| dead.contains(p));
+    let Some(before) = samples
         .iter()
-        .rposition(|(_, s)| s.pids.iter().any(|p| dead.contains(p)))
+        .rev()
+        .find(|(at, s)| *at <= crash_at && shows_dead(s))
+        .map(|(_, s)| *s)
     else {
-        return Check::fail(what, "no scoreboard sample showed the crashed child");
+        return Check::fail(what, "no scoreboard sample before the crash showed the crashed child");
     };
-    let before = samples[last_with_dead].1;
-    for (at, s) in &samples[last_with_dead + 1..] {
-        if s.accepting >= before.accepting && !s.pids.iter().any(|p| dead.contains(p)) {
+    let recovered = samples
+        .iter()
+        .filter(|(at, _)| *at > crash_at)
+        .find(|(_, s)| s.accepting >= before.accepting && !shows_dead(s));
+    match recovered {
+        Some((at, s)) => {
             let took = Duration::from_secs_f64((at - crash_at).max(0.0) / 1000.0);
-            return Check::new(
+            Check::new(
                 what,
                 took <= within,
                 format!(
@@ -600,13 +606,13 @@ fn recovery_check(
                     s.accepting,
                     took.as_secs_f64() * 1000.0
                 ),
-            );
+            )
         }
+        None => Check::fail(
+            what,
+            format!("never back to {} accepting processes", before.accepting),
+        ),
     }
-    Check::fail(
-        what,
-        format!("never back to {} accepting processes", before.accepting),
-    )
 }
 
 #[cfg(test)]

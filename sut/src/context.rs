@@ -127,7 +127,12 @@ impl<'a> WorkerCtx<'a> {
             child,
             slot,
             thread,
-            served_by: format!("pid={} slot={} thread={thread}", child.pid, child.slot),
+            served_by: crate::served_by::ServedBy {
+                pid: child.pid as i32,
+                slot: Some(child.slot as u32),
+                thread: Some(thread as u32),
+            }
+            .to_string(),
             out: Vec::with_capacity(1024),
         }
     }

@@ -8,7 +8,8 @@
 //! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`];
 //! - watching it from outside: [`ScoreboardView`] maps a running server's scoreboard read-only
 //!   and gives a [`Snapshot`]; [`EventLine`] reads a line of its event log ([`Event`],
-//!   [`EventKind`]); [`parse_auto`] reads `/server-status?auto`.
+//!   [`EventKind`]); [`parse_auto`] reads `/server-status?auto`; [`ServedBy`] reads the
+//!   `X-Served-By` header every response carries.
 //!
 //! Inside, the master (`master`) binds, creates the scoreboard and forks children; each child
 //! (`child`) runs one MPM (`mpm`) whose workers serve connections (`serve`, `conn`) with the
@@ -31,6 +32,7 @@ mod mpm;
 mod os;
 mod scoreboard;
 mod serve;
+mod served_by;
 mod status;
 
 pub use crate::cli::{run, Args, Ready};
@@ -40,6 +42,7 @@ pub use crate::scoreboard::{
     ProcessSnapshot, ProcessStatus, ScoreboardView, Snapshot, ViewError, WorkerSnapshot,
     WorkerState,
 };
+pub use crate::served_by::{ServedBy, SERVED_BY_HEADER};
 pub use crate::status::parse_auto;
 
 /// `Server:` header and status page version string.

@@ -236,7 +236,7 @@ fn build_response(
     });
     let headers = [
         ("Content-Type", response.content_type),
-        ("X-Served-By", w.served_by.as_str()),
+        (crate::served_by::SERVED_BY_HEADER, w.served_by.as_str()),
     ];
     let mut bytes = std::mem::take(&mut w.out);
     bytes.clear();
@@ -451,7 +451,7 @@ fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
     let mut bytes = Vec::with_capacity(512);
     let headers = [
         ("Content-Type", response.content_type),
-        ("X-Served-By", w.served_by.as_str()),
+        (crate::served_by::SERVED_BY_HEADER, w.served_by.as_str()),
     ];
     ResponseHead {
         status,

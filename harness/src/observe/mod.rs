@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
+pub use refhttpd::ServedBy;
 use refhttpd::EventKind;
 use serde::Serialize;
 
@@ -53,36 +54,6 @@ impl ErrorClass {
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Who served a response (`X-Served-By: pid=… slot=… thread=…`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServedBy {
-    pub pid: i32,
-    pub slot: Option<u32>,
-    pub thread: Option<u32>,
-}
-
-impl ServedBy {
-    pub fn parse(header: &str) -> Option<ServedBy> {
-        let mut pid = None;
-        let mut slot = None;
-        let mut thread = None;
-        for word in header.split_whitespace() {
-            if let Some(v) = word.strip_prefix("pid=") {
-                pid = v.parse().ok();
-            } else if let Some(v) = word.strip_prefix("slot=") {
-                slot = v.parse().ok();
-            } else if let Some(v) = word.strip_prefix("thread=") {
-                thread = v.parse().ok();
-            }
-        }
-        Some(ServedBy {
-            pid: pid?,
-            slot,
-            thread,
-        })
     }
 }
 

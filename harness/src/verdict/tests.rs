@@ -1,1 +1,544 @@
+//! The verdict on hand-built recordings: every oracle, passing and failing, so that no check
+//! holds by construction.
 
+use std::path::Path;
+
+use refhttpd::{EventKind, Mpm};
+
+use super::*;
+use crate::condition::Source;
+use crate::observe::{Ending, ErrorClass, ServedBy, Sent, StepRecord};
+use crate::spec::{parse, Case};
+
+fn case(text: &str) -> Case {
+    parse(Path::new("specs/t/case.toml"), text).expect("a valid case")
+}
+
+fn reference() -> Capabilities {
+    Target::Reference.capabilities()
+}
+
+fn apache() -> Capabilities {
+    Target::Apache.capabilities()
+}
+
+/// A recording built by hand, in time order.
+#[derive(Default)]
+struct Rec(Recording);
+
+impl Rec {
+    /// Adds an observation in time order (after those at the same moment).
+    fn at(mut self, at_ms: f64, what: Observation) -> Rec {
+        let i = self.0.timeline.partition_point(|e| e.at_ms <= at_ms);
+        self.0.timeline.insert(i, Entry { at_ms, what });
+        self
+    }
+
+    fn sent(mut self, name: &str, conn: &str, fatal: bool) -> Rec {
+        self.0.sent.push(Sent {
+            name: name.into(),
+            conn: conn.into(),
+            fatal,
+        });
+        self
+    }
+
+    fn step(mut self, line: usize, text: &str, result: StepResult) -> Rec {
+        self.0.steps.push(StepRecord {
+            line,
+            text: text.into(),
+            result,
+        });
+        self
+    }
+}
+
+fn ok(request: &str, conn: &str, pid: i32) -> Observation {
+    ok_in(request, conn, pid, 1.0)
+}
+
+fn ok_in(request: &str, conn: &str, pid: i32, latency_ms: f64) -> Observation {
+    Observation::Response {
+        request: request.into(),
+        conn: conn.into(),
+        status: 200,
+        served_by: Some(ServedBy {
+            pid,
+            slot: None,
+            thread: None,
+        }),
+        closes: false,
+        latency_ms,
+    }
+}
+
+fn failed(request: &str, conn: &str, class: ErrorClass) -> Observation {
+    Observation::RequestFailed {
+        request: request.into(),
+        conn: conn.into(),
+        class,
+        latency_ms: 5.0,
+    }
+}
+
+fn closed(conn: &str) -> Observation {
+    Observation::ConnClosedByServer {
+        conn: conn.into(),
+        class: ErrorClass::Closed,
+    }
+}
+
+fn died(pid: i32) -> Observation {
+    Observation::ChildExited {
+        pid,
+        ending: Ending::Signaled(11),
+    }
+}
+
+fn board(pids: &[i32], accepting: u64) -> Observation {
+    Observation::Scoreboard(Summary {
+        pids: pids.to_vec(),
+        processes: pids.len() as u64,
+        accepting,
+        ..Default::default()
+    })
+}
+
+fn check<'a>(v: &'a Verdict, what: &str) -> &'a Check {
+    v.checks
+        .iter()
+        .find(|c| c.what.starts_with(what))
+        .unwrap_or_else(|| panic!("no check `{what}` in {:#?}", v.checks))
+}
+
+const CRASH: &str = r#"
+id = "t/crash"
+title = "t"
+[server]
+faults = true
+[[step]]
+open = ["a", "b", "c", "d"]
+[[step]]
+send = "a"
+as = "warm-a"
+[[step]]
+send = "b"
+as = "warm-b"
+[[step]]
+send = "c"
+as = "warm-c"
+[[step]]
+send = "b"
+fault = "sleep:1s"
+as = "slow-b"
+[[step]]
+send = "a"
+fault = "crash:segv"
+as = "crash"
+[expect.all]
+crash = { scope = "SCOPE", recovered_within = "500ms", recovery_reference_only = true }
+"#;
+
+fn crash_case(scope: &str) -> Case {
+    case(&CRASH.replace("SCOPE", scope))
+}
+
+/// a and b warmed on child 10, c on child 20; slow-b in flight on b when a's request crashes
+/// child 10; the server cuts a and b; a replacement (30) accepts 300 ms after the crash.
+fn crash_recording() -> Rec {
+    Rec::default()
+        .sent("warm-a", "a", false)
+        .sent("warm-b", "b", false)
+        .sent("warm-c", "c", false)
+        .sent("slow-b", "b", false)
+        .sent("crash", "a", true)
+        .at(10.0, board(&[10, 20], 2))
+        .at(20.0, ok("warm-a", "a", 10))
+        .at(21.0, ok("warm-b", "b", 10))
+        .at(22.0, ok("warm-c", "c", 20))
+        .at(100.0, failed("crash", "a", ErrorClass::Closed))
+        .at(100.5, failed("slow-b", "b", ErrorClass::Reset))
+        .at(101.0, closed("a"))
+        .at(101.0, closed("b"))
+        .at(102.0, died(10))
+        .at(103.0, board(&[10, 20], 1))
+        .at(150.0, board(&[20], 1))
+        .at(400.0, board(&[30, 20], 2))
+}
+
+#[test]
+fn blast_radius_process_exactly_the_dead_childs_connections() {
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &crash_recording().0);
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+    assert!(check(&v, "a child crashed").passed());
+    assert!(check(&v, "blast radius (process)").passed());
+}
+
+#[test]
+fn blast_radius_one_request_too_many() {
+    let rec = crash_recording()
+        .sent("late-c", "c", false)
+        .at(200.0, failed("late-c", "c", ErrorClass::Closed));
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "blast radius");
+    assert!(c.failed());
+    assert!(c.detail.contains("failed but should not: late-c on c"), "{}", c.detail);
+    assert_eq!(v.result, RunResult::Failed);
+}
+
+#[test]
+fn blast_radius_one_request_too_few() {
+    let mut rec = crash_recording();
+    // slow-b survives its child's crash.
+    for e in &mut rec.0.timeline {
+        if matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b") {
+            e.what = ok("slow-b", "b", 10);
+        }
+    }
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "blast radius");
+    assert!(c.failed());
+    assert!(c.detail.contains("should have failed: slow-b on b survived"), "{}", c.detail);
+}
+
+#[test]
+fn blast_radius_idle_keepalive_connection_of_the_dead_child_must_end() {
+    // d was warmed on the crashing child and sat idle; the server never ended it.
+    let rec = crash_recording()
+        .sent("warm-d", "d", false)
+        .at(23.0, ok("warm-d", "d", 10));
+    let v = judge(&crash_case("process"), Mpm::Event, &reference(), &rec.0);
+    let c = check(&v, "blast radius");
+    assert!(c.failed());
+    assert!(c.detail.contains("still open: [\"d\"]"), "{}", c.detail);
+    // Ended by the server: the oracle is satisfied.
+    let rec = crash_recording()
+        .sent("warm-d", "d", false)
+        .at(23.0, ok("warm-d", "d", 10))
+        .at(101.5, closed("d"));
+    let v = judge(&crash_case("process"), Mpm::Event, &reference(), &rec.0);
+    assert!(check(&v, "blast radius").passed(), "{:#?}", v.checks);
+}
+
+#[test]
+fn blast_radius_a_connection_never_warmed_cannot_be_attributed() {
+    // d had no response before the crash: nobody knows which child owned it, so its failure is
+    // not excused.
+    let rec = crash_recording()
+        .sent("first-d", "d", false)
+        .at(100.7, failed("first-d", "d", ErrorClass::Closed));
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "blast radius");
+    assert!(c.failed());
+    assert!(c.detail.contains("first-d on d"), "{}", c.detail);
+    assert!(c.detail.contains("told which child owned"), "{}", c.detail);
+}
+
+#[test]
+fn blast_radius_connection_scope_spares_the_other_requests() {
+    // prefork: only the crashing request fails; slow-b (another child under prefork) must not.
+    let v = judge(&crash_case("connection"), Mpm::Prefork, &reference(), &crash_recording().0);
+    let c = check(&v, "blast radius (connection)");
+    assert!(c.failed());
+    assert!(c.detail.contains("failed but should not: slow-b"), "{}", c.detail);
+    let mut rec = crash_recording();
+    rec.0.timeline.retain(|e| {
+        !matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b")
+    });
+    rec = rec.at(900.0, ok("slow-b", "b", 11));
+    let v = judge(&crash_case("connection"), Mpm::Prefork, &reference(), &rec.0);
+    assert!(check(&v, "blast radius (connection)").passed(), "{:#?}", v.checks);
+}
+
+#[test]
+fn no_crash_at_all_fails_the_oracle() {
+    let mut rec = crash_recording();
+    rec.0
+        .timeline
+        .retain(|e| !matches!(e.what, Observation::ChildExited { .. }));
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    assert!(check(&v, "a child crashed").failed());
+    // A clean exit (code 0) is no crash either.
+    let rec = crash_recording().at(
+        102.0,
+        Observation::ChildExited {
+            pid: 10,
+            ending: Ending::Exited(0),
+        },
+    );
+    let mut rec = rec;
+    rec.0.timeline.retain(
+        |e| !matches!(e.what, Observation::ChildExited { ending: Ending::Signaled(_), .. }),
+    );
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    assert!(check(&v, "a child crashed").failed());
+}
+
+#[test]
+fn recovery_within_too_late_never_and_not_judged_on_apache() {
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &crash_recording().0);
+    let c = check(&v, "pool whole again within 500ms");
+    assert!(c.passed(), "{c:?}");
+    assert!(c.detail.contains("300.0 ms after the crash"), "{}", c.detail);
+
+    let mut late = crash_recording();
+    late.0.timeline.pop();
+    let late = late.at(700.0, board(&[30, 20], 2));
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &late.0);
+    assert!(check(&v, "pool whole").failed());
+
+    let mut never = crash_recording();
+    never.0.timeline.pop();
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &never.0);
+    let c = check(&v, "pool whole");
+    assert!(c.failed());
+    assert!(c.detail.contains("never back to 2 accepting"), "{}", c.detail);
+
+    // recovery_reference_only: judged on the reference, not judged on Apache — not a pass.
+    let v = judge(&crash_case("process"), Mpm::Worker, &apache(), &late.0);
+    assert!(matches!(check(&v, "pool whole").status, Status::NotJudged(_)));
+    assert_eq!(v.result, RunResult::Passed);
+    assert!(v.has_not_judged());
+}
+
+const REQUESTS: &str = r#"
+id = "t/requests"
+title = "t"
+[[step]]
+open = ["a", "b"]
+[[step]]
+send = "a"
+as = "first"
+[[step]]
+send = "a"
+as = "again"
+[[step]]
+send = "b"
+as = "other"
+[[step]]
+pipeline = "b"
+paths = ["/", "/"]
+as = "p"
+[expect.all]
+requests = { first = { status = 200, latency_at_most = "100ms" }, again = { status = 200, same_child_as = "first", closes = false }, other = { outcome = "ok", other_child_than = "first", latency_at_least = "50ms" }, "p#2" = "failed" }
+"#;
+
+fn requests_recording() -> Rec {
+    Rec::default()
+        .sent("first", "a", false)
+        .sent("again", "a", false)
+        .sent("other", "b", false)
+        .sent("p", "b", false)
+        .sent("p#2", "b", false)
+        .at(1.0, ok_in("first", "a", 10, 20.0))
+        .at(2.0, ok("again", "a", 10))
+        .at(3.0, ok_in("other", "b", 20, 60.0))
+        .at(4.0, ok("p", "b", 20))
+        .at(5.0, failed("p#2", "b", ErrorClass::Reset))
+}
+
+#[test]
+fn request_expectations_pass_when_met() {
+    let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &requests_recording().0);
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+    assert_eq!(v.checks.len(), 4);
+}
+
+#[test]
+fn each_request_expectation_can_fail() {
+    let mutate = |from: &str, to: Observation| {
+        let mut r = requests_recording();
+        for e in &mut r.0.timeline {
+            let name = match &e.what {
+                Observation::Response { request, .. }
+                | Observation::RequestFailed { request, .. } => request.clone(),
+                _ => continue,
+            };
+            if name == from {
+                e.what = to.clone();
+            }
+        }
+        judge(&case(REQUESTS), Mpm::Worker, &reference(), &r.0)
+    };
+    // Too slow.
+    let v = mutate("first", ok_in("first", "a", 10, 150.0));
+    assert!(check(&v, "request first").detail.contains("expected latency ≤ 100ms"));
+    // Another child than the one it must share.
+    let v = mutate("again", ok("again", "a", 11));
+    assert!(check(&v, "request again").detail.contains("expected the same child as first"));
+    // The same child than the one it must not share; and too fast.
+    let v = mutate("other", ok_in("other", "b", 10, 10.0));
+    let d = &check(&v, "request other").detail;
+    assert!(d.contains("expected another child than first"), "{d}");
+    assert!(d.contains("expected latency ≥ 50ms"), "{d}");
+    // Failed where a response was expected: status and outcome both say so.
+    let v = mutate("first", failed("first", "a", ErrorClass::Closed));
+    assert!(check(&v, "request first").detail.contains("expected status 200"));
+    // A response where a failure was expected.
+    let v = mutate("p#2", ok("p#2", "b", 20));
+    assert!(check(&v, "request p#2").detail.contains("expected outcome failed"));
+    // Connection: close where keep-alive was expected.
+    let mut closing = ok("again", "a", 10);
+    if let Observation::Response { closes, .. } = &mut closing {
+        *closes = true;
+    }
+    let v = mutate("again", closing);
+    assert!(check(&v, "request again").detail.contains("expected Connection: keep-alive"));
+    // No outcome at all.
+    let mut r = requests_recording();
+    r.0.timeline.retain(|e| {
+        !matches!(&e.what, Observation::Response { request, .. } if request == "first")
+    });
+    let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &r.0);
+    assert!(check(&v, "request first").detail.contains("still pending"));
+    assert_eq!(v.result, RunResult::Failed);
+}
+
+const EVENTS: &str = r#"
+id = "t/events"
+title = "t"
+[[step]]
+open = "a"
+[expect.all]
+events = { timeout = 1 }
+seen = [{ busy_workers = 2 }]
+never = [{ threads = { at_least = 10 } }]
+[expect.reference]
+events = { keep_alive_closed_early = 0 }
+"#;
+
+fn event(kind: EventKind) -> Observation {
+    Observation::ServerEvent {
+        event: kind,
+        pid: 1,
+        detail: serde_json::Value::Null,
+    }
+}
+
+#[test]
+fn events_seen_and_never() {
+    let good = Rec::default()
+        .at(1.0, event(EventKind::Timeout))
+        .at(
+            2.0,
+            Observation::Scoreboard(Summary {
+                busy: 2,
+                ..Default::default()
+            }),
+        )
+        .at(
+            3.0,
+            Observation::Resources(crate::observe::Resources {
+                processes: 2,
+                threads: 5,
+                pss_kb: 1,
+            }),
+        );
+    let v = judge(&case(EVENTS), Mpm::Event, &reference(), &good.0);
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+
+    let bad = Rec::default()
+        .at(1.0, event(EventKind::Timeout))
+        .at(1.5, event(EventKind::Timeout))
+        .at(1.7, event(EventKind::KeepAliveClosedEarly))
+        .at(
+            3.0,
+            Observation::Resources(crate::observe::Resources {
+                processes: 2,
+                threads: 12,
+                pss_kb: 1,
+            }),
+        );
+    let v = judge(&case(EVENTS), Mpm::Event, &reference(), &bad.0);
+    assert!(check(&v, "server event timeout").failed());
+    assert!(check(&v, "server event keep_alive_closed_early").failed());
+    assert_eq!(check(&v, "seen: busy_workers=2").detail, "never observed");
+    assert!(check(&v, "never: threads").detail.contains("observed at 3 ms"));
+
+    // On Apache: keep_alive_closed_early is reference-only and not reported there either.
+    let v = judge(&case(EVENTS), Mpm::Event, &apache(), &bad.0);
+    assert!(matches!(
+        check(&v, "server event keep_alive_closed_early").status,
+        Status::NotJudged(_)
+    ));
+    assert!(check(&v, "server event timeout").failed());
+}
+
+#[test]
+fn what_the_target_cannot_observe_is_not_judged() {
+    let blind = Capabilities {
+        sources: &[Source::Scoreboard],
+        events: &[],
+        fault_paths: true,
+        fault_sites: false,
+        judges_reference_only: true,
+    };
+    let v = judge(&case(EVENTS), Mpm::Event, &blind, &Rec::default().0);
+    assert!(matches!(check(&v, "never: threads").status, Status::NotJudged(_)));
+    assert!(matches!(
+        check(&v, "server event timeout").status,
+        Status::NotJudged(_)
+    ));
+    assert!(check(&v, "seen: busy_workers").failed());
+}
+
+#[test]
+fn scenario_steps_become_checks() {
+    let rec = Rec::default()
+        .step(3, "wait", StepResult::Held)
+        .step(
+            4,
+            "check busy_workers=1",
+            StepResult::Checked {
+                held: false,
+                observed: "busy_workers=0".into(),
+            },
+        )
+        .step(
+            5,
+            "wait for idle_workers=2",
+            StepResult::TimedOut {
+                observed: "idle_workers=1".into(),
+            },
+        );
+    let v = judge(&case(EVENTS), Mpm::Event, &reference(), &rec.0);
+    assert!(check(&v, "line 4: check").failed());
+    assert!(check(&v, "line 5: wait").detail.contains("never held"));
+    assert!(!v.checks.iter().any(|c| c.what.starts_with("line 3")));
+}
+
+#[test]
+fn a_broken_harness_is_an_error_not_a_verdict() {
+    let rec = Recording {
+        error: Some("reference server for event did not start".into()),
+        ..Default::default()
+    };
+    let v = judge(&case(EVENTS), Mpm::Event, &reference(), &rec);
+    assert_eq!(v.result, RunResult::Error);
+    assert!(v.checks.is_empty());
+    assert!(!v.passed());
+}
+
+#[test]
+fn the_harness_teardown_is_not_judged() {
+    // A crash that the harness's own stop caused (after Teardown) is not the case's.
+    let rec = crash_recording();
+    let mut timeline = rec.0.timeline.clone();
+    let at = timeline
+        .iter()
+        .position(|e| matches!(e.what, Observation::ChildExited { .. }))
+        .unwrap();
+    timeline.insert(
+        at,
+        Entry {
+            at_ms: 101.9,
+            what: Observation::Teardown,
+        },
+    );
+    let rec = Recording {
+        timeline,
+        ..rec.0
+    };
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec);
+    assert!(check(&v, "a child crashed").failed());
+}

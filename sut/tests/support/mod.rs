@@ -378,11 +378,12 @@ impl Response {
 
     /// The child pid from `X-Served-By`.
     pub fn served_by_pid(&self) -> i32 {
-        let v = self.header("X-Served-By").expect("X-Served-By header");
-        v.split_whitespace()
-            .find_map(|w| w.strip_prefix("pid="))
-            .and_then(|p| p.parse().ok())
+        let v = self
+            .header(refhttpd::SERVED_BY_HEADER)
+            .expect("X-Served-By header");
+        refhttpd::ServedBy::parse(v)
             .expect("pid in X-Served-By")
+            .pid
     }
 
     pub fn closes(&self) -> bool {
