@@ -2,7 +2,7 @@
 # refhttpd's figures (not part of `cargo test`):
 #   1. crash -> replacement child accepting, per MPM          (goal <= 20 ms)
 #   2. event MPM: PSS per idle keep-alive connection, 10,000   (goal <= 2 KB)
-#      (1 and 2: `cargo bench -p refhttpd --bench figures`, sut/benches/figures.rs)
+#      (1 and 2: `cargo bench -p mpm-harness --bench figures`, harness/benches/figures.rs)
 #   3. keep-alive throughput, `wrk -t1 -c50 -d10s`, refhttpd vs Apache httpd 2.4 with the same
 #      MPM and the same sizes, in this run                    (goal: refhttpd >= 1.5x Apache)
 #
@@ -56,8 +56,8 @@ echo "== building"
 cargo build --release -p refhttpd
 REFHTTPD=$ROOT/target/release/refhttpd
 
-echo "== figures 1 and 2 (cargo bench -p refhttpd --bench figures)"
-FIGURES_SUMMARY=$WORK/figures.txt cargo bench -p refhttpd --bench figures
+echo "== figures 1 and 2 (cargo bench -p mpm-harness --bench figures)"
+FIGURES_SUMMARY=$WORK/figures.txt cargo bench -p mpm-harness --bench figures
 
 # --- figure 3: wrk, refhttpd vs Apache -------------------------------------------------------
 free_port() {

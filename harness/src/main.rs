@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
 use mpm_harness::report;
+use mpm_harness::runner;
 use mpm_harness::spec::{self, Case, Target};
 use mpm_harness::target::serve_if_asked;
 use mpm_harness::verdict::{Run, RunResult};
@@ -139,12 +140,22 @@ fn check(files: &[PathBuf]) -> i32 {
     let mut code = 0;
     for f in files {
         match spec::load(f) {
-            Ok(case) => println!(
-                "{}: ok ({}, {} steps)",
-                f.display(),
-                case.id,
-                case.steps.len()
-            ),
+            Ok(case) => {
+                println!(
+                    "{}: ok ({}, {} steps)",
+                    f.display(),
+                    case.id,
+                    case.steps.len()
+                );
+                for target in Target::ALL {
+                    for mpm in &case.mpms {
+                        let caps = target.capabilities();
+                        if let Some(why) = runner::refusal(&case, *mpm, target, &caps) {
+                            println!("  note: not runnable under {mpm} on {target}: {why}");
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 code = 2;

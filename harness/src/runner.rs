@@ -346,3 +346,40 @@ impl Play<'_> {
         self.conns.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn case(extra_step: &str) -> Case {
+        let text = format!(
+            "id = \"t/r\"\ntitle = \"t\"\n[[step]]\nopen = \"a\"\n[[step]]\n{extra_step}\n"
+        );
+        crate::spec::parse(Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_step_the_target_cannot_decide_is_refused_before_the_server_starts() {
+        let c = case("wait = { event = \"keep_alive_closed_early\" }");
+        let apache = Target::Apache.capabilities();
+        let why = refusal(&c, Mpm::Event, Target::Apache, &apache).expect("refused");
+        assert!(why.contains("line 5"), "{why}");
+        assert!(why.contains("keep_alive_closed_early"), "{why}");
+        let reference = Target::Reference.capabilities();
+        assert_eq!(refusal(&c, Mpm::Event, Target::Reference, &reference), None);
+        // Limited to the reference, the step no longer stops the case on Apache.
+        let c = case("wait = { event = \"keep_alive_closed_early\" }\ntargets = [\"reference\"]");
+        assert_eq!(refusal(&c, Mpm::Event, Target::Apache, &apache), None);
+    }
+
+    #[test]
+    fn a_setting_the_target_does_not_honour_is_refused() {
+        let text = "id = \"t/r\"\ntitle = \"t\"\n[server]\nfaults = true\nall = { FaultFork = \"fail:EAGAIN\" }\n";
+        let c = crate::spec::parse(Path::new("t.toml"), text).unwrap();
+        let apache = Target::Apache.capabilities();
+        let why = refusal(&c, Mpm::Prefork, Target::Apache, &apache).expect("refused");
+        assert!(why.contains("FaultFork"), "{why}");
+    }
+}

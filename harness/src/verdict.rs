@@ -589,7 +589,10 @@ fn recovery_check(
         .find(|(at, s)| *at <= crash_at && shows_dead(s))
         .map(|(_, s)| *s)
     else {
-        return Check::fail(what, "no scoreboard sample before the crash showed the crashed child");
+        return Check::fail(
+            what,
+            "no scoreboard sample before the crash showed the crashed child",
+        );
     };
     let recovered = samples
         .iter()

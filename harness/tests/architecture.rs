@@ -6,7 +6,15 @@ use std::path::{Path, PathBuf};
 
 /// From the bottom up.
 const LAYERS: [&str; 10] = [
-    "condition", "spec", "observe", "client", "driver", "guard", "target", "runner", "verdict",
+    "condition",
+    "spec",
+    "observe",
+    "client",
+    "driver",
+    "guard",
+    "target",
+    "runner",
+    "verdict",
     "report",
 ];
 

@@ -176,6 +176,99 @@ fn a_failing_expectation_is_exit_1_and_explains_itself() {
     );
 }
 
+const NO_FAULTS_CASE: &str = r#"
+id = "quick/no-faults"
+title = "without faults a fault path is only a path"
+[server]
+all = { StartServers = 1 }
+prefork = { MinSpareServers = 1 }
+threaded = { ThreadsPerChild = 2, MinSpareThreads = 1 }
+[[step]]
+open = "a"
+[[step]]
+send = "a"
+fault = "crash:segv"
+as = "crash"
+[[step]]
+await = "crash"
+[[step]]
+send = "a"
+as = "after"
+[[step]]
+await = "after"
+[expect.all]
+requests = { crash = 404, after = { status = 200, same_child_as = "crash" } }
+never = [{ child_exits = { at_least = 1 } }]
+"#;
+
+#[test]
+fn every_target_honours_faults_off() {
+    let specs = specs_with(NO_FAULTS_CASE);
+    let mut cmd = harness();
+    cmd.arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--target", "reference"]);
+    let apache = apache_available();
+    if apache {
+        cmd.args(["--target", "apache"]);
+    } else {
+        eprintln!("note: Apache not installed; checking the reference only");
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("quick/no-faults"))
+        .expect("a matrix row");
+    let expected = if apache { 6 } else { 3 };
+    assert_eq!(row.matches("PASS").count(), expected, "{row}");
+}
+
+#[test]
+fn a_step_the_target_cannot_decide_is_an_error_not_a_timeout() {
+    if !apache_available() {
+        eprintln!("note: Apache not installed; skipped");
+        return;
+    }
+    let case = QUICK_CASE.replace(
+        "[[step]]\nawait = \"hello\"",
+        "[[step]]\nawait = \"hello\"\n[[step]]\nwait = { event = \"keep_alive_closed_early\" }",
+    );
+    assert_ne!(case, QUICK_CASE);
+    let specs = specs_with(&case);
+    let started = Instant::now();
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--target", "apache", "--mpm", "event"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("ERROR quick/hello::event::apache"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not report keep_alive_closed_early events"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "it waited");
+    let xml_dir = tempfile::tempdir().unwrap();
+    let junit = xml_dir.path().join("j.xml");
+    let _ = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--target", "apache", "--mpm", "event", "--junit"])
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<error"), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+}
+
 /// Server processes started by the harness run that carries our marker in its environment:
 /// refhttpd (the harness in its hidden serve mode) or Apache.
 fn server_processes_of(marker: &str) -> Vec<i32> {

@@ -16,8 +16,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
-pub use refhttpd::ServedBy;
 use refhttpd::EventKind;
+pub use refhttpd::ServedBy;
 use serde::Serialize;
 
 use crate::condition::{Facts, Quantity, Source};
@@ -321,7 +321,7 @@ impl State {
                     request.clone(),
                     Outcome::Response {
                         status: *status,
-                        served_by: served_by.clone(),
+                        served_by: *served_by,
                         closes: *closes,
                         latency: Duration::from_secs_f64(latency_ms / 1000.0),
                     },

@@ -7,7 +7,7 @@ use refhttpd::{EventKind, Mpm};
 
 use super::*;
 use crate::condition::Source;
-use crate::observe::{Ending, ErrorClass, ServedBy, Sent, StepRecord};
+use crate::observe::{Ending, ErrorClass, Sent, ServedBy, StepRecord};
 use crate::spec::{parse, Case};
 
 fn case(text: &str) -> Case {
@@ -168,7 +168,12 @@ fn crash_recording() -> Rec {
 
 #[test]
 fn blast_radius_process_exactly_the_dead_childs_connections() {
-    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &crash_recording().0);
+    let v = judge(
+        &crash_case("process"),
+        Mpm::Worker,
+        &reference(),
+        &crash_recording().0,
+    );
     assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
     assert!(check(&v, "a child crashed").passed());
     assert!(check(&v, "blast radius (process)").passed());
@@ -182,7 +187,11 @@ fn blast_radius_one_request_too_many() {
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
     let c = check(&v, "blast radius");
     assert!(c.failed());
-    assert!(c.detail.contains("failed but should not: late-c on c"), "{}", c.detail);
+    assert!(
+        c.detail.contains("failed but should not: late-c on c"),
+        "{}",
+        c.detail
+    );
     assert_eq!(v.result, RunResult::Failed);
 }
 
@@ -198,7 +207,12 @@ fn blast_radius_one_request_too_few() {
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
     let c = check(&v, "blast radius");
     assert!(c.failed());
-    assert!(c.detail.contains("should have failed: slow-b on b survived"), "{}", c.detail);
+    assert!(
+        c.detail
+            .contains("should have failed: slow-b on b survived"),
+        "{}",
+        c.detail
+    );
 }
 
 #[test]
@@ -237,17 +251,35 @@ fn blast_radius_a_connection_never_warmed_cannot_be_attributed() {
 #[test]
 fn blast_radius_connection_scope_spares_the_other_requests() {
     // prefork: only the crashing request fails; slow-b (another child under prefork) must not.
-    let v = judge(&crash_case("connection"), Mpm::Prefork, &reference(), &crash_recording().0);
+    let v = judge(
+        &crash_case("connection"),
+        Mpm::Prefork,
+        &reference(),
+        &crash_recording().0,
+    );
     let c = check(&v, "blast radius (connection)");
     assert!(c.failed());
-    assert!(c.detail.contains("failed but should not: slow-b"), "{}", c.detail);
+    assert!(
+        c.detail.contains("failed but should not: slow-b"),
+        "{}",
+        c.detail
+    );
     let mut rec = crash_recording();
-    rec.0.timeline.retain(|e| {
-        !matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b")
-    });
+    rec.0.timeline.retain(
+        |e| !matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b"),
+    );
     rec = rec.at(900.0, ok("slow-b", "b", 11));
-    let v = judge(&crash_case("connection"), Mpm::Prefork, &reference(), &rec.0);
-    assert!(check(&v, "blast radius (connection)").passed(), "{:#?}", v.checks);
+    let v = judge(
+        &crash_case("connection"),
+        Mpm::Prefork,
+        &reference(),
+        &rec.0,
+    );
+    assert!(
+        check(&v, "blast radius (connection)").passed(),
+        "{:#?}",
+        v.checks
+    );
 }
 
 #[test]
@@ -267,19 +299,34 @@ fn no_crash_at_all_fails_the_oracle() {
         },
     );
     let mut rec = rec;
-    rec.0.timeline.retain(
-        |e| !matches!(e.what, Observation::ChildExited { ending: Ending::Signaled(_), .. }),
-    );
+    rec.0.timeline.retain(|e| {
+        !matches!(
+            e.what,
+            Observation::ChildExited {
+                ending: Ending::Signaled(_),
+                ..
+            }
+        )
+    });
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
     assert!(check(&v, "a child crashed").failed());
 }
 
 #[test]
 fn recovery_within_too_late_never_and_not_judged_on_apache() {
-    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &crash_recording().0);
+    let v = judge(
+        &crash_case("process"),
+        Mpm::Worker,
+        &reference(),
+        &crash_recording().0,
+    );
     let c = check(&v, "pool whole again within 500ms");
     assert!(c.passed(), "{c:?}");
-    assert!(c.detail.contains("300.0 ms after the crash"), "{}", c.detail);
+    assert!(
+        c.detail.contains("300.0 ms after the crash"),
+        "{}",
+        c.detail
+    );
 
     let mut late = crash_recording();
     late.0.timeline.pop();
@@ -292,11 +339,18 @@ fn recovery_within_too_late_never_and_not_judged_on_apache() {
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &never.0);
     let c = check(&v, "pool whole");
     assert!(c.failed());
-    assert!(c.detail.contains("never back to 2 accepting"), "{}", c.detail);
+    assert!(
+        c.detail.contains("never back to 2 accepting"),
+        "{}",
+        c.detail
+    );
 
     // recovery_reference_only: judged on the reference, not judged on Apache — not a pass.
     let v = judge(&crash_case("process"), Mpm::Worker, &apache(), &late.0);
-    assert!(matches!(check(&v, "pool whole").status, Status::NotJudged(_)));
+    assert!(matches!(
+        check(&v, "pool whole").status,
+        Status::NotJudged(_)
+    ));
     assert_eq!(v.result, RunResult::Passed);
     assert!(v.has_not_judged());
 }
@@ -339,7 +393,12 @@ fn requests_recording() -> Rec {
 
 #[test]
 fn request_expectations_pass_when_met() {
-    let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &requests_recording().0);
+    let v = judge(
+        &case(REQUESTS),
+        Mpm::Worker,
+        &reference(),
+        &requests_recording().0,
+    );
     assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
     assert_eq!(v.checks.len(), 4);
 }
@@ -362,10 +421,14 @@ fn each_request_expectation_can_fail() {
     };
     // Too slow.
     let v = mutate("first", ok_in("first", "a", 10, 150.0));
-    assert!(check(&v, "request first").detail.contains("expected latency ≤ 100ms"));
+    assert!(check(&v, "request first")
+        .detail
+        .contains("expected latency ≤ 100ms"));
     // Another child than the one it must share.
     let v = mutate("again", ok("again", "a", 11));
-    assert!(check(&v, "request again").detail.contains("expected the same child as first"));
+    assert!(check(&v, "request again")
+        .detail
+        .contains("expected the same child as first"));
     // The same child than the one it must not share; and too fast.
     let v = mutate("other", ok_in("other", "b", 10, 10.0));
     let d = &check(&v, "request other").detail;
@@ -373,22 +436,28 @@ fn each_request_expectation_can_fail() {
     assert!(d.contains("expected latency ≥ 50ms"), "{d}");
     // Failed where a response was expected: status and outcome both say so.
     let v = mutate("first", failed("first", "a", ErrorClass::Closed));
-    assert!(check(&v, "request first").detail.contains("expected status 200"));
+    assert!(check(&v, "request first")
+        .detail
+        .contains("expected status 200"));
     // A response where a failure was expected.
     let v = mutate("p#2", ok("p#2", "b", 20));
-    assert!(check(&v, "request p#2").detail.contains("expected outcome failed"));
+    assert!(check(&v, "request p#2")
+        .detail
+        .contains("expected outcome failed"));
     // Connection: close where keep-alive was expected.
     let mut closing = ok("again", "a", 10);
     if let Observation::Response { closes, .. } = &mut closing {
         *closes = true;
     }
     let v = mutate("again", closing);
-    assert!(check(&v, "request again").detail.contains("expected Connection: keep-alive"));
+    assert!(check(&v, "request again")
+        .detail
+        .contains("expected Connection: keep-alive"));
     // No outcome at all.
     let mut r = requests_recording();
-    r.0.timeline.retain(|e| {
-        !matches!(&e.what, Observation::Response { request, .. } if request == "first")
-    });
+    r.0.timeline.retain(
+        |e| !matches!(&e.what, Observation::Response { request, .. } if request == "first"),
+    );
     let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &r.0);
     assert!(check(&v, "request first").detail.contains("still pending"));
     assert_eq!(v.result, RunResult::Failed);
@@ -453,7 +522,9 @@ fn events_seen_and_never() {
     assert!(check(&v, "server event timeout").failed());
     assert!(check(&v, "server event keep_alive_closed_early").failed());
     assert_eq!(check(&v, "seen: busy_workers=2").detail, "never observed");
-    assert!(check(&v, "never: threads").detail.contains("observed at 3 ms"));
+    assert!(check(&v, "never: threads")
+        .detail
+        .contains("observed at 3 ms"));
 
     // On Apache: keep_alive_closed_early is reference-only and not reported there either.
     let v = judge(&case(EVENTS), Mpm::Event, &apache(), &bad.0);
@@ -474,7 +545,10 @@ fn what_the_target_cannot_observe_is_not_judged() {
         judges_reference_only: true,
     };
     let v = judge(&case(EVENTS), Mpm::Event, &blind, &Rec::default().0);
-    assert!(matches!(check(&v, "never: threads").status, Status::NotJudged(_)));
+    assert!(matches!(
+        check(&v, "never: threads").status,
+        Status::NotJudged(_)
+    ));
     assert!(matches!(
         check(&v, "server event timeout").status,
         Status::NotJudged(_)
@@ -535,10 +609,7 @@ fn the_harness_teardown_is_not_judged() {
             what: Observation::Teardown,
         },
     );
-    let rec = Recording {
-        timeline,
-        ..rec.0
-    };
+    let rec = Recording { timeline, ..rec.0 };
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec);
     assert!(check(&v, "a child crashed").failed());
 }

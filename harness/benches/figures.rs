@@ -1,5 +1,8 @@
-//! Two of refhttpd's figures, measured against the release binary (`ci/bench.sh` runs this and
-//! then the wrk comparison with Apache httpd):
+//! Two of refhttpd's figures, measured against a release build of refhttpd — the harness binary
+//! in its `__serve` mode, which runs refhttpd's own `run` in-process (`ci/bench.sh` runs this and
+//! then the wrk comparison with Apache httpd). Requests and response framing come from the
+//! harness's client ([`mpm_harness::client`]); the bench keeps its own sockets, since it holds
+//! thousands of idle keep-alive connections and times single requests.
 //!
 //! 1. crash → replacement child accepting, per MPM (goal ≤ 20 ms): a single-child server
 //!    (ServerLimit 1) is sent `GET /fault/crash:segv` N times. From the moment the request is
@@ -27,6 +30,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use mpm_harness::client::{fetch, parse_at_eof, parse_response, request_bytes, Parsed, Response};
+use mpm_harness::target::SERVE_ARG;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -76,9 +81,10 @@ fn raise_nofile() {
 // ---------------------------------------------------------------------------------------------
 // The server guard
 
-fn refhttpd_bin() -> PathBuf {
-    // Cargo builds the binary (same profile) for benches and tells us where it is.
-    PathBuf::from(env!("CARGO_BIN_EXE_refhttpd"))
+fn harness_bin() -> PathBuf {
+    // Cargo builds the package's binary (same profile) for benches and tells us where it is;
+    // `<exe> __serve <refhttpd args>` runs refhttpd.
+    PathBuf::from(env!("CARGO_BIN_EXE_mpm-harness"))
 }
 
 /// A running refhttpd in its own process group; dropping it kills the whole group.
@@ -96,8 +102,9 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let scoreboard_path = dir.path().join("scoreboard");
         let event_log_path = dir.path().join("events.jsonl");
-        let mut cmd = Command::new(refhttpd_bin());
-        cmd.args(["--mpm", mpm, "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(harness_bin());
+        cmd.arg(SERVE_ARG)
+            .args(["--mpm", mpm, "--listen", "127.0.0.1:0"])
             .arg("--scoreboard")
             .arg(&scoreboard_path)
             .arg("--event-log")
@@ -199,49 +206,32 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 fn send_get(s: &mut TcpStream, path: &str) {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
+    s.write_all(&request_bytes("GET", path, None, false, false))
         .expect("send request");
 }
 
-/// Reads one response (head + Content-Length body); returns (status, head text, body).
-fn read_response(s: &mut TcpStream) -> Option<(u16, String, Vec<u8>)> {
+/// Reads one response (framed by the harness's client); `None` on EOF, an error (the read
+/// timeout included) or bytes that are not a response.
+fn read_response(s: &mut TcpStream) -> Option<Response> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+    loop {
+        match parse_response(&buf) {
+            Parsed::Complete(r, _) => return Some(r),
+            Parsed::Invalid(_) => return None,
+            Parsed::Incomplete => {}
         }
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
+            Ok(0) => {
+                return match parse_at_eof(&buf) {
+                    Parsed::Complete(r, _) => Some(r),
+                    _ => None,
+                }
+            }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
         }
     }
-    Some((status, head, buf[head_end..head_end + len].to_vec()))
-}
-
-fn served_by_pid(head: &str) -> Option<i32> {
-    head.lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("x-served-by:"))?
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("pid="))?
-        .parse()
-        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,10 +358,10 @@ fn crash_runs(mpm: &str, crashes: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         // Right away: a request that only the replacement can answer (it waits in the backlog).
         let mut probe = connect(server.addr);
         send_get(&mut probe, "/");
-        let (status, head, _) = read_response(&mut probe).expect("answer from the replacement");
+        let resp = read_response(&mut probe).expect("answer from the replacement");
         let t_answered = Instant::now();
-        assert_eq!(status, 200);
-        let new_pid = served_by_pid(&head).expect("X-Served-By pid");
+        assert_eq!(resp.status, 200);
+        let new_pid = resp.served_by().expect("X-Served-By pid").pid;
         assert_ne!(new_pid, old, "{mpm}: answered by the crashed child");
         let (sb_pid, t_accepting) = ready_rx
             .recv_timeout(DEADLINE)
@@ -445,10 +435,8 @@ fn server_pss(server: &Server, view: &ScoreboardView) -> (u64, usize) {
 }
 
 fn status_value(server: &Server, key: &str) -> Option<String> {
-    let mut s = connect(server.addr);
-    send_get(&mut s, "/server-status?auto");
-    let (_, _, body) = read_response(&mut s)?;
-    String::from_utf8_lossy(&body).lines().find_map(|l| {
+    let resp = fetch(server.addr, "/server-status?auto", DEADLINE).ok()?;
+    resp.text().lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
@@ -479,13 +467,9 @@ fn pss_figure(conns: usize) -> String {
             .unwrap_or_else(|e| panic!("connection {i} of {conns}: {e}"));
         s.set_read_timeout(Some(DEADLINE)).unwrap();
         send_get(&mut s, "/");
-        let (status, head, _) =
-            read_response(&mut s).unwrap_or_else(|| panic!("connection {i}: no response"));
-        assert_eq!(status, 200, "connection {i}");
-        assert!(
-            !head.to_ascii_lowercase().contains("connection: close"),
-            "connection {i} is not kept alive"
-        );
+        let resp = read_response(&mut s).unwrap_or_else(|| panic!("connection {i}: no response"));
+        assert_eq!(resp.status, 200, "connection {i}");
+        assert!(!resp.closes(), "connection {i} is not kept alive");
         clients.push(s);
     }
     let open_secs = t0.elapsed().as_secs_f64();
