@@ -205,6 +205,26 @@ impl FromStr for Dur {
     }
 }
 
+/// An event kind by its log name, with one message for every place a case names one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kind(pub EventKind);
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .map(Kind)
+            .ok_or_else(|| {
+                format!(
+                    "unknown event kind `{s}` (use {})",
+                    EventKind::ALL.map(|k| k.as_str()).join(", ")
+                )
+            })
+    }
+}
+
 /// A signal name for `kill_child_of … with` (`SIGKILL`, `SIGSEGV`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SignalName(pub nix::sys::signal::Signal);
@@ -385,9 +405,11 @@ pub struct StepFile {
     #[schemars(with = "Option<NameList>")]
     pub await_: Option<Spanned<NameList>>,
     /// Wait until a condition holds (decided only on observations made after the step began).
-    pub wait: Option<ConditionFile>,
+    #[schemars(with = "Option<ConditionFile>")]
+    pub wait: Option<Spanned<ConditionFile>>,
     /// Check a condition now, on fresh observations (a verdict item; the scenario goes on).
-    pub check: Option<ConditionFile>,
+    #[schemars(with = "Option<ConditionFile>")]
+    pub check: Option<Spanned<ConditionFile>>,
     /// Signal the master: `graceful` (USR1), `restart` (HUP), `stop` (TERM), `graceful-stop`
     /// (WINCH).
     pub signal: Option<MasterSignal>,
@@ -468,8 +490,7 @@ pub struct ConditionFile {
     /// Child exits observed so far (any cause).
     pub child_exits: Option<Count>,
     /// Server events of this kind observed so far, with `events`.
-    #[schemars(with = "Option<String>")]
-    pub event: Option<EventKind>,
+    pub event: Option<Text<Kind>>,
     /// How many of `event` (default at least 1).
     pub events: Option<Count>,
     /// The master has exited.
@@ -497,10 +518,12 @@ pub struct ExpectFile {
     pub events: BTreeMap<Spanned<String>, Count>,
     /// Conditions that must have held at some moment of the run.
     #[serde(default)]
-    pub seen: Vec<ConditionFile>,
+    #[schemars(with = "Vec<ConditionFile>")]
+    pub seen: Vec<Spanned<ConditionFile>>,
     /// Conditions that must never have held during the run.
     #[serde(default)]
-    pub never: Vec<ConditionFile>,
+    #[schemars(with = "Vec<ConditionFile>")]
+    pub never: Vec<Spanned<ConditionFile>>,
 }
 
 /// The outcome of one request: a status, an outcome, or a table.

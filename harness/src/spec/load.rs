@@ -12,11 +12,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use refhttpd::{EventKind, Mpm};
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::file::{
-    CaseFile, ConditionFile, CrashExpectFile, Directives, Dur, ExpectFile, NameList,
+    CaseFile, ConditionFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind, NameList,
     RequestExpectFile, SignalName, StepFile, Text,
 };
 use super::{
@@ -202,7 +201,7 @@ impl Loader<'_> {
                     ),
                 ));
             };
-            expect.insert(section, self.expectations(e, key.span())?);
+            expect.insert(section, self.expectations(e)?);
         }
         Ok(Case {
             id: id.clone(),
@@ -257,12 +256,20 @@ impl Loader<'_> {
                 let message = e.to_string();
                 let message = message.trim_start_matches("--set: ");
                 let directive = message.split(':').next().unwrap_or("");
-                // The value of the directive as the MPM's last layer writes it.
-                let span = layers[..5]
+                // Where the MPM's value comes from: its last layer that sets the directive —
+                // the name when the directive itself is wrong, else the value.
+                let own: &[&Directives] = match mpm {
+                    Mpm::Prefork => &[&s.all, &s.prefork],
+                    Mpm::Worker => &[&s.all, &s.threaded, &s.worker],
+                    Mpm::Event => &[&s.all, &s.threaded, &s.event],
+                };
+                let name_is_wrong =
+                    message.contains("unknown directive") || message.contains("not a directive");
+                let span = own
                     .iter()
                     .rev()
                     .find_map(|l| l.iter().find(|(k, _)| k.get_ref() == directive))
-                    .map(|(_, v)| v.span())
+                    .map(|(k, v)| if name_is_wrong { k.span() } else { v.span() })
                     .unwrap_or(0..0);
                 return Err(self.err(span, format!("server setting for {mpm}: {message}")));
             }
@@ -380,12 +387,10 @@ impl Loader<'_> {
                 }
             }
             "wait" => Action::Wait {
-                condition: self.condition(s.wait.as_ref().expect("given"), span.clone())?,
+                condition: self.condition(s.wait.as_ref().expect("given"))?,
                 within,
             },
-            "check" => {
-                Action::Check(self.condition(s.check.as_ref().expect("given"), span.clone())?)
-            }
+            "check" => Action::Check(self.condition(s.check.as_ref().expect("given"))?),
             "signal" => Action::Signal(s.signal.expect("given")),
             "kill_child_of" => {
                 let r = s.kill_child_of.as_ref().expect("given");
@@ -610,7 +615,8 @@ impl Loader<'_> {
         }
     }
 
-    fn condition(&self, c: &ConditionFile, span: Range<usize>) -> Result<Condition> {
+    fn condition(&self, spanned: &Spanned<ConditionFile>) -> Result<Condition> {
+        let (c, span) = (spanned.get_ref(), spanned.span());
         let quantities = [
             (Quantity::BusyWorkers, c.busy_workers),
             (Quantity::IdleWorkers, c.idle_workers),
@@ -636,7 +642,10 @@ impl Loader<'_> {
         };
         let condition = Condition {
             counts,
-            event: c.event.map(|k| (k, c.events.unwrap_or(Count::SOME))),
+            event: c
+                .event
+                .as_ref()
+                .map(|k| (k.0 .0, c.events.unwrap_or(Count::SOME))),
             master_exited: c.master_exited,
             closed,
         };
@@ -649,7 +658,7 @@ impl Loader<'_> {
         Ok(condition)
     }
 
-    fn expectations(&self, e: &ExpectFile, span: Range<usize>) -> Result<Expect> {
+    fn expectations(&self, e: &ExpectFile) -> Result<Expect> {
         let mut requests = BTreeMap::new();
         for (name, r) in &e.requests {
             self.known_request(name.get_ref(), name.span(), "an expectation")?;
@@ -664,10 +673,8 @@ impl Loader<'_> {
         for (kind, count) in &e.events {
             events.insert(self.event_kind(kind)?, *count);
         }
-        let conditions = |list: &[ConditionFile]| -> Result<Vec<Condition>> {
-            list.iter()
-                .map(|c| self.condition(c, span.clone()))
-                .collect()
+        let conditions = |list: &[Spanned<ConditionFile>]| -> Result<Vec<Condition>> {
+            list.iter().map(|c| self.condition(c)).collect()
         };
         Ok(Expect {
             requests,
@@ -680,19 +687,10 @@ impl Loader<'_> {
     }
 
     fn event_kind(&self, kind: &Spanned<String>) -> Result<EventKind> {
-        EventKind::deserialize(
-            serde::de::value::StrDeserializer::<serde::de::value::Error>::new(kind.get_ref()),
-        )
-        .map_err(|_| {
-            self.err(
-                kind.span(),
-                format!(
-                    "unknown event kind `{}` (use {})",
-                    kind.get_ref(),
-                    EventKind::ALL.map(|k| k.as_str()).join(", ")
-                ),
-            )
-        })
+        kind.get_ref()
+            .parse::<Kind>()
+            .map(|k| k.0)
+            .map_err(|e| self.err(kind.span(), e))
     }
 
     fn request_expect(&self, r: &RequestExpectFile) -> Result<RequestExpect> {
