@@ -67,16 +67,24 @@ pub enum Source {
     Proc,
     /// Child process endings.
     ProcessExits,
+    /// The server's own log of events.
+    Events,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Scoreboard, Source::Proc, Source::ProcessExits];
+    pub const ALL: [Source; 4] = [
+        Source::Scoreboard,
+        Source::Proc,
+        Source::ProcessExits,
+        Source::Events,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Scoreboard => "scoreboard",
             Source::Proc => "/proc",
             Source::ProcessExits => "process exits",
+            Source::Events => "event log",
         }
     }
 }
@@ -91,6 +99,8 @@ pub enum Quantity {
     IdleWorkers,
     /// Workers in keep-alive (`K`).
     KeepaliveWorkers,
+    /// Workers sending a reply (`W`).
+    WritingWorkers,
     /// Connections event's listener holds in keep-alive (ConnsAsyncKeepAlive).
     AsyncKeepalive,
     /// Connections event's listener is writing (ConnsAsyncWriting).
@@ -108,10 +118,11 @@ pub enum Quantity {
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 10] = [
+    pub const ALL: [Quantity; 11] = [
         Quantity::BusyWorkers,
         Quantity::IdleWorkers,
         Quantity::KeepaliveWorkers,
+        Quantity::WritingWorkers,
         Quantity::AsyncKeepalive,
         Quantity::AsyncWriting,
         Quantity::Processes,
@@ -127,6 +138,7 @@ impl Quantity {
             Quantity::BusyWorkers => "busy_workers",
             Quantity::IdleWorkers => "idle_workers",
             Quantity::KeepaliveWorkers => "keepalive_workers",
+            Quantity::WritingWorkers => "writing_workers",
             Quantity::AsyncKeepalive => "async_keepalive",
             Quantity::AsyncWriting => "async_writing",
             Quantity::Processes => "processes",
@@ -186,9 +198,12 @@ impl Condition {
             && self.closed.iter().all(|c| facts.closed_by_server(c))
     }
 
-    /// The sources its quantities are observed in.
+    /// The sources it is observed in.
     pub fn sources(&self) -> Vec<Source> {
         let mut s: Vec<Source> = self.counts.iter().map(|(q, _)| q.source()).collect();
+        if self.event.is_some() {
+            s.push(Source::Events);
+        }
         s.sort();
         s.dedup();
         s

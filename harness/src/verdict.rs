@@ -335,6 +335,21 @@ impl Judge<'_> {
             .fold(f64::INFINITY, f64::min);
         let owners = owners_before(timeline, crash_at);
         let owned_by_dead = |conn: &str| owners.get(conn).is_some_and(|p| dead.contains(p));
+        // The exit is observed late (a log line, a zombie): the first connection of the dead
+        // child that the server cut tells the moment sooner.
+        let crash_at = timeline
+            .iter()
+            .take_while(|e| e.at_ms <= crash_at)
+            .filter_map(|e| match &e.what {
+                Observation::RequestFailed { conn, .. }
+                | Observation::ConnClosedByServer { conn, .. }
+                    if owned_by_dead(conn) =>
+                {
+                    Some(e.at_ms)
+                }
+                _ => None,
+            })
+            .fold(crash_at, f64::min);
         let process = spec.scope == BlastRadius::Process;
 
         let mut problems = Vec::new();
@@ -583,20 +598,24 @@ fn recovery_check(
         })
         .collect();
     let shows_dead = |s: &Summary| s.pids.iter().any(|p| dead.contains(p));
+    // The pool as it was: the last sample before the crash that shows the child.
     let Some(before) = samples
         .iter()
         .rev()
         .find(|(at, s)| *at <= crash_at && shows_dead(s))
+        .or_else(|| samples.iter().find(|(_, s)| shows_dead(s)))
         .map(|(_, s)| *s)
     else {
-        return Check::fail(
-            what,
-            "no scoreboard sample before the crash showed the crashed child",
-        );
+        return Check::fail(what, "no scoreboard sample showed the crashed child");
     };
-    let recovered = samples
+    // Whole again: after the last sample that still shows the dead child (which may be seen
+    // before its exit is), as many accepting processes as before.
+    let last_dead = samples
         .iter()
-        .filter(|(at, _)| *at > crash_at)
+        .rposition(|(_, s)| shows_dead(s))
+        .unwrap_or(0);
+    let recovered = samples[last_dead + 1..]
+        .iter()
         .find(|(_, s)| s.accepting >= before.accepting && !shows_dead(s));
     match recovered {
         Some((at, s)) => {

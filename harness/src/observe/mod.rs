@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::condition::{Facts, Quantity, Source};
 
 pub use samplers::{
-    children, follow_lines, server_processes, tail_event_log, ProcSampler, ScoreboardSampler,
+    children, server_processes, EventLogSampler, Follower, ProcSampler, ScoreboardSampler,
 };
 
 /// Why a request got no response.
@@ -114,6 +114,7 @@ pub struct Summary {
     pub busy: u64,
     pub idle: u64,
     pub keepalive_workers: u64,
+    pub writing_workers: u64,
     pub async_keepalive: u64,
     pub async_writing: u64,
     pub processes: u64,
@@ -128,11 +129,12 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "[{}] busy={} idle={} K={} async_ka={} async_w={} procs={} accepting={}",
+            "[{}] busy={} idle={} K={} W={} async_ka={} async_w={} procs={} accepting={}",
             self.workers,
             self.busy,
             self.idle,
             self.keepalive_workers,
+            self.writing_workers,
             self.async_keepalive,
             self.async_writing,
             self.processes,
@@ -282,8 +284,8 @@ impl Marks {
         match source {
             Source::Scoreboard => Some(self.scoreboard),
             Source::Proc => Some(self.proc),
-            // Exits are counted as they happen, not sampled.
-            Source::ProcessExits => None,
+            // Exits and events are counted as they happen, not sampled.
+            Source::ProcessExits | Source::Events => None,
         }
     }
 }
@@ -400,6 +402,7 @@ impl Facts for State {
             Quantity::BusyWorkers => board().map(|s| s.busy),
             Quantity::IdleWorkers => board().map(|s| s.idle),
             Quantity::KeepaliveWorkers => board().map(|s| s.keepalive_workers),
+            Quantity::WritingWorkers => board().map(|s| s.writing_workers),
             Quantity::AsyncKeepalive => board().map(|s| s.async_keepalive),
             Quantity::AsyncWriting => board().map(|s| s.async_writing),
             Quantity::Processes => board().map(|s| s.processes),
@@ -503,10 +506,18 @@ impl Store {
 
     /// Records an observation and wakes every waiter.
     pub fn push(&self, what: Observation) {
+        self.push_all(vec![what]);
+    }
+
+    /// Records observations that belong together (an exit and its event) at one moment, so
+    /// that nothing — a waiter, the teardown — sees one without the other.
+    pub fn push_all(&self, all: Vec<Observation>) {
         let at_ms = self.start.elapsed().as_secs_f64() * 1000.0;
         let mut s = self.lock();
-        s.apply(&what);
-        s.entries.push(Entry { at_ms, what });
+        for what in all {
+            s.apply(&what);
+            s.entries.push(Entry { at_ms, what });
+        }
         drop(s);
         self.inner.changed.notify_all();
     }
@@ -605,7 +616,7 @@ impl Store {
                 match source {
                     Source::Scoreboard => s.marks.scoreboard += 1,
                     Source::Proc => s.marks.proc += 1,
-                    Source::ProcessExits => {}
+                    Source::ProcessExits | Source::Events => {}
                 }
             }
             drop(s);

@@ -1,9 +1,7 @@
 //! The reference server's observers and the /proc sampler: its scoreboard file, its event log
 //! (JSON lines, read as refhttpd's own [`EventLine`] type), and the server's processes.
 
-use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use refhttpd::{Event, EventLine, ScoreboardView, Snapshot, WorkerState};
 
@@ -29,6 +27,7 @@ impl Summary {
             busy: s.busy_workers() as u64,
             idle: s.idle_workers() as u64,
             keepalive_workers: s.count(WorkerState::KeepAlive) as u64,
+            writing_workers: s.count(WorkerState::Writing) as u64,
             async_keepalive: u64::from(s.conns_async_keepalive()),
             async_writing: u64::from(s.conns_async_writing()),
             processes: s.live_processes().count() as u64,
@@ -108,40 +107,65 @@ impl Sampler for ProcSampler {
     }
 }
 
-/// Follows the server's event log and records each event (and child exits as process
-/// endings).
-pub fn tail_event_log(store: Store, path: PathBuf) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let observer = store.clone();
-        follow_lines(&store, &path, |line| record_event(&observer, line));
-    })
+/// Reads what was appended to a file since the last read, a complete line at a time (the file
+/// may not exist yet).
+pub struct Follower {
+    path: PathBuf,
+    offset: u64,
+    pending: Vec<u8>,
 }
 
-/// Calls `on_line` for each complete line appended to the file at `path` (which may not exist
-/// yet), reading only what is new, until the store closes; a last read after it closes.
-pub fn follow_lines(store: &Store, path: &Path, mut on_line: impl FnMut(&str)) {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut offset = 0u64;
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        let closing = store.is_closed();
-        if let Ok(mut file) = std::fs::File::open(path) {
-            if file.seek(SeekFrom::Start(offset)).is_ok() {
-                if let Ok(n) = file.read_to_end(&mut pending) {
-                    offset += n as u64;
-                }
-            }
-            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
-                for line in String::from_utf8_lossy(&pending[..end]).lines() {
-                    on_line(line);
-                }
-                pending.drain(..=end);
+impl Follower {
+    pub fn new(path: PathBuf) -> Follower {
+        Follower {
+            path,
+            offset: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Calls `on_line` for each complete new line; false when the file cannot be read (yet).
+    pub fn read_new(&mut self, mut on_line: impl FnMut(&str)) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_ok() {
+            if let Ok(n) = file.read_to_end(&mut self.pending) {
+                self.offset += n as u64;
             }
         }
-        if closing {
-            return;
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            for line in String::from_utf8_lossy(&self.pending[..end]).lines() {
+                on_line(line);
+            }
+            self.pending.drain(..=end);
         }
-        store.pause(Duration::from_millis(2));
+        true
+    }
+}
+
+/// The reference server's event log, read as refhttpd's own [`EventLine`]s: each event, and
+/// child exits as process endings.
+pub struct EventLogSampler {
+    follower: Follower,
+}
+
+impl EventLogSampler {
+    pub fn new(path: PathBuf) -> EventLogSampler {
+        EventLogSampler {
+            follower: Follower::new(path),
+        }
+    }
+}
+
+impl Sampler for EventLogSampler {
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Events, Source::ProcessExits]
+    }
+
+    fn sample(&mut self, store: &Store) -> bool {
+        self.follower.read_new(|line| record_event(store, line))
     }
 }
 
@@ -155,6 +179,7 @@ fn record_event(store: &Store, line: &str) {
             return;
         }
     };
+    let mut observations = Vec::new();
     if let Event::ChildExited {
         child,
         code,
@@ -167,7 +192,7 @@ fn record_event(store: &Store, line: &str) {
             (None, Some(c)) => Ending::Exited(*c),
             (None, None) => Ending::Unknown,
         };
-        store.push(Observation::ChildExited {
+        observations.push(Observation::ChildExited {
             pid: *child,
             ending,
         });
@@ -177,11 +202,13 @@ fn record_event(store: &Store, line: &str) {
     if let Some(map) = detail.as_object_mut() {
         map.remove("event");
     }
-    store.push(Observation::ServerEvent {
+    observations.push(Observation::ServerEvent {
         event: kind,
         pid: parsed.pid as i32,
         detail,
     });
+    // Together: no observer sees the exit without its event.
+    store.push_all(observations);
 }
 
 /// The children of `master`, from every thread's `/proc/<pid>/task/<tid>/children` list.

@@ -475,6 +475,8 @@ pub struct ConditionFile {
     pub idle_workers: Option<Count>,
     /// Workers in keep-alive (`K`).
     pub keepalive_workers: Option<Count>,
+    /// Workers sending a reply (`W`).
+    pub writing_workers: Option<Count>,
     /// Connections the event listener holds in keep-alive (ConnsAsyncKeepAlive).
     pub async_keepalive: Option<Count>,
     /// Connections the event listener is writing (ConnsAsyncWriting).

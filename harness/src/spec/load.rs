@@ -621,6 +621,7 @@ impl Loader<'_> {
             (Quantity::BusyWorkers, c.busy_workers),
             (Quantity::IdleWorkers, c.idle_workers),
             (Quantity::KeepaliveWorkers, c.keepalive_workers),
+            (Quantity::WritingWorkers, c.writing_workers),
             (Quantity::AsyncKeepalive, c.async_keepalive),
             (Quantity::AsyncWriting, c.async_writing),
             (Quantity::Processes, c.processes),

@@ -38,7 +38,7 @@ use super::{
     Termination, START_TIMEOUT,
 };
 use crate::condition::Source;
-use crate::observe::{Ending, Observation, ProcSampler, Sampler, Store, Summary};
+use crate::observe::{Ending, Follower, Observation, ProcSampler, Sampler, Store, Summary};
 
 /// The Apache target.
 pub struct Apache;
@@ -536,6 +536,10 @@ impl ApacheBoard {
                         s.keepalive_workers += 1;
                         s.busy += 1;
                     }
+                    'W' => {
+                        s.writing_workers += 1;
+                        s.busy += 1;
+                    }
                     _ => s.busy += 1,
                 }
             }
@@ -556,6 +560,8 @@ struct Shared {
 /// How often the watcher looks at the master's children and the scoreboard between on-demand
 /// samples, and /proc's resources.
 const PROC_EVERY: Duration = Duration::from_millis(10);
+/// How often the error log is read between on-demand reads.
+const LOG_EVERY: Duration = Duration::from_millis(2);
 
 /// Starts the `/proc` and scoreboard watcher, the /proc resource sampler and the error-log
 /// tail.
@@ -586,14 +592,16 @@ fn start_observers(
         vanished: BTreeMap::new(),
         first: true,
     };
-    let log = server.error_log.clone();
+    let log = ErrorLog {
+        follower: Follower::new(server.error_log.clone()),
+        shared,
+        signal_seen: BTreeSet::new(),
+        scoreboard_full_seen: false,
+    };
     vec![
         store.add_sampler(Box::new(watcher), PROC_INTERVAL),
         store.add_sampler(Box::new(ProcSampler::new(server.master)), PROC_EVERY),
-        {
-            let store = store.clone();
-            std::thread::spawn(move || tail_error_log(store, shared, log))
-        },
+        store.add_sampler(Box::new(log), LOG_EVERY),
     ]
 }
 
@@ -623,12 +631,14 @@ fn record_exit(store: &Store, shared: &mut Shared, pid: i32, ending: Ending) {
     if !shared.exited.insert(pid) || shared.stopping.load(Ordering::SeqCst) {
         return;
     }
-    store.push(Observation::ChildExited { pid, ending });
-    store.push(Observation::ServerEvent {
-        event: EventKind::ChildExited,
-        pid: 0,
-        detail: serde_json::json!({ "child": pid, "ending": ending }),
-    });
+    store.push_all(vec![
+        Observation::ChildExited { pid, ending },
+        Observation::ServerEvent {
+            event: EventKind::ChildExited,
+            pid: 0,
+            detail: serde_json::json!({ "child": pid, "ending": ending }),
+        },
+    ]);
 }
 
 /// The master's children (exits from zombies' wait status, spawns) and Apache's scoreboard,
@@ -800,23 +810,42 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
     None
 }
 
-fn tail_error_log(store: Store, shared: Arc<Mutex<Shared>>, path: PathBuf) {
-    let mut signal_seen = BTreeSet::new();
-    let mut scoreboard_full_seen = false;
-    crate::observe::follow_lines(&store, &path, |line| match parse_log_line(line) {
-        Some((_, LogLine::ChildSignal { child, signal })) if signal_seen.insert(child) => {
-            let mut s = lock(&shared);
-            record_exit(&store, &mut s, child, Ending::Signaled(signal));
-        }
-        Some((_, LogLine::ChildSignal { .. })) => {}
-        Some((_, LogLine::Event { detail, .. }))
-            if detail.get("apache").is_some() && scoreboard_full_seen => {}
-        Some((pid, LogLine::Event { event, detail })) => {
-            scoreboard_full_seen |= detail.get("apache").is_some();
-            store.push(Observation::ServerEvent { event, pid, detail });
-        }
-        None => {}
-    });
+/// Apache's error log as observations: exit signals (for exits the watcher missed), and the
+/// events it logs.
+struct ErrorLog {
+    follower: Follower,
+    shared: Arc<Mutex<Shared>>,
+    signal_seen: BTreeSet<i32>,
+    scoreboard_full_seen: bool,
+}
+
+impl Sampler for ErrorLog {
+    fn sources(&self) -> &'static [Source] {
+        &[Source::Events, Source::ProcessExits]
+    }
+
+    fn sample(&mut self, store: &Store) -> bool {
+        let (shared, signal_seen, full_seen) = (
+            &self.shared,
+            &mut self.signal_seen,
+            &mut self.scoreboard_full_seen,
+        );
+        self.follower.read_new(|line| match parse_log_line(line) {
+            Some((_, LogLine::ChildSignal { child, signal })) if signal_seen.insert(child) => {
+                let mut s = lock(shared);
+                record_exit(store, &mut s, child, Ending::Signaled(signal));
+            }
+            Some((_, LogLine::ChildSignal { .. })) => {}
+            // "scoreboard is full" is logged every maintenance tick: the first one counts.
+            Some((_, LogLine::Event { detail, .. }))
+                if detail.get("apache").is_some() && *full_seen => {}
+            Some((pid, LogLine::Event { event, detail })) => {
+                *full_seen |= detail.get("apache").is_some();
+                store.push(Observation::ServerEvent { event, pid, detail });
+            }
+            None => {}
+        })
+    }
 }
 
 #[cfg(test)]

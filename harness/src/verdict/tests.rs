@@ -613,3 +613,28 @@ fn the_harness_teardown_is_not_judged() {
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec);
     assert!(check(&v, "a child crashed").failed());
 }
+
+#[test]
+fn recovery_seen_before_the_exit_is_observed_counts_from_the_first_cut() {
+    // The scoreboard shows the replacement (30) before the event log says child 10 died, and
+    // the first sign of the crash is slow-b cut at 50 ms.
+    let rec = Rec::default()
+        .sent("warm-a", "a", false)
+        .sent("warm-b", "b", false)
+        .sent("slow-b", "b", false)
+        .sent("crash", "a", true)
+        .at(10.0, board(&[10, 20], 2))
+        .at(20.0, ok("warm-a", "a", 10))
+        .at(21.0, ok("warm-b", "b", 10))
+        .at(49.0, board(&[10, 20], 2))
+        .at(50.0, failed("slow-b", "b", ErrorClass::Closed))
+        .at(51.0, closed("a"))
+        .at(52.0, board(&[30, 20], 2))
+        .at(60.0, died(10))
+        .at(60.0, failed("crash", "a", ErrorClass::Closed))
+        .at(900.0, board(&[30, 20], 2));
+    let v = judge(&crash_case("process"), Mpm::Event, &reference(), &rec.0);
+    let c = check(&v, "pool whole again");
+    assert!(c.passed(), "{c:?}");
+    assert!(c.detail.contains("2.0 ms after the crash"), "{}", c.detail);
+}
