@@ -9,17 +9,18 @@
 //!                          Recording ──judge──▶ Verdict ──▶ report
 //! ```
 //!
-//! - [`spec`]: the case format and loader (a typed [`spec::Case`]; errors with file:line:column);
 //! - [`condition`]: what `wait`, `check`, `seen`, `never` test, shared by runner and verdict;
+//! - [`spec`]: the case format and loader (a typed [`spec::Case`]; errors with file:line:column);
 //! - [`observe`]: observations, the shared [`observe::Store`], samplers, the [`observe::Recording`];
 //! - [`client`], [`driver`]: the harness's own HTTP/1.1 client and its named connections;
-//! - [`target`]: the servers behind one trait, with their capabilities;
+//! - [`guard`], [`target`]: the servers behind one trait, with their capabilities;
 //! - [`runner`]: plays a case against a target into a recording (judges nothing);
 //! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
 //! - [`report`]: matrix, timeline, JUnit, JSON.
 //!
-//! No module uses one that comes after it in this list, except that the runner drives the
-//! targets, drivers and observers it starts (a test checks the imports).
+//! No module uses one that comes after it in this list (`tests/architecture.rs` checks it): the
+//! runner drives the targets, drivers and observers it starts but never sees the verdict; the
+//! verdict judges a recording and never sees the runner or a server.
 
 pub mod client;
 pub mod condition;
