@@ -1,6 +1,7 @@
 //! Test support: start a real `refhttpd` (port 0, temp dir, own process group), talk HTTP/1.1
-//! to it (plain requests on a fresh connection with reqwest, everything that needs control of
-//! the connection over raw sockets), and watch its scoreboard and event log until a condition
+//! to it (plain requests on a fresh connection with reqwest; everything that needs control of
+//! the connection over raw sockets, its responses framed by the harness's own client, never by
+//! refhttpd's parser), and watch its scoreboard and event log until a condition
 //! holds or a deadline passes. Dropping a [`Server`] stops its whole process group. How a
 //! process ended is a nix [`WaitStatus`]: an exit code or the signal that killed it.
 #![allow(dead_code)]
@@ -456,44 +457,23 @@ impl Client {
         }
     }
 
-    /// Reads one response (head and Content-Length body).
+    /// Reads one response, framed by the harness's client (not by the server's own parser).
     pub fn read_response(&mut self) -> Result<Response, ReadError> {
-        let (status, headers, head_len) = loop {
-            let mut hdrs = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut hdrs);
-            match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let headers: Vec<(String, String)> = resp
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
-                    break (resp.code.unwrap_or(0), headers, n);
+        use mpm_harness::client::{parse_response, Parsed};
+        loop {
+            match parse_response(&self.buf) {
+                Parsed::Complete(r, used) => {
+                    self.buf.drain(..used);
+                    return Ok(Response {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                    });
                 }
-                Ok(httparse::Status::Partial) => self.fill()?,
-                Err(_) => return Err(ReadError::Malformed),
+                Parsed::Incomplete => self.fill()?,
+                Parsed::Invalid(_) => return Err(ReadError::Malformed),
             }
-        };
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        while self.buf.len() < head_len + len {
-            self.fill()?;
         }
-        let body = self.buf[head_len..head_len + len].to_vec();
-        self.buf.drain(..head_len + len);
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
     }
 
     /// True when the server has closed this connection (EOF or reset) within the timeout.
