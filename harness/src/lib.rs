@@ -16,7 +16,8 @@
 //! - [`guard`], [`target`]: the servers behind one trait, with their capabilities;
 //! - [`runner`]: plays a case against a target into a recording (judges nothing);
 //! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
-//! - [`report`]: matrix, timeline, JUnit, JSON.
+//! - [`report`]: matrix, timeline, JUnit, JSON;
+//! - [`coverage`]: which cases check each statement and set each directive.
 //!
 //! No module uses one that comes after it in this list (`tests/architecture.rs` checks it): the
 //! runner drives the targets, drivers and observers it starts but never sees the verdict; the
@@ -24,6 +25,7 @@
 
 pub mod client;
 pub mod condition;
+pub mod coverage;
 pub mod driver;
 pub mod guard;
 pub mod observe;

@@ -75,6 +75,9 @@ enum Command {
     },
     /// Print the JSON Schema of the spec case format.
     Schema,
+    /// Which cases check each SPEC.md statement (per MPM and target) and set each directive;
+    /// exit 1 while anything is uncovered.
+    Coverage,
 }
 
 fn main() {
@@ -90,6 +93,7 @@ fn main() {
             Err(code) => code,
             Ok(cases) => match command {
                 Command::List { filter } => list(&cases, filter.as_deref()),
+                Command::Coverage => coverage(&cases),
                 Command::Repro { case, mpm, target } => repro(&cases, &case, mpm, target),
                 Command::Run {
                     filter,
@@ -163,6 +167,25 @@ fn check(files: &[PathBuf]) -> i32 {
         }
     }
     code
+}
+
+fn coverage(cases: &[Case]) -> i32 {
+    let cov = mpm_harness::coverage::of(cases);
+    println!("Statements (cases per MPM; * = runs on the reference only):\n");
+    print!("{}", cov.statements_table());
+    println!("\nSettings (cases that set the directive off its default, with the value):\n");
+    print!("{}", cov.settings_table());
+    let uncovered = cov.uncovered();
+    if uncovered.is_empty() {
+        println!("\nevery statement and every directive is covered");
+        0
+    } else {
+        println!("\nuncovered ({}):", uncovered.len());
+        for u in &uncovered {
+            println!("  {u}");
+        }
+        1
+    }
 }
 
 fn list(cases: &[Case], filter: Option<&str>) -> i32 {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// From the bottom up.
-const LAYERS: [&str; 10] = [
+const LAYERS: [&str; 11] = [
     "condition",
     "spec",
     "observe",
@@ -16,6 +16,7 @@ const LAYERS: [&str; 10] = [
     "runner",
     "verdict",
     "report",
+    "coverage",
 ];
 
 fn sources(module: &str) -> Vec<PathBuf> {

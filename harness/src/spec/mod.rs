@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::{Condition, Count};
 
 pub use load::{find_files, load, load_dir, parse, schema, SpecError};
-pub use statements::{statement, statements, Statement};
+pub use statements::{settings, statement, statements, Setting, Statement};
 
 /// Where a case runs: a server the harness knows how to start (see `target` for each one's
 /// module and capabilities).

@@ -1,0 +1,273 @@
+//! Coverage of the catalogue: for each SPEC.md statement, the cases that check it under each
+//! MPM it speaks of and the targets they run on; for each directive of the settings table, the
+//! cases that set it to something other than its default. What no case covers is listed, and
+//! `mpm-harness coverage` exits 1 while anything is.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use refhttpd::Mpm;
+
+use crate::runner::refusal;
+use crate::spec::{settings, statements, Case, Setting, Statement, Target};
+
+/// The cases covering one (statement, MPM), with the targets each runs on.
+pub type ByMpm = BTreeMap<Mpm, Vec<(String, Vec<Target>)>>;
+
+/// One statement's coverage.
+#[derive(Debug, Clone)]
+pub struct StatementCoverage {
+    pub statement: &'static Statement,
+    pub by_mpm: ByMpm,
+}
+
+/// One directive's coverage: per MPM, the cases that set it off its default, with the value.
+#[derive(Debug, Clone)]
+pub struct SettingCoverage {
+    pub setting: &'static Setting,
+    pub by_mpm: BTreeMap<Mpm, Vec<(String, String)>>,
+}
+
+/// The catalogue's coverage.
+#[derive(Debug, Clone)]
+pub struct Coverage {
+    pub statements: Vec<StatementCoverage>,
+    pub settings: Vec<SettingCoverage>,
+}
+
+/// The coverage of `cases`.
+pub fn of(cases: &[Case]) -> Coverage {
+    let statements = statements()
+        .iter()
+        .map(|statement| {
+            let mut by_mpm = ByMpm::new();
+            for mpm in statement.mpms() {
+                let covering = cases
+                    .iter()
+                    .filter(|c| c.mpms.contains(&mpm) && c.checks.contains(&statement.id))
+                    .map(|c| (c.id.clone(), runs_on(c, mpm)))
+                    .collect();
+                by_mpm.insert(mpm, covering);
+            }
+            StatementCoverage { statement, by_mpm }
+        })
+        .collect();
+    let settings = settings()
+        .iter()
+        .map(|setting| {
+            let mut by_mpm = BTreeMap::new();
+            for mpm in Mpm::ALL {
+                let Some(default) = setting.default_for(mpm) else {
+                    continue;
+                };
+                let setting_cases: Vec<(String, String)> = cases
+                    .iter()
+                    .filter(|c| c.mpms.contains(&mpm))
+                    .filter_map(|c| {
+                        c.settings(mpm)
+                            .into_iter()
+                            .find(|(k, v)| *k == setting.name && !same_value(v, default))
+                            .map(|(_, v)| (c.id.clone(), v))
+                    })
+                    .collect();
+                by_mpm.insert(mpm, setting_cases);
+            }
+            SettingCoverage { setting, by_mpm }
+        })
+        .collect();
+    Coverage {
+        statements,
+        settings,
+    }
+}
+
+/// The targets a case runs on under `mpm` (those that do not refuse it).
+fn runs_on(case: &Case, mpm: Mpm) -> Vec<Target> {
+    Target::ALL
+        .into_iter()
+        .filter(|t| refusal(case, mpm, *t, &t.capabilities()).is_none())
+        .collect()
+}
+
+/// Whether two directive values mean the same: as durations, as numbers, or as words.
+fn same_value(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    if let (Ok(x), Ok(y)) = (a.parse::<u64>(), b.parse::<u64>()) {
+        return x == y;
+    }
+    if let (Ok(x), Ok(y)) = (
+        mpm_faults::duration::parse(a),
+        mpm_faults::duration::parse(b),
+    ) {
+        return x == y;
+    }
+    a.eq_ignore_ascii_case(b)
+}
+
+impl Coverage {
+    /// What no case covers, one line each.
+    pub fn uncovered(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.statements {
+            for (mpm, cases) in &s.by_mpm {
+                let id = &s.statement.id;
+                if cases.is_empty() {
+                    out.push(format!("{id} under {mpm}: no case checks it"));
+                    continue;
+                }
+                for target in Target::ALL {
+                    let runs = cases.iter().any(|(_, ts)| ts.contains(&target));
+                    let excused = target == Target::Apache && s.statement.apache.is_some();
+                    if !runs && !excused {
+                        out.push(format!(
+                            "{id} under {mpm}: no case that checks it runs on {target}"
+                        ));
+                    }
+                }
+            }
+        }
+        for s in &self.settings {
+            if s.by_mpm.values().all(Vec::is_empty) {
+                out.push(format!(
+                    "{}: no case sets it to another value than its default",
+                    s.setting.name
+                ));
+            }
+        }
+        out
+    }
+
+    /// The statement table: ID, then per MPM the covering cases (`*`: reference only).
+    pub fn statements_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| statement | prefork | worker | event |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for s in &self.statements {
+            let _ = write!(out, "| {} |", s.statement.id);
+            for mpm in Mpm::ALL {
+                let cell = match s.by_mpm.get(&mpm) {
+                    None => "—".to_string(),
+                    Some(cases) if cases.is_empty() => "**none**".to_string(),
+                    Some(cases) => cases
+                        .iter()
+                        .map(|(id, targets)| {
+                            let star = if targets.contains(&Target::Apache) {
+                                ""
+                            } else {
+                                "*"
+                            };
+                            format!("{id}{star}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The settings table: directive, then per MPM the cases that set it off its default.
+    pub fn settings_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| directive | prefork | worker | event |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for s in &self.settings {
+            let _ = write!(out, "| {} |", s.setting.name);
+            for mpm in Mpm::ALL {
+                let cell = match s.by_mpm.get(&mpm) {
+                    None => "—".to_string(),
+                    Some(cases) if cases.is_empty() => "**none**".to_string(),
+                    Some(cases) => cases
+                        .iter()
+                        .map(|(id, v)| format!("{id} ({v})"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn case(text: &str) -> Case {
+        crate::spec::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn statements_by_mpm_and_target_and_settings_off_their_default() {
+        let a = case(
+            r#"
+id = "t/a"
+title = "t"
+checks = ["PF-2", "KA-1"]
+mpms = ["prefork"]
+[server]
+all = { KeepAliveTimeout = "5", MaxKeepAliveRequests = 3 }
+"#,
+        );
+        let b = case(
+            r#"
+id = "t/b"
+title = "t"
+checks = ["KA-1"]
+mpms = ["worker", "event"]
+[[step]]
+wait = { event = "keep_alive_closed_early" }
+only = ["event"]
+"#,
+        );
+        let cov = of(&[a, b]);
+        let find = |id: &str| {
+            cov.statements
+                .iter()
+                .find(|s| s.statement.id == id)
+                .unwrap()
+        };
+        let pf2 = find("PF-2");
+        assert_eq!(pf2.by_mpm.len(), 1, "PF speaks of prefork only");
+        assert_eq!(
+            pf2.by_mpm[&Mpm::Prefork],
+            vec![("t/a".to_string(), Target::ALL.to_vec())]
+        );
+        let ka1 = find("KA-1");
+        assert_eq!(ka1.by_mpm[&Mpm::Worker][0].1, Target::ALL.to_vec());
+        // The event-only wait on an event Apache does not report: reference only.
+        assert_eq!(ka1.by_mpm[&Mpm::Event][0].1, vec![Target::Reference]);
+        let uncovered = cov.uncovered();
+        assert!(
+            uncovered.contains(&"KA-1 under event: no case that checks it runs on apache".into()),
+            "{uncovered:#?}"
+        );
+        assert!(uncovered.contains(&"WK-3 under worker: no case checks it".into()));
+        assert!(!uncovered.iter().any(|u| u.starts_with("PF-2")));
+        // KeepAliveTimeout 5 (seconds) is the default; MaxKeepAliveRequests 3 is not.
+        assert!(uncovered.contains(
+            &"KeepAliveTimeout: no case sets it to another value than its default".into()
+        ));
+        assert!(!uncovered
+            .iter()
+            .any(|u| u.starts_with("MaxKeepAliveRequests")));
+        assert!(cov
+            .statements_table()
+            .contains("| KA-1 | t/a | t/b | t/b* |"));
+    }
+
+    #[test]
+    fn values_compare_by_meaning() {
+        assert!(same_value("5", "5s"));
+        assert!(same_value("5000ms", "5s"));
+        assert!(!same_value("2s", "5s"));
+        assert!(same_value("on", "On"));
+        assert!(same_value("0100", "100"));
+    }
+}
