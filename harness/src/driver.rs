@@ -395,6 +395,7 @@ fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Res
         status: response.status,
         served_by: response.served_by(),
         closes: response.closes(),
+        bytes: response.body.len() as u64,
         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
     });
 }

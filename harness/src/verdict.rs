@@ -501,6 +501,12 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
             ));
         }
     }
+    if let Some(want) = e.bytes {
+        match outcome {
+            Some(Outcome::Response { bytes, .. }) if *bytes == want => {}
+            _ => problems.push(format!("expected a body of {want} bytes")),
+        }
+    }
     let pid_of = |r: &str| s.outcomes.get(r).and_then(Outcome::pid);
     if let Some(other) = &e.same_child_as {
         if pid_of(name).is_none() || pid_of(name) != pid_of(other) {
@@ -542,9 +548,10 @@ pub fn describe_outcome(o: Option<&Outcome>) -> String {
             status,
             served_by,
             closes,
+            bytes,
             latency,
         }) => format!(
-            "{status} in {:.1} ms{}{}",
+            "{status} ({bytes} bytes) in {:.1} ms{}{}",
             latency.as_secs_f64() * 1000.0,
             served_by
                 .as_ref()

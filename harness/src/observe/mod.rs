@@ -190,6 +190,8 @@ pub enum Observation {
         status: u16,
         served_by: Option<ServedBy>,
         closes: bool,
+        /// Length of the body.
+        bytes: u64,
         latency_ms: f64,
     },
     RequestFailed {
@@ -245,6 +247,7 @@ pub enum Outcome {
         status: u16,
         served_by: Option<ServedBy>,
         closes: bool,
+        bytes: u64,
         latency: Duration,
     },
     Failed {
@@ -316,6 +319,7 @@ impl State {
                 status,
                 served_by,
                 closes,
+                bytes,
                 latency_ms,
                 ..
             } => {
@@ -325,6 +329,7 @@ impl State {
                         status: *status,
                         served_by: *served_by,
                         closes: *closes,
+                        bytes: *bytes,
                         latency: Duration::from_secs_f64(latency_ms / 1000.0),
                     },
                 );

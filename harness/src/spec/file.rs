@@ -538,6 +538,7 @@ pub struct RequestExpectFile {
     pub same_child_as: Option<Spanned<String>>,
     pub other_child_than: Option<Spanned<String>>,
     pub closes: Option<bool>,
+    pub bytes: Option<u64>,
     pub reference_only: bool,
 }
 
@@ -560,6 +561,8 @@ pub struct RequestExpectTable {
     pub other_child_than: Option<Spanned<String>>,
     /// The response says `Connection: close` (true) or keeps the connection (false).
     pub closes: Option<bool>,
+    /// The body has this many bytes (tells pipelined responses apart: HT-2).
+    pub bytes: Option<u64>,
     /// This expectation holds on the reference server only (Apache cannot meet it by design).
     #[serde(default)]
     pub reference_only: bool,
@@ -641,6 +644,7 @@ impl<'de> Deserialize<'de> for RequestExpectFile {
                     same_child_as: t.same_child_as,
                     other_child_than: t.other_child_than,
                     closes: t.closes,
+                    bytes: t.bytes,
                     reference_only: t.reference_only,
                 })
             }

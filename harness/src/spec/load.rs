@@ -709,6 +709,7 @@ impl Loader<'_> {
             same_child_as: r.same_child_as.as_ref().map(|s| s.get_ref().clone()),
             other_child_than: r.other_child_than.as_ref().map(|s| s.get_ref().clone()),
             closes: r.closes,
+            bytes: r.bytes,
             reference_only: r.reference_only,
         })
     }

@@ -381,6 +381,8 @@ pub struct RequestExpect {
     pub same_child_as: Option<String>,
     pub other_child_than: Option<String>,
     pub closes: Option<bool>,
+    /// The body's length.
+    pub bytes: Option<u64>,
     /// Judged on the reference server only.
     pub reference_only: bool,
 }

@@ -68,6 +68,7 @@ fn ok_in(request: &str, conn: &str, pid: i32, latency_ms: f64) -> Observation {
             thread: None,
         }),
         closes: false,
+        bytes: 2,
         latency_ms,
     }
 }
@@ -374,7 +375,7 @@ pipeline = "b"
 paths = ["/", "/"]
 as = "p"
 [expect.all]
-requests = { first = { status = 200, latency_at_most = "100ms" }, again = { status = 200, same_child_as = "first", closes = false }, other = { outcome = "ok", other_child_than = "first", latency_at_least = "50ms" }, "p#2" = "failed" }
+requests = { first = { status = 200, latency_at_most = "100ms" }, again = { status = 200, same_child_as = "first", closes = false }, other = { outcome = "ok", other_child_than = "first", latency_at_least = "50ms" }, p = { bytes = 2 }, "p#2" = "failed" }
 "#;
 
 fn requests_recording() -> Rec {
@@ -400,7 +401,7 @@ fn request_expectations_pass_when_met() {
         &requests_recording().0,
     );
     assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
-    assert_eq!(v.checks.len(), 4);
+    assert_eq!(v.checks.len(), 5);
 }
 
 #[test]
@@ -439,6 +440,15 @@ fn each_request_expectation_can_fail() {
     assert!(check(&v, "request first")
         .detail
         .contains("expected status 200"));
+    // A body of another length (a pipelined response out of order).
+    let mut longer = ok("p", "b", 20);
+    if let Observation::Response { bytes, .. } = &mut longer {
+        *bytes = 3000;
+    }
+    let v = mutate("p", longer);
+    assert!(check(&v, "request p")
+        .detail
+        .contains("expected a body of 2 bytes"));
     // A response where a failure was expected.
     let v = mutate("p#2", ok("p#2", "b", 20));
     assert!(check(&v, "request p#2")
