@@ -227,6 +227,15 @@ pub fn request_bytes(
     bytes
 }
 
+/// The `Key: value` lines of a `server-status?auto` page (mod_status's machine-readable form),
+/// read here rather than by refhttpd's own parser.
+pub fn status_keys(body: &str) -> std::collections::BTreeMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// Why a fetch got no response.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -353,6 +362,15 @@ mod tests {
         }
         out.extend(b"0\r\n\r\n");
         out
+    }
+
+    #[test]
+    fn status_page_keys() {
+        let keys = status_keys("localhost\nServerMPM: event\nTotal Accesses: 3\nScoreboard: __W\n");
+        assert_eq!(keys["ServerMPM"], "event");
+        assert_eq!(keys["Total Accesses"], "3");
+        assert_eq!(keys["Scoreboard"], "__W");
+        assert!(!keys.contains_key("localhost"));
     }
 
     proptest! {

@@ -170,6 +170,13 @@ fn timeline_line(e: &Entry) -> Option<String> {
         Observation::Killed { pid, signal } => {
             format!("proc   harness kills child {pid} with {signal}")
         }
+        Observation::StatusPage { keys } => format!(
+            "status {}",
+            keys.iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         Observation::Teardown => "STEP   (end) the harness stops the server".to_string(),
         Observation::Note { text } => format!("note   {text}"),
     })

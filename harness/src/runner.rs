@@ -12,11 +12,13 @@ use refhttpd::Mpm;
 use crate::condition::{Condition, Source};
 use crate::driver::Connection;
 use crate::observe::{ErrorClass, Observation, Recording, Sent, StepRecord, StepResult, Store};
-use crate::spec::{Action, Case, Step};
+use crate::spec::{Action, Case, StatusExpect, Step};
 use crate::target::{Capabilities, Launch, Server, Target};
 
 /// How long the runner lets sent requests finish after the last step.
 const SETTLE: Duration = Duration::from_secs(3);
+/// How long a `status` step waits for the page.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a wait samples again while its condition does not hold.
 const RESAMPLE: Duration = Duration::from_millis(2);
 
@@ -281,6 +283,10 @@ impl Play<'_> {
                 });
                 let _ = kill(Pid::from_raw(pid), *signal);
             }
+            Action::Status(keys) => {
+                let result = self.status(keys);
+                self.record(step, result);
+            }
             Action::Sleep { duration, reason } => {
                 self.store.push(Observation::Note {
                     text: format!("fixed sleep {duration:?}: {reason}"),
@@ -289,6 +295,40 @@ impl Play<'_> {
             }
         }
         true
+    }
+
+    /// Fetches `server-status?auto` on a fresh connection and checks the keys.
+    fn status(&self, keys: &[(String, StatusExpect)]) -> StepResult {
+        let page =
+            match crate::client::fetch(self.server.addr(), "/server-status?auto", STATUS_TIMEOUT) {
+                Ok(r) if r.status == 200 => crate::client::status_keys(&r.text()),
+                Ok(r) => {
+                    return StepResult::Checked {
+                        held: false,
+                        observed: format!("server-status answered {}", r.status),
+                    }
+                }
+                Err(e) => {
+                    return StepResult::Checked {
+                        held: false,
+                        observed: format!("server-status: {e}"),
+                    }
+                }
+            };
+        self.store
+            .push(Observation::StatusPage { keys: page.clone() });
+        let held = keys
+            .iter()
+            .all(|(k, e)| e.holds(page.get(k).map(String::as_str)));
+        let observed = keys
+            .iter()
+            .map(|(k, _)| match page.get(k) {
+                Some(v) => format!("{k}: {v}"),
+                None => format!("{k} absent"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        StepResult::Checked { held, observed }
     }
 
     /// Waits for `condition` on observations made from now on, sampling its sources at once

@@ -186,6 +186,9 @@ pub fn serve_request(
     };
     w.slot
         .begin_request(&head.request_line(), &conn.peer.ip().to_string());
+    // As Apache (the end of ap_read_request): once the head is read, the worker is "sending the
+    // reply" (W) for the rest of the request, body and handler included (SB-1).
+    w.slot.set_state(WorkerState::Writing);
     if let Err(after) = read_body(conn, w, &head) {
         return after;
     }

@@ -225,6 +225,10 @@ pub enum Observation {
         pid: i32,
         signal: String,
     },
+    /// A `server-status?auto` page the harness fetched.
+    StatusPage {
+        keys: BTreeMap<String, String>,
+    },
     /// The scenario is over; what follows is the harness stopping the server.
     Teardown,
     Note {

@@ -370,6 +370,57 @@ impl JsonSchema for Count {
     }
 }
 
+/// What a `status` step expects of one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusValue {
+    Count(Count),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for StatusValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StatusValue, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count (1, { at_least = 1 }), a value (\"event\") or \"*\"")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<StatusValue, E> {
+                Ok(StatusValue::Count(Count::Exactly(n)))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<StatusValue, E> {
+                u64::try_from(n)
+                    .map(|n| StatusValue::Count(Count::Exactly(n)))
+                    .map_err(|_| E::custom(format!("a count cannot be negative ({n})")))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StatusValue, E> {
+                Ok(StatusValue::Text(s.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StatusValue, A::Error> {
+                Count::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(StatusValue::Count)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for StatusValue {
+    fn schema_name() -> String {
+        "StatusValue".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum StatusValue {
+            Count(Count),
+            Text(String),
+        }
+        StatusValue::json_schema(g)
+    }
+}
+
 /// One step: exactly one action key (`open`, `send`, `wait`, …) plus its options.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -418,6 +469,11 @@ pub struct StepFile {
     pub kill_child_of: Option<Spanned<String>>,
     /// A fixed sleep: only where nothing observable exists; `reason` says why.
     pub sleep: Option<Text<Dur>>,
+    /// Fetch `/server-status?auto` on a fresh connection and check its keys now (a verdict
+    /// item): a number or range for a numeric key, a string for an exact value, `"*"` for a
+    /// key that must be present (SB-2).
+    #[schemars(with = "Option<BTreeMap<String, StatusValue>>")]
+    pub status: Option<Spanned<BTreeMap<Spanned<String>, StatusValue>>>,
 
     /// `send`/`slow_read`: the request path.
     #[schemars(with = "Option<String>")]

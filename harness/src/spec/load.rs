@@ -16,11 +16,11 @@ use toml::Spanned;
 
 use super::file::{
     CaseFile, ConditionFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind, NameList,
-    RequestExpectFile, SignalName, StepFile, Text,
+    RequestExpectFile, SignalName, StatusValue, StepFile, Text,
 };
 use super::{
     statement, Action, Case, CrashExpect, Expect, Request, RequestExpect, Section, ServerSettings,
-    Step, DEFAULT_WITHIN,
+    StatusExpect, Step, DEFAULT_WITHIN, STATUS_KEYS,
 };
 use crate::condition::{Condition, Count, Quantity};
 
@@ -295,6 +295,7 @@ impl Loader<'_> {
             ("signal", s.signal.is_some()),
             ("kill_child_of", s.kill_child_of.is_some()),
             ("sleep", s.sleep.is_some()),
+            ("status", s.status.is_some()),
         ];
         let given: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
         if given.len() != 1 {
@@ -417,6 +418,7 @@ impl Loader<'_> {
                     })?;
                 Action::Sleep { duration, reason }
             }
+            "status" => Action::Status(self.status(s.status.as_ref().expect("given"))?),
             other => unreachable!("action {other}"),
         };
         Ok(Step {
@@ -462,6 +464,35 @@ impl Loader<'_> {
             }
         }
         Ok(())
+    }
+
+    fn status(
+        &self,
+        keys: &Spanned<BTreeMap<Spanned<String>, StatusValue>>,
+    ) -> Result<Vec<(String, StatusExpect)>> {
+        if keys.get_ref().is_empty() {
+            return Err(self.err(keys.span(), "a `status` step needs at least one key"));
+        }
+        let mut out = Vec::new();
+        for (key, value) in keys.get_ref() {
+            if !STATUS_KEYS.contains(&key.get_ref().as_str()) {
+                return Err(self.err(
+                    key.span(),
+                    format!(
+                        "`{}` is not a server-status?auto key (use {})",
+                        key.get_ref(),
+                        STATUS_KEYS.join(", ")
+                    ),
+                ));
+            }
+            let expect = match value {
+                StatusValue::Count(c) => StatusExpect::Count(*c),
+                StatusValue::Text(t) if t == "*" => StatusExpect::Present,
+                StatusValue::Text(t) => StatusExpect::Value(t.clone()),
+            };
+            out.push((key.get_ref().clone(), expect));
+        }
+        Ok(out)
     }
 
     fn open(&mut self, names: &Spanned<NameList>, count: Option<u32>) -> Result<Vec<String>> {

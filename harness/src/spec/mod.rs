@@ -213,7 +213,82 @@ pub enum Action {
         duration: Duration,
         reason: String,
     },
+    /// Check `/server-status?auto` now.
+    Status(Vec<(String, StatusExpect)>),
 }
+
+/// What a `status` step expects of one `server-status?auto` key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusExpect {
+    /// A number in these bounds.
+    Count(Count),
+    /// Exactly this value.
+    Value(String),
+    /// Present, any value.
+    Present,
+}
+
+impl StatusExpect {
+    /// Whether the key's value (`None`: absent) meets it.
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        match (self, value) {
+            (_, None) => false,
+            (StatusExpect::Present, Some(_)) => true,
+            (StatusExpect::Value(want), Some(v)) => v == want,
+            (StatusExpect::Count(c), Some(v)) => v.parse::<u64>().is_ok_and(|n| c.holds(n)),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusExpect::Count(c) => write!(f, "{c}"),
+            StatusExpect::Value(v) => write!(f, "{v:?}"),
+            StatusExpect::Present => f.write_str("present"),
+        }
+    }
+}
+
+/// The keys mod_status's `?auto` page may show (Apache 2.4).
+pub const STATUS_KEYS: [&str; 36] = [
+    "ServerVersion",
+    "ServerMPM",
+    "Server Built",
+    "CurrentTime",
+    "RestartTime",
+    "ParentServerConfigGeneration",
+    "ParentServerMPMGeneration",
+    "ServerUptimeSeconds",
+    "ServerUptime",
+    "Load1",
+    "Load5",
+    "Load15",
+    "Total Accesses",
+    "Total kBytes",
+    "Total Duration",
+    "CPUUser",
+    "CPUSystem",
+    "CPUChildrenUser",
+    "CPUChildrenSystem",
+    "CPULoad",
+    "Uptime",
+    "ReqPerSec",
+    "BytesPerSec",
+    "BytesPerReq",
+    "DurationPerReq",
+    "BusyWorkers",
+    "GracefulWorkers",
+    "IdleWorkers",
+    "Processes",
+    "Stopping",
+    "ConnsTotal",
+    "ConnsAsyncWriting",
+    "ConnsAsyncKeepAlive",
+    "ConnsAsyncClosing",
+    "ConnsAsyncWaitIO",
+    "Scoreboard",
+];
 
 impl Action {
     /// The conditions the step decides (wait, check).
@@ -271,6 +346,10 @@ impl std::fmt::Display for Action {
                 write!(f, "kill the child that served {request} with {signal}")
             }
             Action::Sleep { duration, reason } => write!(f, "fixed sleep {duration:?} ({reason})"),
+            Action::Status(keys) => {
+                let k: Vec<String> = keys.iter().map(|(k, e)| format!("{k}={e}")).collect();
+                write!(f, "server-status?auto: {}", k.join(", "))
+            }
         }
     }
 }
@@ -458,5 +537,23 @@ impl Case {
     /// Whether the run expects a child to crash (the runner waits for its exit to be seen).
     pub fn expects_crash(&self, mpm: Mpm) -> bool {
         self.expectations(mpm).crash.is_some() || self.reference_expectations(mpm).crash.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_expectations() {
+        let c = StatusExpect::Count(Count::Range {
+            at_least: Some(2),
+            at_most: None,
+        });
+        assert!(c.holds(Some("2")) && !c.holds(Some("1")) && !c.holds(Some("x")));
+        assert!(!c.holds(None));
+        assert!(StatusExpect::Value("event".into()).holds(Some("event")));
+        assert!(!StatusExpect::Value("event".into()).holds(Some("worker")));
+        assert!(StatusExpect::Present.holds(Some("")) && !StatusExpect::Present.holds(None));
     }
 }
