@@ -15,7 +15,8 @@
 //!   MaxRequestWorkers`, signals and restarts, read timeouts, mapped to the reference's event
 //!   names.
 //!
-//! `/server-status?auto` is used only to tell that the server is ready. A case without faults
+//! Readiness is read from the scoreboard too (a waiting worker in an accepting child), so the
+//! harness sends Apache no request of its own. A case without faults
 //! gets a handler that answers `/fault/...` with 404, as refhttpd without `--faults`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -340,18 +341,16 @@ fn attempt(
         stopping: stopping.clone(),
         dir,
     };
-    // Ready when a child answers the status page: the master has bound and forked.
+    // Ready when Apache's own scoreboard shows a worker waiting in an accepting child: the
+    // master has bound and forked. No request is sent, so no connection is counted before the
+    // case begins (MaxConnectionsPerChild, Total Accesses).
+    let threads = threads_per_child(&path, launch.mpm);
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if store.lock().master_exited {
             break;
         }
-        let status = crate::client::fetch(
-            server.addr,
-            "/server-status?auto",
-            Duration::from_millis(500),
-        );
-        if status.is_ok_and(|r| r.status == 200 && r.text().contains("Scoreboard:")) {
+        if accepting_worker_waits(server.master, threads) {
             let observers = start_observers(&server, store, launch.mpm, stopping);
             return Ok(Started {
                 server: Box::new(server),
@@ -374,6 +373,30 @@ fn attempt(
         ),
         retry,
     ))
+}
+
+/// Worker threads per child in the generated configuration.
+fn threads_per_child(dir: &Path, mpm: Mpm) -> usize {
+    if mpm == Mpm::Prefork {
+        return 1;
+    }
+    let conf = std::fs::read_to_string(dir.join("httpd.conf")).unwrap_or_default();
+    // Apache's default.
+    setting(&conf, "ThreadsPerChild").unwrap_or(25)
+}
+
+/// Whether Apache's scoreboard shows an idle worker in a live child that accepts.
+fn accepting_worker_waits(master: i32, threads: usize) -> bool {
+    let Some(board) = ApacheBoard::find(master) else {
+        return false;
+    };
+    let live: BTreeSet<i32> = crate::observe::children(master)
+        .into_iter()
+        .filter(|pid| matches!(proc_state(*pid), Some((state, _)) if state != 'Z'))
+        .collect();
+    board
+        .summary(threads, &live)
+        .is_some_and(|s| s.accepting > 0 && s.idle > 0)
 }
 
 /// A running Apache (under its guard).
@@ -575,13 +598,7 @@ fn start_observers(
         exited: BTreeSet::new(),
         stopping,
     }));
-    let conf = std::fs::read_to_string(server.dir.path().join("httpd.conf")).unwrap_or_default();
-    let threads_per_child = if mpm == Mpm::Prefork {
-        1
-    } else {
-        // Apache's default.
-        setting(&conf, "ThreadsPerChild").unwrap_or(25)
-    };
+    let threads_per_child = threads_per_child(server.dir.path(), mpm);
     let watcher = Watcher {
         shared: shared.clone(),
         master: server.master,
