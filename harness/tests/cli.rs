@@ -430,7 +430,6 @@ const KNOWN_GAPS: &[&str] = &[
     "PM-5 under event: no case checks it",
     "WK-1 under worker: no case checks it",
     "EV-4 under event: no case checks it",
-    "EV-8 under event: no case checks it",
     "SB-3 under event: no case checks it",
     "ThreadLimit: no case sets it to another value than its default",
     "ListenBacklog: no case sets it to another value than its default",

@@ -436,8 +436,14 @@ impl<'a> Listener<'a> {
         }
     }
 
-    /// A kept-alive connection became readable: give it to a worker.
+    /// A kept-alive connection became readable: give it to a worker. With every worker busy the
+    /// request is not queued (EV-8, as Apache): the connection stays with the listener, which
+    /// closes it with the other idle ones once a worker frees (EV-5).
     fn request_arrived(&mut self, key: usize) {
+        if self.pool.idlers() == 0 {
+            self.note_workers_busy();
+            return;
+        }
         let Held::KeepAlive(idle) =
             std::mem::replace(&mut self.conns[key], Held::Busy { readable: false })
         else {
