@@ -83,8 +83,9 @@ pub fn of(cases: &[Case]) -> Coverage {
 
 /// The targets a case runs on under `mpm` (those that do not refuse it).
 fn runs_on(case: &Case, mpm: Mpm) -> Vec<Target> {
-    Target::ALL
-        .into_iter()
+    case.targets
+        .iter()
+        .copied()
         .filter(|t| refusal(case, mpm, *t, &t.capabilities()).is_none())
         .collect()
 }

@@ -151,7 +151,7 @@ fn check(files: &[PathBuf]) -> i32 {
                     case.id,
                     case.steps.len()
                 );
-                for target in Target::ALL {
+                for target in case.targets.iter().copied() {
                     for mpm in &case.mpms {
                         let caps = target.capabilities();
                         if let Some(why) = runner::refusal(&case, *mpm, target, &caps) {
@@ -191,7 +191,7 @@ fn coverage(cases: &[Case]) -> i32 {
 fn list(cases: &[Case], filter: Option<&str>) -> i32 {
     for case in cases {
         for mpm in &case.mpms {
-            for target in Target::ALL {
+            for target in case.targets.iter().copied() {
                 let name = report::test_name(&case.id, *mpm, target);
                 if filter.is_none_or(|f| name.contains(f)) {
                     let note = match target.available() {
@@ -245,7 +245,7 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
     for _ in 0..args.repeat {
         for case in cases {
             for mpm in args.mpms.iter().filter(|m| case.mpms.contains(m)) {
-                for t in &targets {
+                for t in targets.iter().filter(|t| case.targets.contains(t)) {
                     let name = report::test_name(&case.id, *mpm, *t);
                     if args.filter.as_deref().is_none_or(|f| name.contains(f)) {
                         work.push((case, *mpm, *t));

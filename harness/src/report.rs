@@ -64,19 +64,20 @@ pub fn matrix(
         }
         let _ = write!(out, "{:width$}", case.id);
         for (m, t) in &columns {
-            let cell = if !case.mpms.contains(m) || skipped.contains_key(t) {
-                "n.a.".to_string()
-            } else {
-                let mine: Vec<&Run> = runs
-                    .iter()
-                    .filter(|r| r.case == case.id && r.mpm == *m && r.target == *t)
-                    .collect();
-                if mine.is_empty() {
-                    "-".to_string()
+            let cell =
+                if !case.mpms.contains(m) || !case.targets.contains(t) || skipped.contains_key(t) {
+                    "n.a.".to_string()
                 } else {
-                    cell(&mine)
-                }
-            };
+                    let mine: Vec<&Run> = runs
+                        .iter()
+                        .filter(|r| r.case == case.id && r.mpm == *m && r.target == *t)
+                        .collect();
+                    if mine.is_empty() {
+                        "-".to_string()
+                    } else {
+                        cell(&mine)
+                    }
+                };
             let _ = write!(out, "  {cell:>17}");
         }
         out.push('\n');

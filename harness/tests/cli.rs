@@ -425,17 +425,9 @@ const KNOWN_GAPS: &[&str] = &[
     "PM-2 under prefork: no case checks it",
     "PM-2 under worker: no case checks it",
     "PM-2 under event: no case checks it",
-    "PM-5 under prefork: no case checks it",
-    "PM-5 under worker: no case checks it",
-    "PM-5 under event: no case checks it",
-    "WK-1 under worker: no case checks it",
     "EV-4 under event: no case checks it",
     "SB-3 under event: no case checks it",
-    "ThreadLimit: no case sets it to another value than its default",
     "ListenBacklog: no case sets it to another value than its default",
-    "GracefulShutdownTimeout: no case sets it to another value than its default",
-    "LimitRequestFields: no case sets it to another value than its default",
-    "LimitRequestBody: no case sets it to another value than its default",
 ];
 
 #[test]

@@ -33,7 +33,7 @@ fn main() {
     let mut trials = Vec::new();
     for case in cases {
         for mpm in case.mpms.clone() {
-            for target in Target::ALL {
+            for target in case.targets.clone() {
                 let name = report::test_name(&case.id, mpm, target);
                 let case = case.clone();
                 let trial = Trial::test(name, move || {

@@ -43,6 +43,10 @@ pub struct CaseFile {
     #[serde(default)]
     #[schemars(with = "Option<Vec<MpmName>>")]
     pub mpms: Option<Vec<Mpm>>,
+    /// The targets the case runs against (default: all): for a case no other target can serve
+    /// at all (refhttpd's fault sites); say why in a comment.
+    #[serde(default)]
+    pub targets: Option<Vec<Target>>,
     /// Server settings, Apache directive names.
     #[serde(default)]
     pub server: ServerFile,

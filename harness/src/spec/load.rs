@@ -20,7 +20,7 @@ use super::file::{
 };
 use super::{
     statement, Action, Case, CrashExpect, Expect, Request, RequestExpect, Section, ServerSettings,
-    StatusExpect, Step, DEFAULT_WITHIN, STATUS_KEYS,
+    StatusExpect, Step, Target, DEFAULT_WITHIN, STATUS_KEYS,
 };
 use crate::condition::{Condition, Count, Quantity};
 
@@ -209,6 +209,7 @@ impl Loader<'_> {
             checks,
             tags: file.tags,
             mpms,
+            targets: file.targets.clone().unwrap_or_else(|| Target::ALL.to_vec()),
             path: self.place.path.to_path_buf(),
             server,
             steps,

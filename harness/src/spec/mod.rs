@@ -75,6 +75,8 @@ pub struct Case {
     pub checks: Vec<String>,
     pub tags: Vec<String>,
     pub mpms: Vec<Mpm>,
+    /// The targets it runs against.
+    pub targets: Vec<Target>,
     pub path: PathBuf,
     pub server: ServerSettings,
     pub steps: Vec<Step>,
