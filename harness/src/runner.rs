@@ -86,6 +86,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
         }
     };
     let mut server = started.server;
+    rec.master = Some(server.master());
     let mut play = Play {
         store: &store,
         server: &*server,

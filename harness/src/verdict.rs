@@ -149,6 +149,7 @@ pub fn judge(case: &Case, mpm: Mpm, caps: &Capabilities, rec: &Recording) -> Ver
         caps,
     };
     let mut checks = judge.steps();
+    checks.extend(judge.master_serves_nothing());
     checks.extend(judge.section(&case.expectations(mpm), false));
     checks.extend(judge.section(&case.reference_expectations(mpm), true));
     let result = if checks.iter().any(Check::failed) {
@@ -197,6 +198,30 @@ impl Judge<'_> {
                 }
             })
             .collect()
+    }
+
+    /// PM-1, in every run: no response came from the master itself.
+    fn master_serves_nothing(&self) -> Option<Check> {
+        let master = self.rec.master?;
+        let by_master: Vec<&str> = self
+            .state
+            .outcomes
+            .iter()
+            .filter(|(_, o)| o.pid() == Some(master))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        Some(Check::new(
+            "the master serves no request",
+            by_master.is_empty(),
+            if by_master.is_empty() {
+                format!("no response from master pid {master}")
+            } else {
+                format!(
+                    "served by the master (pid {master}): {}",
+                    by_master.join(", ")
+                )
+            },
+        ))
     }
 
     /// The checks of one (merged) expectation section.

@@ -419,14 +419,10 @@ crash = { scope = "connection" }
 /// may only shrink: a gap not listed here fails the test, and so does a listed gap that is
 /// covered now (take it off the list).
 const KNOWN_GAPS: &[&str] = &[
-    "PM-1 under prefork: no case checks it",
-    "PM-1 under worker: no case checks it",
-    "PM-1 under event: no case checks it",
     "PM-2 under prefork: no case checks it",
     "PM-2 under worker: no case checks it",
     "PM-2 under event: no case checks it",
     "EV-4 under event: no case checks it",
-    "SB-3 under event: no case checks it",
     "ListenBacklog: no case sets it to another value than its default",
 ];
 

@@ -703,6 +703,8 @@ pub struct Recording {
     pub error: Option<String>,
     /// The server's own error log (stderr).
     pub server_log: String,
+    /// The master's pid, once the server started.
+    pub master: Option<i32>,
 }
 
 impl Recording {

@@ -592,6 +592,19 @@ fn scenario_steps_become_checks() {
 }
 
 #[test]
+fn a_response_from_the_master_fails_pm1() {
+    let mut rec = requests_recording();
+    rec.0.master = Some(20);
+    let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "the master serves no request");
+    assert!(c.failed());
+    assert!(c.detail.contains("other, p"), "{}", c.detail);
+    rec.0.master = Some(99);
+    let v = judge(&case(REQUESTS), Mpm::Worker, &reference(), &rec.0);
+    assert!(check(&v, "the master serves no request").passed());
+}
+
+#[test]
 fn a_broken_harness_is_an_error_not_a_verdict() {
     let rec = Recording {
         error: Some("reference server for event did not start".into()),
