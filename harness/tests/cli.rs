@@ -314,11 +314,19 @@ fn no_apache_survives_a_sigkilled_harness() {
 fn kill_harness_mid_case(target: &str) {
     let me = format!("{}-{target}", std::process::id());
     let specs = specs_with(HANGING_CASE);
+    // The killed harness cannot remove its server's temp dir: give it one of ours, removed with
+    // this test. Apache's children (nobody) must be able to traverse it.
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let mut child = harness()
         .arg("--specs")
         .arg(specs.path())
         .args(["run", "--mpm", "worker", "--target", target])
         .env("MPM_HARNESS_TEST_PARENT", &me)
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
