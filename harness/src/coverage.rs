@@ -140,58 +140,62 @@ impl Coverage {
 
     /// The statement table: ID, then per MPM the covering cases (`*`: reference only).
     pub fn statements_table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "| statement | prefork | worker | event |");
-        let _ = writeln!(out, "| --- | --- | --- | --- |");
-        for s in &self.statements {
-            let _ = write!(out, "| {} |", s.statement.id);
-            for mpm in Mpm::ALL {
-                let cell = match s.by_mpm.get(&mpm) {
-                    None => "—".to_string(),
-                    Some(cases) if cases.is_empty() => "**none**".to_string(),
-                    Some(cases) => cases
-                        .iter()
-                        .map(|(id, targets)| {
-                            let star = if targets.contains(&Target::Apache) {
-                                ""
-                            } else {
-                                "*"
-                            };
-                            format!("{id}{star}")
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                };
-                let _ = write!(out, " {cell} |");
-            }
-            out.push('\n');
-        }
-        out
+        table(
+            "statement",
+            self.statements.iter().map(|s| {
+                let cells = s.by_mpm.iter().map(|(mpm, cases)| {
+                    let names = cases.iter().map(|(id, targets)| {
+                        let star = if targets.contains(&Target::Apache) {
+                            ""
+                        } else {
+                            "*"
+                        };
+                        format!("{id}{star}")
+                    });
+                    (*mpm, names.collect())
+                });
+                (s.statement.id.as_str(), cells.collect())
+            }),
+        )
     }
 
     /// The settings table: directive, then per MPM the cases that set it off its default.
     pub fn settings_table(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "| directive | prefork | worker | event |");
-        let _ = writeln!(out, "| --- | --- | --- | --- |");
-        for s in &self.settings {
-            let _ = write!(out, "| {} |", s.setting.name);
-            for mpm in Mpm::ALL {
-                let cell = match s.by_mpm.get(&mpm) {
-                    None => "—".to_string(),
-                    Some(cases) if cases.is_empty() => "**none**".to_string(),
-                    Some(cases) => cases
-                        .iter()
-                        .map(|(id, v)| format!("{id} ({v})"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                };
-                let _ = write!(out, " {cell} |");
-            }
-            out.push('\n');
-        }
-        out
+        table(
+            "directive",
+            self.settings.iter().map(|s| {
+                let cells = s.by_mpm.iter().map(|(mpm, cases)| {
+                    let names = cases.iter().map(|(id, v)| format!("{id} ({v})"));
+                    (*mpm, names.collect())
+                });
+                (s.setting.name.as_str(), cells.collect())
+            }),
+        )
     }
+}
+
+/// A markdown table: a row per name, a column per MPM; `—` where the row does not speak of the
+/// MPM, `**none**` where nothing covers it.
+fn table<'a>(
+    first: &str,
+    rows: impl Iterator<Item = (&'a str, BTreeMap<Mpm, Vec<String>>)>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| {first} | prefork | worker | event |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for (name, cells) in rows {
+        let _ = write!(out, "| {name} |");
+        for mpm in Mpm::ALL {
+            let cell = match cells.get(&mpm) {
+                None => "—".to_string(),
+                Some(cases) if cases.is_empty() => "**none**".to_string(),
+                Some(cases) => cases.join(", "),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

@@ -474,10 +474,16 @@ pub trait Sampler: Send {
 
 type SharedSampler = Arc<Mutex<Box<dyn Sampler>>>;
 
+/// A registered sampler and the sources it covers (read once, at registration).
+struct Registered {
+    sources: &'static [Source],
+    sampler: SharedSampler,
+}
+
 struct Inner {
     state: Mutex<State>,
     changed: Condvar,
-    samplers: Mutex<Vec<SharedSampler>>,
+    samplers: Mutex<Vec<Registered>>,
 }
 
 /// The shared timeline.
@@ -582,12 +588,16 @@ impl Store {
     /// Registers a sampler and samples with it every `every` on a thread of its own until the
     /// store closes; [`Store::sample_now`] may also call it.
     pub fn add_sampler(&self, sampler: Box<dyn Sampler>, every: Duration) -> JoinHandle<()> {
+        let sources = sampler.sources();
         let shared: SharedSampler = Arc::new(Mutex::new(sampler));
         self.inner
             .samplers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(shared.clone());
+            .push(Registered {
+                sources,
+                sampler: shared.clone(),
+            });
         let store = self.clone();
         std::thread::spawn(move || {
             while !store.is_closed() {
@@ -599,20 +609,17 @@ impl Store {
 
     /// Takes one sample now with every sampler that covers one of `sources`.
     pub fn sample_now(&self, sources: &[Source]) {
-        let samplers: Vec<SharedSampler> = self
+        let covering: Vec<SharedSampler> = self
             .inner
             .samplers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for s in &samplers {
-            let covers = {
-                let guard = s.lock().unwrap_or_else(|e| e.into_inner());
-                guard.sources().iter().any(|x| sources.contains(x))
-            };
-            if covers {
-                self.run_sampler(s);
-            }
+            .iter()
+            .filter(|r| r.sources.iter().any(|x| sources.contains(x)))
+            .map(|r| r.sampler.clone())
+            .collect();
+        for s in &covering {
+            self.run_sampler(s);
         }
     }
 

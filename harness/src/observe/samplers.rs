@@ -111,7 +111,8 @@ impl Sampler for ProcSampler {
 /// may not exist yet).
 pub struct Follower {
     path: PathBuf,
-    offset: u64,
+    /// Opened once the file exists; each read goes on from where the last one stopped.
+    file: Option<std::fs::File>,
     pending: Vec<u8>,
 }
 
@@ -119,22 +120,21 @@ impl Follower {
     pub fn new(path: PathBuf) -> Follower {
         Follower {
             path,
-            offset: 0,
+            file: None,
             pending: Vec::new(),
         }
     }
 
     /// Calls `on_line` for each complete new line; false when the file cannot be read (yet).
     pub fn read_new(&mut self, mut on_line: impl FnMut(&str)) -> bool {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(file) = &mut self.file else {
             return false;
         };
-        if file.seek(SeekFrom::Start(self.offset)).is_ok() {
-            if let Ok(n) = file.read_to_end(&mut self.pending) {
-                self.offset += n as u64;
-            }
-        }
+        let _ = file.read_to_end(&mut self.pending);
         if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
             for line in String::from_utf8_lossy(&self.pending[..end]).lines() {
                 on_line(line);

@@ -154,19 +154,6 @@ pub enum Request {
     Raw(String),
 }
 
-impl Request {
-    /// `GET path` with keep-alive.
-    pub fn get(path: &str) -> Request {
-        Request::Http {
-            method: "GET".into(),
-            path: path.into(),
-            body: None,
-            connection_close: false,
-            http10: false,
-        }
-    }
-}
-
 /// What a step does. Every request carries its final name.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -417,18 +404,6 @@ impl Section {
                 None => key.parse().ok().map(Section::Mpm),
             },
         }
-    }
-
-    /// Whether the section applies under `mpm`.
-    pub fn applies(self, mpm: Mpm) -> bool {
-        match self {
-            Section::All | Section::Reference => true,
-            Section::Mpm(m) | Section::ReferenceMpm(m) => m == mpm,
-        }
-    }
-
-    pub fn reference_only(self) -> bool {
-        matches!(self, Section::Reference | Section::ReferenceMpm(_))
     }
 }
 

@@ -35,8 +35,8 @@ use nix::unistd::Pid;
 use refhttpd::{EventKind, Mpm};
 
 use super::{
-    temp_dir, Capabilities, Group, Launch, Server, StartError, Started, Target, TargetKind,
-    Termination, START_TIMEOUT,
+    temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started, Target,
+    TargetKind, START_TIMEOUT,
 };
 use crate::condition::Source;
 use crate::observe::{Ending, Follower, Observation, ProcSampler, Sampler, Store, Summary};
@@ -332,14 +332,12 @@ fn attempt(
             return Err(("the guard did not start Apache".to_string(), false));
         }
     };
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut server = ApacheServer {
+    let mut server = ServerProcess {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         master,
         group: Group::watch(child, store, true),
-        error_log,
-        stopping: stopping.clone(),
-        dir,
+        error_log: error_log.clone(),
+        _dir: dir,
     };
     // Ready when Apache's own scoreboard shows a worker waiting in an accepting child: the
     // master has bound and forked. No request is sent, so no connection is counted before the
@@ -351,7 +349,7 @@ fn attempt(
             break;
         }
         if accepting_worker_waits(server.master, threads) {
-            let observers = start_observers(&server, store, launch.mpm, stopping);
+            let observers = start_observers(&server, store, &error_log, threads);
             return Ok(Started {
                 server: Box::new(server),
                 observers,
@@ -397,47 +395,6 @@ fn accepting_worker_waits(master: i32, threads: usize) -> bool {
     board
         .summary(threads, &live)
         .is_some_and(|s| s.accepting > 0 && s.idle > 0)
-}
-
-/// A running Apache (under its guard).
-struct ApacheServer {
-    addr: SocketAddr,
-    master: i32,
-    group: Group,
-    error_log: PathBuf,
-    /// Set when `stop` begins: the observers no longer record the exits it causes.
-    stopping: Arc<AtomicBool>,
-    dir: tempfile::TempDir,
-}
-
-impl Server for ApacheServer {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn master(&self) -> i32 {
-        self.master
-    }
-
-    fn signal(&self, sig: Signal) -> nix::Result<()> {
-        nix::sys::signal::kill(Pid::from_raw(self.master), sig)
-    }
-
-    fn stop(&mut self) -> Termination {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.group.stop()
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(&self.error_log).unwrap_or_default()
-    }
-}
-
-impl Drop for ApacheServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = &self.dir;
-    }
 }
 
 /// The guard's first line, `guarding <pid>`: Apache's master pid.
@@ -589,16 +546,15 @@ const LOG_EVERY: Duration = Duration::from_millis(2);
 /// Starts the `/proc` and scoreboard watcher, the /proc resource sampler and the error-log
 /// tail.
 fn start_observers(
-    server: &ApacheServer,
+    server: &ServerProcess,
     store: &Store,
-    mpm: Mpm,
-    stopping: Arc<AtomicBool>,
+    error_log: &Path,
+    threads_per_child: usize,
 ) -> Vec<JoinHandle<()>> {
     let shared = Arc::new(Mutex::new(Shared {
         exited: BTreeSet::new(),
-        stopping,
+        stopping: server.group.stopping(),
     }));
-    let threads_per_child = threads_per_child(server.dir.path(), mpm);
     let watcher = Watcher {
         shared: shared.clone(),
         master: server.master,
@@ -610,7 +566,7 @@ fn start_observers(
         first: true,
     };
     let log = ErrorLog {
-        follower: Follower::new(server.error_log.clone()),
+        follower: Follower::new(error_log.to_path_buf()),
         shared,
         signal_seen: BTreeSet::new(),
         scoreboard_full_seen: false,

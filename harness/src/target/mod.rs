@@ -12,7 +12,10 @@ mod apache;
 mod reference;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -145,6 +148,8 @@ impl Target {
 pub struct Group {
     group: Pid,
     store: Store,
+    /// Set when `stop` begins: observers no longer record the exits the stop causes.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Group {
@@ -168,6 +173,7 @@ impl Group {
         Group {
             group,
             store: store.clone(),
+            stopping: Arc::default(),
         }
     }
 
@@ -175,9 +181,15 @@ impl Group {
         self.group.as_raw()
     }
 
+    /// Becomes true when the harness begins to stop the server.
+    pub fn stopping(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
+    }
+
     /// SIGTERM to the group, a grace period, then SIGKILL to the group (always: children of a
     /// stopped master die with it, the group kill covers any straggler).
     pub fn stop(&self) -> Termination {
+        self.stopping.store(true, Ordering::SeqCst);
         if self.store.lock().master_exited {
             let _ = killpg(self.group, Signal::SIGKILL);
             return Termination::AlreadyExited;
@@ -194,6 +206,44 @@ impl Group {
                 .wait_until(Instant::now() + STOP_GRACE, |s| s.master_exited);
             Termination::Killed
         }
+    }
+}
+
+/// A server started in its own temp dir and process group: what both targets run.
+struct ServerProcess {
+    addr: SocketAddr,
+    master: i32,
+    group: Group,
+    error_log: PathBuf,
+    /// Removed when the server is dropped (after it is stopped).
+    _dir: tempfile::TempDir,
+}
+
+impl Server for ServerProcess {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn master(&self) -> i32 {
+        self.master
+    }
+
+    fn signal(&self, sig: Signal) -> nix::Result<()> {
+        nix::sys::signal::kill(Pid::from_raw(self.master), sig)
+    }
+
+    fn stop(&mut self) -> Termination {
+        self.group.stop()
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.group.stop();
     }
 }
 

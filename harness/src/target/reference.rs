@@ -7,19 +7,15 @@
 //! /proc.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use refhttpd::EventKind;
 
 use super::{
-    temp_dir, Capabilities, Group, Launch, Server, StartError, Started, Target, TargetKind,
-    Termination, START_TIMEOUT,
+    temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started, Target,
+    TargetKind, START_TIMEOUT,
 };
 use crate::condition::Source;
 use crate::observe::{EventLogSampler, ProcSampler, ScoreboardSampler, Store};
@@ -111,7 +107,7 @@ impl TargetKind for Reference {
         });
         let group = Group::watch(child, store, false);
         let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
-        let mut server = RefServer {
+        let mut server = ServerProcess {
             addr: "127.0.0.1:0".parse().expect("address"),
             master: group.leader(),
             group,
@@ -140,41 +136,5 @@ impl TargetKind for Reference {
             server: Box::new(server),
             observers,
         })
-    }
-}
-
-struct RefServer {
-    addr: SocketAddr,
-    master: i32,
-    group: Group,
-    error_log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server for RefServer {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn master(&self) -> i32 {
-        self.master
-    }
-
-    fn signal(&self, sig: Signal) -> nix::Result<()> {
-        nix::sys::signal::kill(Pid::from_raw(self.master), sig)
-    }
-
-    fn stop(&mut self) -> Termination {
-        self.group.stop()
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(&self.error_log).unwrap_or_default()
-    }
-}
-
-impl Drop for RefServer {
-    fn drop(&mut self) {
-        self.group.stop();
     }
 }
