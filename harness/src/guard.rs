@@ -33,8 +33,24 @@ pub fn run(program: &str, args: &[String]) -> ! {
         set.add(Signal::SIGINT);
         set
     };
-    // Taken by `wait` below instead of killing us.
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stop_signals), None);
+    // Apache's prefork master signals its whole process group (HUP on a restart, USR1 on a
+    // graceful one): those are for its children, not for us, and are kept blocked here.
+    let group_signals = {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGHUP);
+        set.add(Signal::SIGUSR1);
+        set.add(Signal::SIGWINCH);
+        set
+    };
+    // The stop signals are taken by `wait` below instead of killing us.
+    let blocked = {
+        let mut set = stop_signals;
+        for sig in group_signals.iter() {
+            set.add(sig);
+        }
+        set
+    };
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
     // Our parent is the harness: its death tells us to stop.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let mut command = Command::new(program);
@@ -46,7 +62,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
     // (async-signal-safe) on a set built before the fork; no allocation, no locks.
     unsafe {
         command.pre_exec(move || {
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stop_signals), None)
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked), None)
                 .map_err(std::io::Error::from)
         });
     }

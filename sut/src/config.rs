@@ -487,8 +487,12 @@ impl Config {
             ));
             self.max_request_workers = capped;
         }
-        if self.max_spare_threads < self.min_spare_threads + tpc {
-            self.max_spare_threads = self.min_spare_threads + tpc;
+        // Apache's worker_run()/event_run() with one listener bucket: at least one spare thread,
+        // and room for one more child plus a thread above the minimum, so that maintenance does
+        // not retire a child it would start again at the next tick.
+        self.min_spare_threads = self.min_spare_threads.max(1);
+        if self.max_spare_threads < self.min_spare_threads + tpc + 1 {
+            self.max_spare_threads = self.min_spare_threads + tpc + 1;
         }
         Ok(())
     }
@@ -722,6 +726,30 @@ mod tests {
         assert_eq!(w.timeout, Duration::from_secs(60));
         assert_eq!(w.limit_request_body, 1 << 30);
         assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+    }
+
+    #[test]
+    fn max_spare_threads_leaves_room_for_a_child_and_a_thread() {
+        let c = load(
+            Mpm::Worker,
+            &[
+                "ThreadsPerChild=2",
+                "MinSpareThreads=1",
+                "MaxSpareThreads=3",
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.min_spare_threads, c.max_spare_threads), (1, 4));
+        let c = load(
+            Mpm::Event,
+            &[
+                "ThreadsPerChild=2",
+                "MinSpareThreads=0",
+                "MaxSpareThreads=9",
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.min_spare_threads, c.max_spare_threads), (1, 9));
     }
 
     #[test]

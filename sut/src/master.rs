@@ -694,7 +694,9 @@ impl Master {
         }
         let (min_spare, max_spare) = self.spare_limits();
         if idle > max_spare {
-            self.retire_idle_child();
+            if self.may_retire() {
+                self.retire_idle_child();
+            }
             self.spawn_rate = 1;
         } else if idle < min_spare {
             self.spawn_spares(active, idle);
@@ -762,6 +764,19 @@ impl Master {
             started += 1;
         }
         self.spawn_rate = (self.spawn_rate * 2).min(MAX_SPAWN_RATE);
+    }
+
+    /// Apache's event asks no further child to leave while one it retired is still stopping,
+    /// unless the scoreboard has room for a whole pool beside the children it holds
+    /// (`perform_idle_server_maintenance`'s `do_kill`): stopping children that finish long
+    /// requests must not fill the scoreboard. prefork and worker retire one child every tick.
+    fn may_retire(&self) -> bool {
+        if self.opts.mpm != Mpm::Event {
+            return true;
+        }
+        let total = self.children.iter().flatten().count() as u32;
+        let stopping = self.children.iter().flatten().any(|c| c.retiring);
+        !stopping || self.cfg.server_limit.saturating_sub(total) > self.cfg.max_children()
     }
 
     /// Retires one child whose workers are all idle (the highest slot, as Apache does).
