@@ -50,6 +50,7 @@ pub struct Connection {
 impl Connection {
     /// Opens a connection; a refusal is recorded and returned as an error.
     pub fn open(name: &str, addr: SocketAddr, store: &Store) -> Result<Connection, String> {
+        let start = std::time::Instant::now();
         let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
             store.push(Observation::ConnRefused {
                 conn: name.to_string(),
@@ -60,6 +61,7 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         store.push(Observation::ConnOpened {
             conn: name.to_string(),
+            took_ms: start.elapsed().as_secs_f64() * 1000.0,
         });
         let shared = Arc::new(Shared {
             pending: Mutex::new(VecDeque::new()),

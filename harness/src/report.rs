@@ -123,7 +123,9 @@ pub fn timeline(run: &Run) -> String {
 fn timeline_line(e: &Entry) -> Option<String> {
     Some(match &e.what {
         Observation::Step { line, text } => format!("STEP   (line {line}) {text}"),
-        Observation::ConnOpened { conn } => format!("conn   {conn}: opened"),
+        Observation::ConnOpened { conn, took_ms } => {
+            format!("conn   {conn}: opened in {took_ms:.1} ms")
+        }
         Observation::ConnRefused { conn, error } => format!("conn   {conn}: refused ({error})"),
         Observation::RequestSent {
             request,

@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use crate::condition::{Condition, Facts};
 use crate::observe::{Entry, Observation, Outcome, Recording, State, StepResult, Summary};
-use crate::spec::{Case, CrashExpect, Expect, ExpectedOutcome, RequestExpect, Target};
+use crate::spec::{
+    Case, ConnectExpect, CrashExpect, Expect, ExpectedOutcome, RequestExpect, Target,
+};
 use crate::target::Capabilities;
 
 /// What a check came to.
@@ -200,6 +202,23 @@ impl Judge<'_> {
             .collect()
     }
 
+    /// How long opening `conn` took (ListenBacklog: a handshake the backlog had no room for).
+    fn connect(&self, conn: &str, e: &ConnectExpect) -> Check {
+        let took = self.timeline.iter().find_map(|entry| match &entry.what {
+            Observation::ConnOpened { conn: c, took_ms } if c == conn => Some(*took_ms),
+            _ => None,
+        });
+        let what = format!("connection {conn} {e}");
+        match took {
+            Some(ms) => Check::new(
+                what,
+                e.holds(Duration::from_secs_f64(ms / 1000.0)),
+                format!("opened in {ms:.1} ms"),
+            ),
+            None => Check::fail(what, "never opened"),
+        }
+    }
+
     /// PM-1, in every run: no response came from the master itself.
     fn master_serves_nothing(&self) -> Option<Check> {
         let master = self.rec.master?;
@@ -229,6 +248,9 @@ impl Judge<'_> {
         let mut checks = Vec::new();
         for (name, e) in &expect.requests {
             checks.push(self.request(name, e));
+        }
+        for (conn, e) in &expect.connects {
+            checks.push(self.connect(conn, e));
         }
         if let Some(e) = &expect.other_requests {
             for sent in self

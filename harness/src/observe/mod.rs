@@ -174,6 +174,8 @@ pub enum Observation {
     },
     ConnOpened {
         conn: String,
+        /// How long the TCP handshake took (connect() returning).
+        took_ms: f64,
     },
     ConnRefused {
         conn: String,

@@ -574,6 +574,11 @@ pub struct ExpectFile {
     pub other_requests: Option<RequestExpectFile>,
     /// The crash oracle: which connections a process death may take down.
     pub crash: Option<CrashExpectFile>,
+    /// How long opening each named connection took (the TCP handshake): a connection that the
+    /// listen backlog has no room for waits for the client's SYN to be sent again.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ConnectExpectFile>")]
+    pub connects: BTreeMap<Spanned<String>, ConnectExpectFile>,
     /// Server events by kind, counted over the whole run.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Count>")]
@@ -600,6 +605,14 @@ pub struct RequestExpectFile {
     pub closes: Option<bool>,
     pub bytes: Option<u64>,
     pub reference_only: bool,
+}
+
+/// How long a connection took to open: `{ at_least = "800ms" }`, `{ at_most = "200ms" }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectExpectFile {
+    pub at_least: Option<Text<Dur>>,
+    pub at_most: Option<Text<Dur>>,
 }
 
 /// The table form of a request expectation.

@@ -15,12 +15,12 @@ use refhttpd::{EventKind, Mpm};
 use toml::Spanned;
 
 use super::file::{
-    CaseFile, ConditionFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind, NameList,
-    RequestExpectFile, SignalName, StatusValue, StepFile, Text,
+    CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
+    NameList, RequestExpectFile, SignalName, StatusValue, StepFile, Text,
 };
 use super::{
-    statement, Action, Case, CrashExpect, Expect, Request, RequestExpect, Section, ServerSettings,
-    StatusExpect, Step, Target, DEFAULT_WITHIN, STATUS_KEYS,
+    statement, Action, Case, ConnectExpect, CrashExpect, Expect, Request, RequestExpect, Section,
+    ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN, STATUS_KEYS,
 };
 use crate::condition::{Condition, Count, Quantity};
 
@@ -702,6 +702,10 @@ impl Loader<'_> {
             .as_ref()
             .map(|r| self.request_expect(r))
             .transpose()?;
+        let mut connects = BTreeMap::new();
+        for (name, c) in &e.connects {
+            connects.insert(name.get_ref().clone(), self.connect_expect(name, c)?);
+        }
         let mut events = BTreeMap::new();
         for (kind, count) in &e.events {
             events.insert(self.event_kind(kind)?, *count);
@@ -711,12 +715,44 @@ impl Loader<'_> {
         };
         Ok(Expect {
             requests,
+            connects,
             other_requests,
             crash: e.crash.as_ref().map(crash),
             events,
             seen: conditions(&e.seen)?,
             never: conditions(&e.never)?,
         })
+    }
+
+    fn connect_expect(
+        &self,
+        name: &Spanned<String>,
+        c: &ConnectExpectFile,
+    ) -> Result<ConnectExpect> {
+        if !self.conns.contains(name.get_ref()) {
+            return Err(self.err(
+                name.span(),
+                format!(
+                    "`connects` names `{}`, which no step opens (opened: {})",
+                    name.get_ref(),
+                    list(&self.conns)
+                ),
+            ));
+        }
+        let expect = ConnectExpect {
+            at_least: c.at_least.as_ref().map(|d| d.0 .0),
+            at_most: c.at_most.as_ref().map(|d| d.0 .0),
+        };
+        match (expect.at_least, expect.at_most) {
+            (None, None) => {
+                Err(self.err(name.span(), "a `connects` bound needs at_least or at_most"))
+            }
+            (Some(l), Some(m)) if l > m => Err(self.err(
+                name.span(),
+                format!("at_least {l:?} is above at_most {m:?}: nothing can hold"),
+            )),
+            _ => Ok(expect),
+        }
     }
 
     fn event_kind(&self, kind: &Spanned<String>) -> Result<EventKind> {

@@ -457,6 +457,8 @@ pub struct CrashExpect {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expect {
     pub requests: BTreeMap<String, RequestExpect>,
+    /// How long opening each named connection may take.
+    pub connects: BTreeMap<String, ConnectExpect>,
     pub other_requests: Option<RequestExpect>,
     pub crash: Option<CrashExpect>,
     pub events: BTreeMap<EventKind, Count>,
@@ -464,11 +466,36 @@ pub struct Expect {
     pub never: Vec<Condition>,
 }
 
+/// Bounds on how long a connection took to open.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ConnectExpect {
+    pub at_least: Option<Duration>,
+    pub at_most: Option<Duration>,
+}
+
+impl ConnectExpect {
+    pub fn holds(&self, took: Duration) -> bool {
+        self.at_least.is_none_or(|l| took >= l) && self.at_most.is_none_or(|m| took <= m)
+    }
+}
+
+impl std::fmt::Display for ConnectExpect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.at_least, self.at_most) {
+            (Some(l), Some(m)) => write!(f, "opened in {l:?} … {m:?}"),
+            (Some(l), None) => write!(f, "opened in ≥ {l:?}"),
+            (None, Some(m)) => write!(f, "opened in ≤ {m:?}"),
+            (None, None) => write!(f, "opened"),
+        }
+    }
+}
+
 impl Expect {
     /// `self` with `own` layered over it: its requests, other_requests, crash and event counts
     /// win; its seen and never are appended.
     fn merged_with(mut self, own: &Expect) -> Expect {
         self.requests.extend(own.requests.clone());
+        self.connects.extend(own.connects.clone());
         if own.other_requests.is_some() {
             self.other_requests = own.other_requests.clone();
         }

@@ -661,3 +661,42 @@ fn recovery_seen_before_the_exit_is_observed_counts_from_the_first_cut() {
     assert!(c.passed(), "{c:?}");
     assert!(c.detail.contains("2.0 ms after the crash"), "{}", c.detail);
 }
+
+const CONNECTS: &str = r#"
+id = "t/connects"
+title = "t"
+[[step]]
+open = ["fast", "slow"]
+[expect.all]
+connects = { fast = { at_most = "500ms" }, slow = { at_least = "900ms", at_most = "4s" } }
+"#;
+
+fn opened(conn: &str, took_ms: f64) -> Observation {
+    Observation::ConnOpened {
+        conn: conn.into(),
+        took_ms,
+    }
+}
+
+#[test]
+fn connect_times_are_judged_both_ways() {
+    let judged = |fast: f64, slow: Option<f64>| {
+        let mut r = Rec::default().at(1.0, opened("fast", fast));
+        if let Some(ms) = slow {
+            r = r.at(2.0, opened("slow", ms));
+        }
+        judge(&case(CONNECTS), Mpm::Prefork, &reference(), &r.0)
+    };
+    let v = judged(0.2, Some(3000.0));
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+    // A backlog that had room: the slow one opened at once.
+    let v = judged(0.2, Some(0.3));
+    assert!(check(&v, "connection slow").failed());
+    assert!(!check(&v, "connection fast").failed());
+    // Too slow for its bound, either side.
+    assert!(check(&judged(600.0, Some(3000.0)), "connection fast").failed());
+    assert!(check(&judged(0.2, Some(4100.0)), "connection slow").failed());
+    // Never opened.
+    let v = judged(0.2, None);
+    assert_eq!(check(&v, "connection slow").detail, "never opened");
+}
