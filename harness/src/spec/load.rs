@@ -523,10 +523,18 @@ impl Loader<'_> {
         let conn = self.conn(conn_name)?;
         let fault = s.fault.as_ref().map(|f| f.0.clone());
         let span = conn_name.span();
-        if s.raw.is_some() && (s.path.is_some() || fault.is_some() || s.body.is_some()) {
+        if s.raw.is_some()
+            && (s.path.is_some()
+                || fault.is_some()
+                || s.body.is_some()
+                || s.method.is_some()
+                || s.connection_close
+                || s.http10)
+        {
             return Err(self.err(
                 span,
-                "`raw` replaces the whole request: no `path`, `fault` or `body` with it",
+                "`raw` replaces the whole request: no `path`, `fault`, `body`, `method`, \
+                 `connection_close` or `http10` with it (write them into the raw bytes)",
             ));
         }
         let request = match (&s.raw, &s.path, &fault) {
