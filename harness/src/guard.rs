@@ -84,7 +84,8 @@ pub fn run(program: &str, args: &[String]) -> ! {
         let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
         let _ = tx.send(code);
     });
-    let signals = std::thread::spawn(move || stop_signals.wait());
+    let program = pid;
+    let signals = std::thread::spawn(move || wait_for_stop(&stop_signals, program));
     loop {
         if let Ok(code) = rx.recv_timeout(Duration::from_millis(20)) {
             std::process::exit(code);
@@ -102,4 +103,25 @@ pub fn run(program: &str, args: &[String]) -> ! {
     }
     let _ = killpg(getpgrp(), Signal::SIGKILL);
     std::process::exit(137);
+}
+
+/// Waits for a stop signal that is not the program's own: Apache's prefork master sends SIGTERM
+/// to its whole process group when GracefulShutdownTimeout expires, and that is for its
+/// children, not a request to stop it.
+fn wait_for_stop(set: &SigSet, program: Pid) {
+    loop {
+        // SAFETY: sigwaitinfo only writes the siginfo_t we own; the set is a valid sigset_t
+        // whose signals this thread has blocked (inherited from the mask set before spawning).
+        let (sig, sender) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(set.as_ref(), &mut info);
+            (sig, info.si_pid())
+        };
+        if sig < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if sig < 0 || sender != program.as_raw() {
+            return;
+        }
+    }
 }

@@ -267,11 +267,12 @@ impl WorkerSlot {
     }
     /// Records the request line and client of the request being served.
     pub fn begin_request(&self, request_line: &str, client: &str) {
-        let seq = self.text_seq.fetch_add(1, Ordering::AcqRel);
-        debug_assert!(seq.is_multiple_of(2));
+        // Odd while writing. A writer killed here (SIGTERM, a crash) leaves it odd: the next
+        // writer of the slot starts from whatever it finds.
+        let odd = self.text_seq.fetch_or(1, Ordering::AcqRel) | 1;
         store_text(&self.request, request_line);
         store_text(&self.client, client);
-        self.text_seq.fetch_add(1, Ordering::Release);
+        self.text_seq.store(odd.wrapping_add(1), Ordering::Release);
     }
     /// Counts a served request and its bytes.
     pub fn end_request(&self, bytes: u64) {
@@ -279,8 +280,12 @@ impl WorkerSlot {
         self.bytes_served.fetch_add(bytes, Ordering::Relaxed);
         self.last_used_ms.store(now_ms(), Ordering::Relaxed);
     }
+    /// The request line and client, read consistently unless the writer keeps the seqlock:
+    /// after a bounded number of tries (its writer may have died mid-write and never release
+    /// it) what is there is returned, since the texts are only shown, never judged.
     fn texts(&self) -> (String, String) {
-        loop {
+        const TRIES: u32 = 1000;
+        for _ in 0..TRIES {
             let before = self.text_seq.load(Ordering::Acquire);
             if before % 2 == 1 {
                 std::hint::spin_loop();
@@ -292,6 +297,7 @@ impl WorkerSlot {
                 return (request, client);
             }
         }
+        (load_text(&self.request), load_text(&self.client))
     }
 }
 
@@ -758,6 +764,24 @@ mod tests {
             ScoreboardView::open(&path),
             Err(ViewError::Magic(_))
         ));
+    }
+
+    #[test]
+    fn a_writer_killed_mid_write_does_not_hang_readers() {
+        let sb = Scoreboard::create(Mpm::Prefork, 1, 1, 1, None).unwrap();
+        let slot = sb.worker(0, 0);
+        slot.begin_request("GET /old HTTP/1.1", "::1");
+        // What a child killed inside begin_request leaves: the seqlock held.
+        slot.text_seq.fetch_or(1, Ordering::AcqRel);
+        let snap = sb.snapshot();
+        assert_eq!(snap.processes[0].workers[0].request, "GET /old HTTP/1.1");
+        // The slot's next worker writes and releases it again.
+        slot.begin_request("GET /new HTTP/1.1", "::1");
+        assert_eq!(slot.text_seq.load(Ordering::Acquire) % 2, 0);
+        assert_eq!(
+            sb.snapshot().processes[0].workers[0].request,
+            "GET /new HTTP/1.1"
+        );
     }
 
     #[test]
