@@ -4,6 +4,7 @@
 #
 #   ci/mutants.sh                    # shard 0/9 of the mutants: about 60
 #   MUTANTS_SHARD=3/9 ci/mutants.sh  # another sample
+#   MUTANTS_SHARDING=round-robin ci/mutants.sh  # every 9th mutant, over all the files
 #   MUTANTS_SHARD=0/1 ci/mutants.sh  # all of them (many hours)
 #   ci/mutants.sh --list             # extra arguments go to cargo-mutants
 #
@@ -16,6 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SHARD=${MUTANTS_SHARD:-0/9}
+# slice: consecutive mutants (shard 0/9 is conn.rs and the start of master.rs); round-robin
+# spreads a shard over every file.
+SHARDING=${MUTANTS_SHARDING:-slice}
 VERSION=27.1.0
 
 if ! cargo mutants --version 2>/dev/null | grep -q "$VERSION"; then
@@ -35,10 +39,10 @@ echo "baseline: the catalogue passed on the unmutated tree in $(($(date +%s) - s
 
 rc=0
 cargo mutants \
-    --shard "$SHARD" \
+    --shard "$SHARD" --sharding "$SHARDING" \
     --file 'sut/src/mpm/*.rs' --file sut/src/master.rs --file sut/src/conn.rs --file sut/src/serve.rs \
     --test-package mpm-harness \
-    --baseline skip --timeout 300 --build-timeout 900 \
+    --baseline skip --timeout 180 --build-timeout 900 \
     --jobs 1 \
     --output target/mutants \
     "$@" \
@@ -52,7 +56,7 @@ missed=$(count missed)
 unviable=$(count unviable)
 timeout=$(count timeout)
 viable=$((caught + missed + timeout))
-echo "shard $SHARD: caught $caught, missed $missed, unviable $unviable, timeout $timeout"
+echo "shard $SHARD ($SHARDING): caught $caught, missed $missed, unviable $unviable, timeout $timeout"
 if [ "$viable" -gt 0 ]; then
     echo "score: $(((caught + timeout) * 1000 / viable / 10)).$(((caught + timeout) * 1000 / viable % 10)) % of $viable viable mutants caught"
 fi
