@@ -17,7 +17,7 @@ use refhttpd::Mpm;
 use serde::Serialize;
 
 use crate::condition::{Condition, Facts};
-use crate::observe::{Entry, Observation, Outcome, Recording, State, StepResult, Summary};
+use crate::observe::{Ending, Entry, Observation, Outcome, Recording, State, StepResult, Summary};
 use crate::spec::{
     Case, ConnectExpect, CrashExpect, Expect, ExpectedOutcome, RequestExpect, Target,
 };
@@ -202,6 +202,24 @@ impl Judge<'_> {
             .collect()
     }
 
+    /// The master's exit code (from the whole recording: it may leave as the scenario ends).
+    fn master_exit(&self, code: i32) -> Check {
+        let ending = self
+            .rec
+            .timeline
+            .iter()
+            .find_map(|entry| match &entry.what {
+                Observation::MasterExited { ending } => Some(*ending),
+                _ => None,
+            });
+        let what = format!("the master exits with code {code}");
+        match ending {
+            Some(Ending::Exited(c)) => Check::new(what, c == code, format!("exit code {c}")),
+            Some(other) => Check::fail(what, format!("ended: {other}")),
+            None => Check::fail(what, "the master did not exit"),
+        }
+    }
+
     /// How long opening `conn` took (ListenBacklog: a handshake the backlog had no room for).
     fn connect(&self, conn: &str, e: &ConnectExpect) -> Check {
         let took = self.timeline.iter().find_map(|entry| match &entry.what {
@@ -251,6 +269,9 @@ impl Judge<'_> {
         }
         for (conn, e) in &expect.connects {
             checks.push(self.connect(conn, e));
+        }
+        if let Some(code) = expect.master_exit {
+            checks.push(self.master_exit(code));
         }
         if let Some(e) = &expect.other_requests {
             for sent in self

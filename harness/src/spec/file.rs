@@ -579,6 +579,9 @@ pub struct ExpectFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, ConnectExpectFile>")]
     pub connects: BTreeMap<Spanned<String>, ConnectExpectFile>,
+    /// The master's exit code, when the scenario makes it exit (0 after a stop, non-zero after
+    /// a fatal error).
+    pub master_exit: Option<i32>,
     /// Server events by kind, counted over the whole run.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Count>")]

@@ -724,6 +724,7 @@ impl Loader<'_> {
         Ok(Expect {
             requests,
             connects,
+            master_exit: e.master_exit,
             other_requests,
             crash: e.crash.as_ref().map(crash),
             events,

@@ -459,6 +459,8 @@ pub struct Expect {
     pub requests: BTreeMap<String, RequestExpect>,
     /// How long opening each named connection may take.
     pub connects: BTreeMap<String, ConnectExpect>,
+    /// The master's exit code.
+    pub master_exit: Option<i32>,
     pub other_requests: Option<RequestExpect>,
     pub crash: Option<CrashExpect>,
     pub events: BTreeMap<EventKind, Count>,
@@ -496,6 +498,9 @@ impl Expect {
     fn merged_with(mut self, own: &Expect) -> Expect {
         self.requests.extend(own.requests.clone());
         self.connects.extend(own.connects.clone());
+        if own.master_exit.is_some() {
+            self.master_exit = own.master_exit;
+        }
         if own.other_requests.is_some() {
             self.other_requests = own.other_requests.clone();
         }

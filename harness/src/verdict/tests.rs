@@ -700,3 +700,28 @@ fn connect_times_are_judged_both_ways() {
     let v = judged(0.2, None);
     assert_eq!(check(&v, "connection slow").detail, "never opened");
 }
+
+const MASTER_EXIT: &str = r#"
+id = "t/master-exit"
+title = "t"
+[[step]]
+signal = "stop"
+[expect.all]
+master_exit = 0
+"#;
+
+#[test]
+fn the_master_exit_code_is_judged() {
+    let judged = |ending: Option<Ending>| {
+        let mut r = Rec::default();
+        if let Some(ending) = ending {
+            r = r.at(1.0, Observation::MasterExited { ending });
+        }
+        judge(&case(MASTER_EXIT), Mpm::Event, &reference(), &r.0)
+    };
+    assert_eq!(judged(Some(Ending::Exited(0))).result, RunResult::Passed);
+    let v = judged(Some(Ending::Exited(1)));
+    assert_eq!(check(&v, "the master exits").detail, "exit code 1");
+    assert!(check(&judged(Some(Ending::Signaled(9))), "the master exits").failed());
+    assert!(check(&judged(None), "the master exits").failed());
+}
