@@ -33,19 +33,12 @@ pub fn run(program: &str, args: &[String]) -> ! {
         set.add(Signal::SIGINT);
         set
     };
-    // Apache's prefork master signals its whole process group (HUP on a restart, USR1 on a
-    // graceful one): those are for its children, not for us, and are kept blocked here.
-    let group_signals = {
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGHUP);
-        set.add(Signal::SIGUSR1);
-        set.add(Signal::SIGWINCH);
-        set
-    };
-    // The stop signals are taken by `wait` below instead of killing us.
+    // The stop signals are taken by `wait_for_stop` below instead of killing us. Apache's
+    // prefork master signals its whole process group (HUP on a restart, USR1 on a graceful
+    // one): those are for its children, not for us, and stay blocked here.
     let blocked = {
         let mut set = stop_signals;
-        for sig in group_signals.iter() {
+        for sig in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGWINCH] {
             set.add(sig);
         }
         set
@@ -84,8 +77,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
         let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
         let _ = tx.send(code);
     });
-    let program = pid;
-    let signals = std::thread::spawn(move || wait_for_stop(&stop_signals, program));
+    let signals = std::thread::spawn(move || wait_for_stop(&stop_signals, pid));
     loop {
         if let Ok(code) = rx.recv_timeout(Duration::from_millis(20)) {
             std::process::exit(code);
