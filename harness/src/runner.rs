@@ -98,10 +98,13 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
     play.settle(case.expects_crash(mpm));
     rec.sent = std::mem::take(&mut play.sent);
     rec.steps = std::mem::take(&mut play.steps);
-    drop(play);
     // Fresh samples, so the timeline ends with the state the scenario left.
     store.sample_now(&Source::ALL);
     store.push(Observation::Teardown);
+    // The client's connections close only now: what the server does about that (an EOF on an
+    // idle keep-alive connection that finds every worker busy, say) is teardown, not the case.
+    play.close_connections();
+    drop(play);
     let termination = server.stop();
     store.push(Observation::Note {
         text: format!("server stopped: {termination:?}"),
@@ -366,9 +369,9 @@ impl Play<'_> {
         });
     }
 
-    /// Lets every sent request reach an outcome (bounded), then closes the client side. A case
-    /// that expects a crash also waits (bounded) for the process exit to be observed, so the
-    /// oracle does not depend on how fast the observers caught up.
+    /// Lets every sent request reach an outcome (bounded). A case that expects a crash also
+    /// waits (bounded) for the process exit to be observed, so the oracle does not depend on how
+    /// fast the observers caught up.
     fn settle(&mut self, expects_crash: bool) {
         let names: Vec<String> = self.sent.iter().map(|s| s.name.clone()).collect();
         let deadline = Instant::now() + SETTLE;
@@ -381,6 +384,9 @@ impl Play<'_> {
                     && (!expects_crash || f.state.child_exits > 0)
             },
         );
+    }
+
+    fn close_connections(&mut self) {
         for c in self.conns.values_mut() {
             c.close();
         }
