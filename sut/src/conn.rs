@@ -2,15 +2,15 @@
 //! with deadlines (`poll` on the socket, optionally also on the child's control pipe so that a
 //! graceful stop wakes a keep-alive wait).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-/// How much one read asks for.
-const READ_CHUNK: usize = 16 * 1024;
+/// How much one read asks for (16 KiB).
+const READ_CHUNK: usize = 16_384;
 /// Apache's lingering close: read and discard for at most this long (MAX_SECS_TO_LINGER is 30 s,
 /// each read waits SECONDS_TO_LINGER = 2 s).
 const LINGER_TOTAL: Duration = Duration::from_secs(2);
@@ -37,14 +37,12 @@ pub enum Wait {
     Interrupted,
 }
 
-/// Why an I/O operation on a connection did not complete.
+/// Why a read on a connection did not complete.
 #[derive(Debug)]
 pub enum IoFailure {
     TimedOut,
-    /// The peer closed (EOF on read, EPIPE/ECONNRESET on write).
-    Closed,
-    /// Any other I/O error.
-    Io,
+    /// The peer closed (EOF), reset, or the socket failed: the connection is over either way.
+    Gone,
 }
 
 impl Conn {
@@ -63,16 +61,6 @@ impl Conn {
     /// Drops the first `n` buffered bytes (a parsed head or body part).
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
-        if self.buf.is_empty() && self.buf.capacity() > 4 * READ_CHUNK {
-            self.buf = Vec::new();
-        }
-    }
-
-    /// Frees the read buffer of an idle connection (event MPM keeps thousands of them).
-    pub fn shrink(&mut self) {
-        if self.buf.is_empty() {
-            self.buf = Vec::new();
-        }
     }
 
     /// Waits for `flags` on the socket until `deadline`, or until `interrupt` is readable.
@@ -112,18 +100,17 @@ impl Conn {
     }
 
     /// Reads what is available without waiting. `Ok(None)`: nothing yet; `Ok(Some(0))`: EOF.
+    /// (The socket is non-blocking, so a read never sleeps and is never interrupted: EINTR
+    /// cannot happen here.)
     pub fn try_fill(&mut self) -> io::Result<Option<usize>> {
         let mut chunk = [0u8; READ_CHUNK];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(Some(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(Some(n))
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -131,49 +118,16 @@ impl Conn {
     pub fn fill(&mut self, deadline: Instant) -> Result<usize, IoFailure> {
         loop {
             match self.try_fill() {
-                Ok(Some(0)) => return Err(IoFailure::Closed),
+                Ok(Some(0)) | Err(_) => return Err(IoFailure::Gone),
                 Ok(Some(n)) => return Ok(n),
                 Ok(None) => {}
-                Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
-                Err(_) => return Err(IoFailure::Io),
             }
             match self.wait(PollFlags::POLLIN, Some(deadline), None) {
                 Ok(Wait::Ready) => {}
                 Ok(_) => return Err(IoFailure::TimedOut),
-                Err(_) => return Err(IoFailure::Io),
+                Err(_) => return Err(IoFailure::Gone),
             }
         }
-    }
-
-    /// Writes as much of `data` as the socket takes now, without waiting.
-    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, IoFailure> {
-        loop {
-            match self.stream.write(data) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_peer_gone(&e) => return Err(IoFailure::Closed),
-                Err(_) => return Err(IoFailure::Io),
-            }
-        }
-    }
-
-    /// Writes all of `data`; each wait for the socket to take more is bounded by `timeout`
-    /// (Apache's `Timeout` is per I/O operation, not per response).
-    pub fn write_all(&mut self, mut data: &[u8], timeout: Duration) -> Result<(), IoFailure> {
-        while !data.is_empty() {
-            let n = self.try_write(data)?;
-            if n > 0 {
-                data = &data[n..];
-                continue;
-            }
-            match self.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
-                Ok(Wait::Ready) => {}
-                Ok(_) => return Err(IoFailure::TimedOut),
-                Err(_) => return Err(IoFailure::Io),
-            }
-        }
-        Ok(())
     }
 
     /// Closes after reading (and discarding) what the client still sends, so that an error
@@ -191,17 +145,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// Errors that mean the client is gone rather than that something is wrong with us.
-pub fn is_peer_gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-    )
 }
 
 /// A poll timeout for `d`, rounded up to the next millisecond so a wait never ends early.

@@ -59,6 +59,17 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// Bytes already serialised whole (an error response, `100 Continue`).
+    fn whole(bytes: Vec<u8>) -> Outgoing {
+        Outgoing {
+            head: bytes,
+            head_done: 0,
+            body: Body::Empty,
+            body_done: 0,
+            keep_alive: false,
+        }
+    }
+
     /// Bytes still to write.
     pub fn remaining(&self) -> u64 {
         (self.head.len() - self.head_done) as u64 + self.body.len() - self.body_done
@@ -273,26 +284,14 @@ fn build_response(
 /// Writes the response: all of it in the worker, or (event) what the client takes at once and
 /// the rest handed to the listener when that is cheap.
 fn send(conn: &mut Conn, w: &mut WorkerCtx<'_>, mut out: Outgoing, mode: WriteMode) -> After {
-    w.slot.set_state(WorkerState::Writing);
     let total = out.total();
-    let timeout = w.child.cfg.timeout;
-    loop {
-        match out.write_some(&mut conn.stream) {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(_) => return After::Abort,
-        }
-        if mode == WriteMode::Async && out.can_set_aside() {
+    match write_out(conn, w, &mut out, mode) {
+        Written::All => {}
+        Written::SetAside => {
             w.slot.end_request(total);
             return After::WriteLater(out);
         }
-        match conn.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
-            Ok(Wait::Ready) => {}
-            _ => {
-                w.log_timeout("write", &conn.peer);
-                return After::Abort;
-            }
-        }
+        Written::Failed => return After::Abort,
     }
     w.slot.end_request(total);
     let keep_alive = out.keep_alive;
@@ -301,6 +300,41 @@ fn send(conn: &mut Conn, w: &mut WorkerCtx<'_>, mut out: Outgoing, mode: WriteMo
         After::KeepAlive
     } else {
         After::Close
+    }
+}
+
+/// How far a worker got with a response.
+enum Written {
+    All,
+    /// Event only: the rest is for the listener.
+    SetAside,
+    /// The client is gone, or it took nothing for `Timeout` (TO-2, logged).
+    Failed,
+}
+
+/// Writes `out` from this worker; every wait for the client to take more is bounded by Timeout
+/// (Apache's `Timeout` is per I/O operation, not per response). Under `Async`, stops as soon as
+/// the client takes no more and the rest can be set aside (EV-2). Every response goes through
+/// here: handler responses, error responses, `100 Continue`.
+fn write_out(conn: &mut Conn, w: &WorkerCtx<'_>, out: &mut Outgoing, mode: WriteMode) -> Written {
+    w.slot.set_state(WorkerState::Writing);
+    let timeout = w.child.cfg.timeout;
+    loop {
+        match out.write_some(&mut conn.stream) {
+            Ok(true) => return Written::All,
+            Ok(false) => {}
+            Err(_) => return Written::Failed,
+        }
+        if mode == WriteMode::Async && out.can_set_aside() {
+            return Written::SetAside;
+        }
+        match conn.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
+            Ok(Wait::Ready) => {}
+            _ => {
+                w.log_timeout("write", &conn.peer);
+                return Written::Failed;
+            }
+        }
     }
 }
 
@@ -357,7 +391,9 @@ fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Resu
         BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(limit)),
     };
     if head.expect_continue {
-        let _ = conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n", w.child.cfg.timeout);
+        let mut out = Outgoing::whole(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+        // A client that does not take it will not send the body either: the read times out.
+        let _ = write_out(conn, w, &mut out, WriteMode::Blocking);
     }
     let stage = w.child.cfg.request_read_timeout.body.clone();
     let started = Instant::now();
@@ -449,7 +485,6 @@ fn limits(w: &WorkerCtx<'_>) -> Limits {
 
 /// Answers an error status with `Connection: close` and asks for a lingering close (HT-1).
 fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
-    w.slot.set_state(WorkerState::Writing);
     let response = Response::error(status);
     let mut bytes = Vec::with_capacity(512);
     let headers = [
@@ -466,11 +501,12 @@ fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
     if let Body::Bytes(b) = &response.body {
         bytes.extend_from_slice(b);
     }
-    match conn.write_all(&bytes, w.child.cfg.timeout) {
-        Ok(()) => {
-            w.slot.end_request(bytes.len() as u64);
+    let mut out = Outgoing::whole(bytes);
+    match write_out(conn, w, &mut out, WriteMode::Blocking) {
+        Written::All => {
+            w.slot.end_request(out.total());
             After::Linger
         }
-        Err(_) => After::Abort,
+        Written::SetAside | Written::Failed => After::Abort,
     }
 }

@@ -209,10 +209,8 @@ fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
             match conn.try_fill() {
                 Ok(Some(0)) | Err(_) => return Returned::Closed(token),
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    conn.shrink();
-                    return Returned::KeepAlive(conn, token);
-                }
+                // The listener keeps the socket only (EV-7): the read buffer goes.
+                Ok(None) => return Returned::KeepAlive(conn, token),
             }
         }
         started = Instant::now();
