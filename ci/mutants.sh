@@ -29,6 +29,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # Each mutant is a rebuild: without debug info it links in half the time. Three trials at once,
 # as `mpm-harness run` does by default.
 export CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0
+# A mutant is caught at the first failing case: the cases not started yet are not run.
+export MPM_HARNESS_FAIL_FAST=1
 THREADS=${MUTANTS_TEST_THREADS:-3}
 
 # cargo-mutants 27 runs its own baseline on the mutated package's tests, not on

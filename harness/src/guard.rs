@@ -10,6 +10,9 @@
 //! - when the guard is told to stop (SIGTERM/SIGINT, also sent by the kernel when the harness
 //!   thread that started it dies), it passes SIGTERM to the program, gives it a grace period,
 //!   then SIGKILLs the whole group, itself included.
+//!
+//! Either way, when the harness is gone by then, the guard first removes the server's temp dir
+//! (named by [`crate::target::SERVER_DIR_ENV`]).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -45,12 +48,14 @@ pub fn run(program: &str, args: &[String]) -> ! {
     };
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None);
     // Our parent is the harness: its death tells us to stop.
+    let harness = nix::unistd::getppid();
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        .env_remove(crate::target::SERVER_DIR_ENV);
     // SAFETY: runs in the forked child before exec and only makes the sigprocmask system call
     // (async-signal-safe) on a set built before the fork; no allocation, no locks.
     unsafe {
@@ -80,6 +85,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
     let signals = std::thread::spawn(move || wait_for_stop(&stop_signals, pid));
     loop {
         if let Ok(code) = rx.recv_timeout(Duration::from_millis(20)) {
+            crate::target::remove_server_dir_if_orphaned(harness);
             std::process::exit(code);
         }
         if signals.is_finished() {
@@ -88,13 +94,13 @@ pub fn run(program: &str, args: &[String]) -> ! {
     }
     let _ = kill(pid, Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
-    if let Ok(code) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        // The program stopped; anything it left in the group goes with us.
-        let _ = killpg(getpgrp(), Signal::SIGKILL);
-        std::process::exit(code);
-    }
+    let code = rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or(137);
+    // The program stopped (or had its grace); anything it left in the group goes with us.
+    crate::target::remove_server_dir_if_orphaned(harness);
     let _ = killpg(getpgrp(), Signal::SIGKILL);
-    std::process::exit(137);
+    std::process::exit(code);
 }
 
 /// Waits for a stop signal that is not the program's own: Apache's prefork master sends SIGTERM

@@ -314,8 +314,8 @@ fn no_apache_survives_a_sigkilled_harness() {
 fn kill_harness_mid_case(target: &str) {
     let me = format!("{}-{target}", std::process::id());
     let specs = specs_with(HANGING_CASE);
-    // The killed harness cannot remove its server's temp dir: give it one of ours, removed with
-    // this test. Apache's children (nobody) must be able to traverse it.
+    // A TMPDIR of our own, to see that the server's temp dir goes too (the killed harness cannot
+    // remove it; the server's top process does). Apache's children (nobody) must traverse it.
     let tmp = tempfile::tempdir().unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
@@ -356,6 +356,13 @@ fn kill_harness_mid_case(target: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The server's top process removed the dir before it exited.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{target} left in its TMPDIR: {left:?}");
 }
 
 fn is_zombie(pid: i32) -> bool {

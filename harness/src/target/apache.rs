@@ -312,6 +312,7 @@ fn attempt(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
+        .env(super::SERVER_DIR_ENV, &path)
         .process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
     // call, which is async-signal-safe; it touches no memory of the parent.

@@ -251,3 +251,60 @@ impl Drop for ServerProcess {
 fn temp_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix(prefix).tempdir()
 }
+
+/// Names a server's temp dir to the process the harness starts for it (`__serve` or
+/// `__guard`), which removes the dir if the harness dies first: a SIGKILLed harness never drops
+/// its `TempDir`.
+pub const SERVER_DIR_ENV: &str = "MPM_HARNESS_SERVER_DIR";
+
+/// Called by a server's top process as it exits: when the harness that started it is gone (or
+/// going: being killed), nobody else will remove the server's temp dir.
+pub fn remove_server_dir_if_orphaned(harness: Pid) {
+    if !os::is_gone(harness) {
+        return;
+    }
+    if let Some(dir) = std::env::var_os(SERVER_DIR_ENV) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[cfg(unix)]
+mod os {
+    use nix::unistd::Pid;
+
+    /// SIGKILL's bit in /proc's pending-signal masks.
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+
+    /// Whether `parent` (the process that started us) has exited or is being killed. The death
+    /// signal comes when the *thread* that started us ends: we are then reparented to another
+    /// thread of the same process, so `getppid` alone cannot tell a harness that is being
+    /// SIGKILLed (its threads not all gone yet) from one that is alive.
+    pub fn is_gone(parent: Pid) -> bool {
+        if nix::unistd::getppid() != parent {
+            return true;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{parent}/status")) else {
+            return true;
+        };
+        status.lines().any(|line| match line.split_once(':') {
+            Some(("State", v)) => matches!(v.trim_start().chars().next(), Some('Z' | 'X')),
+            Some(("SigPnd" | "ShdPnd", v)) => {
+                u64::from_str_radix(v.trim(), 16).is_ok_and(|mask| mask & SIGKILL_BIT != 0)
+            }
+            _ => false,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_live_parent_is_not_gone() {
+            assert!(!super::is_gone(nix::unistd::getppid()));
+        }
+
+        #[test]
+        fn a_process_that_is_not_our_parent_is_gone() {
+            assert!(super::is_gone(nix::unistd::getpid()));
+        }
+    }
+}

@@ -46,7 +46,10 @@ pub fn serve_if_asked() {
         use clap::Parser;
         let rest = std::iter::once("refhttpd".into()).chain(args);
         let parsed = refhttpd::Args::parse_from(rest);
-        std::process::exit(refhttpd::run(&parsed));
+        let harness = nix::unistd::getppid();
+        let code = refhttpd::run(&parsed);
+        super::remove_server_dir_if_orphaned(harness);
+        std::process::exit(code);
     }
 }
 
@@ -90,6 +93,7 @@ impl TargetKind for Reference {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
+            .env(super::SERVER_DIR_ENV, dir.path())
             .process_group(0);
         if launch.faults {
             cmd.arg("--faults");
