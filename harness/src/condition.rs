@@ -105,6 +105,8 @@ pub enum Quantity {
     AsyncKeepalive,
     /// Connections event's listener is writing (ConnsAsyncWriting).
     AsyncWriting,
+    /// Connections event's listener is closing lingeringly (ConnsAsyncClosing).
+    AsyncClosing,
     /// Live child processes.
     Processes,
     /// Live child processes that accept connections.
@@ -118,13 +120,14 @@ pub enum Quantity {
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 11] = [
+    pub const ALL: [Quantity; 12] = [
         Quantity::BusyWorkers,
         Quantity::IdleWorkers,
         Quantity::KeepaliveWorkers,
         Quantity::WritingWorkers,
         Quantity::AsyncKeepalive,
         Quantity::AsyncWriting,
+        Quantity::AsyncClosing,
         Quantity::Processes,
         Quantity::Accepting,
         Quantity::Threads,
@@ -141,6 +144,7 @@ impl Quantity {
             Quantity::WritingWorkers => "writing_workers",
             Quantity::AsyncKeepalive => "async_keepalive",
             Quantity::AsyncWriting => "async_writing",
+            Quantity::AsyncClosing => "async_closing",
             Quantity::Processes => "processes",
             Quantity::Accepting => "accepting",
             Quantity::Threads => "threads",

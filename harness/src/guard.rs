@@ -12,7 +12,7 @@
 //!   then SIGKILLs the whole group, itself included.
 //!
 //! Either way, when the harness is gone by then, the guard first removes the server's temp dir
-//! (named by [`crate::target::SERVER_DIR_ENV`]).
+//! (named by [`SERVER_DIR_ENV`]).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -55,7 +55,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .env_remove(crate::target::SERVER_DIR_ENV);
+        .env_remove(SERVER_DIR_ENV);
     // SAFETY: runs in the forked child before exec and only makes the sigprocmask system call
     // (async-signal-safe) on a set built before the fork; no allocation, no locks.
     unsafe {
@@ -85,7 +85,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
     let signals = std::thread::spawn(move || wait_for_stop(&stop_signals, pid));
     loop {
         if let Ok(code) = rx.recv_timeout(Duration::from_millis(20)) {
-            crate::target::remove_server_dir_if_orphaned(harness);
+            remove_server_dir_if_orphaned(harness);
             std::process::exit(code);
         }
         if signals.is_finished() {
@@ -98,7 +98,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         .unwrap_or(137);
     // The program stopped (or had its grace); anything it left in the group goes with us.
-    crate::target::remove_server_dir_if_orphaned(harness);
+    remove_server_dir_if_orphaned(harness);
     let _ = killpg(getpgrp(), Signal::SIGKILL);
     std::process::exit(code);
 }
@@ -120,6 +120,63 @@ fn wait_for_stop(set: &SigSet, program: Pid) {
         }
         if sig < 0 || sender != program.as_raw() {
             return;
+        }
+    }
+}
+
+/// Names a server's temp dir to the process the harness starts for it (`__serve` or
+/// `__guard`), which removes the dir if the harness dies first: a SIGKILLed harness never drops
+/// its `TempDir`.
+pub const SERVER_DIR_ENV: &str = "MPM_HARNESS_SERVER_DIR";
+
+/// Called by a server's top process as it exits: when the harness that started it is gone (or
+/// going: being killed), nobody else will remove the server's temp dir.
+pub fn remove_server_dir_if_orphaned(harness: Pid) {
+    if !os::is_gone(harness) {
+        return;
+    }
+    if let Some(dir) = std::env::var_os(SERVER_DIR_ENV) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[cfg(unix)]
+mod os {
+    use nix::unistd::Pid;
+
+    /// SIGKILL's bit in /proc's pending-signal masks.
+    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
+
+    /// Whether `parent` (the process that started us) has exited or is being killed. The death
+    /// signal comes when the *thread* that started us ends: we are then reparented to another
+    /// thread of the same process, so `getppid` alone cannot tell a harness that is being
+    /// SIGKILLed (its threads not all gone yet) from one that is alive.
+    pub fn is_gone(parent: Pid) -> bool {
+        if nix::unistd::getppid() != parent {
+            return true;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{parent}/status")) else {
+            return true;
+        };
+        status.lines().any(|line| match line.split_once(':') {
+            Some(("State", v)) => matches!(v.trim_start().chars().next(), Some('Z' | 'X')),
+            Some(("SigPnd" | "ShdPnd", v)) => {
+                u64::from_str_radix(v.trim(), 16).is_ok_and(|mask| mask & SIGKILL_BIT != 0)
+            }
+            _ => false,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_live_parent_is_not_gone() {
+            assert!(!super::is_gone(nix::unistd::getppid()));
+        }
+
+        #[test]
+        fn a_process_that_is_not_our_parent_is_gone() {
+            assert!(super::is_gone(nix::unistd::getpid()));
         }
     }
 }

@@ -357,10 +357,11 @@ impl Config {
                 let f: f64 = v
                     .parse()
                     .map_err(|_| err(format!("`{v}` is not a number")))?;
-                if !(f.is_finite() && f >= 0.0) {
-                    return Err(err(format!("`{v}` must be a non-negative number")));
+                if !(f.is_finite() && f > 0.0) {
+                    return Err(err(format!("`{v}` must be a positive number")));
                 }
-                self.async_request_worker_factor = f;
+                // As Apache's set_worker_factor: below 1 counts as 1.
+                self.async_request_worker_factor = f.max(1.0);
             }
             "KeepAlive" => self.keep_alive = on_off(v).map_err(err)?,
             "KeepAliveTimeout" => self.keep_alive_timeout = parse_duration(v).map_err(err)?,

@@ -117,6 +117,7 @@ pub struct Summary {
     pub writing_workers: u64,
     pub async_keepalive: u64,
     pub async_writing: u64,
+    pub async_closing: u64,
     pub processes: u64,
     pub accepting: u64,
     /// Worker letters of live processes, one group per process.
@@ -129,7 +130,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "[{}] busy={} idle={} K={} W={} async_ka={} async_w={} procs={} accepting={}",
+            "[{}] busy={} idle={} K={} W={} async_ka={} async_w={} async_c={} procs={} accepting={}",
             self.workers,
             self.busy,
             self.idle,
@@ -137,6 +138,7 @@ impl fmt::Display for Summary {
             self.writing_workers,
             self.async_keepalive,
             self.async_writing,
+            self.async_closing,
             self.processes,
             self.accepting
         )
@@ -416,6 +418,7 @@ impl Facts for State {
             Quantity::WritingWorkers => board().map(|s| s.writing_workers),
             Quantity::AsyncKeepalive => board().map(|s| s.async_keepalive),
             Quantity::AsyncWriting => board().map(|s| s.async_writing),
+            Quantity::AsyncClosing => board().map(|s| s.async_closing),
             Quantity::Processes => board().map(|s| s.processes),
             Quantity::Accepting => board().map(|s| s.accepting),
             Quantity::Threads => procs().map(|r| r.threads),

@@ -30,6 +30,7 @@ impl Summary {
             writing_workers: s.count(WorkerState::Writing) as u64,
             async_keepalive: u64::from(s.conns_async_keepalive()),
             async_writing: u64::from(s.conns_async_writing()),
+            async_closing: u64::from(s.conns_async_closing()),
             processes: s.live_processes().count() as u64,
             accepting: s.live_processes().filter(|p| p.accepting).count() as u64,
             workers,

@@ -541,6 +541,8 @@ pub struct ConditionFile {
     pub async_keepalive: Option<Count>,
     /// Connections the event listener is writing (ConnsAsyncWriting).
     pub async_writing: Option<Count>,
+    /// Connections the event listener is closing lingeringly (ConnsAsyncClosing).
+    pub async_closing: Option<Count>,
     /// Live child processes.
     pub processes: Option<Count>,
     /// Live child processes that accept connections.

@@ -664,6 +664,7 @@ impl Loader<'_> {
             (Quantity::WritingWorkers, c.writing_workers),
             (Quantity::AsyncKeepalive, c.async_keepalive),
             (Quantity::AsyncWriting, c.async_writing),
+            (Quantity::AsyncClosing, c.async_closing),
             (Quantity::Processes, c.processes),
             (Quantity::Accepting, c.accepting),
             (Quantity::Threads, c.threads),

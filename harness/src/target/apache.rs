@@ -312,7 +312,7 @@ fn attempt(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
-        .env(super::SERVER_DIR_ENV, &path)
+        .env(crate::guard::SERVER_DIR_ENV, &path)
         .process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
     // call, which is async-signal-safe; it touches no memory of the parent.
@@ -501,6 +501,7 @@ impl ApacheBoard {
                 s.accepting += 1;
             }
             s.async_writing += u64::from(u32_at(p, 16));
+            s.async_closing += u64::from(u32_at(p, 20));
             s.async_keepalive += u64::from(u32_at(p, 24));
             let at = workers_at + (slot * self.thread_limit) as u64 * WORKER_SCORE;
             self.file.read_exact_at(&mut block, at).ok()?;

@@ -48,7 +48,7 @@ pub fn serve_if_asked() {
         let parsed = refhttpd::Args::parse_from(rest);
         let harness = nix::unistd::getppid();
         let code = refhttpd::run(&parsed);
-        super::remove_server_dir_if_orphaned(harness);
+        crate::guard::remove_server_dir_if_orphaned(harness);
         std::process::exit(code);
     }
 }
@@ -93,7 +93,7 @@ impl TargetKind for Reference {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env(super::SERVER_DIR_ENV, dir.path())
+            .env(crate::guard::SERVER_DIR_ENV, dir.path())
             .process_group(0);
         if launch.faults {
             cmd.arg("--faults");

@@ -263,6 +263,9 @@ struct Listener<'a> {
     workers_were_busy: bool,
     /// The listening socket signalled a connection that is not accepted yet.
     listen_pending: bool,
+    /// The connection limit stopped accepting (Apache's listeners disabled by
+    /// connections_above_limit): accepting resumes only one idle worker lower.
+    at_limit: bool,
     accepted: u64,
     counts: Counts,
 }
@@ -297,6 +300,7 @@ impl<'a> Listener<'a> {
             serial: 0,
             workers_were_busy: false,
             listen_pending: true,
+            at_limit: false,
             accepted: 0,
             counts: Counts::default(),
         })
@@ -550,12 +554,12 @@ impl<'a> Listener<'a> {
             return;
         };
         let mut sink = [0u8; 4096];
+        // Non-blocking: a read never sleeps, so it is never interrupted (no EINTR).
         loop {
             match stream.read(&mut sink) {
                 Ok(0) => break,
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
         }
@@ -616,14 +620,16 @@ impl<'a> Listener<'a> {
                 if self.listen.as_ref().is_some_and(connection_waiting) {
                     self.note_workers_busy();
                 }
-                self.shared.process_slot().set_accepting(false);
+                self.set_accepting(false);
                 return;
             }
             if !self.under_connection_limit(idlers) {
-                self.shared.process_slot().set_accepting(false);
+                self.at_limit = true;
+                self.set_accepting(false);
                 return;
             }
-            self.shared.process_slot().set_accepting(true);
+            self.at_limit = false;
+            self.set_accepting(true);
             let Some(listen) = &self.listen else { return };
             match accept(self.shared, listen) {
                 Accepted::Conn(conn) => {
@@ -645,13 +651,20 @@ impl<'a> Listener<'a> {
         }
     }
 
-    /// Apache's connections_above_limit(), inverted.
+    fn set_accepting(&self, accepting: bool) {
+        self.shared.process_slot().set_accepting(accepting);
+    }
+
+    /// Apache's connections_above_limit(), inverted: ThreadsPerChild + idle workers × the
+    /// factor's integer part (Apache divides `worker_factor / WORKER_FACTOR_SCALE` in integers,
+    /// so 1.5 counts as 1), with one idle worker fewer once the limit stopped accepting, so that
+    /// the listener does not flip on and off at the limit.
     fn under_connection_limit(&self, idlers: usize) -> bool {
         let cfg = &self.shared.cfg;
-        let active = f64::from(self.counts.open - self.counts.closing);
-        let limit =
-            f64::from(cfg.threads_per_child) + cfg.async_request_worker_factor * idlers as f64;
-        active < limit
+        let active = self.counts.open - self.counts.closing;
+        let per_idler = cfg.async_request_worker_factor.trunc() as u32;
+        let idlers = idlers.saturating_sub(usize::from(self.at_limit)) as u32;
+        active < cfg.threads_per_child + idlers * per_idler
     }
 
     /// A graceful stop: accept nothing more, close idle connections, finish the rest.
