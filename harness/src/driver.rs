@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::client::{self, Parsed};
@@ -230,6 +233,29 @@ impl Connection {
                 std::thread::sleep(interval);
             }
         }));
+    }
+
+    /// Whether the server's end of the connection (its FIN, or a reset) has reached this socket
+    /// while the reader, which records it, has not got to it yet.
+    pub fn server_end_unrecorded(&self) -> bool {
+        let Some(stream) = &self.stream else {
+            return false;
+        };
+        if self.reader.is_none()
+            || self.shared.client_closed.load(Ordering::Acquire)
+            || self
+                .shared
+                .ended
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+        {
+            return false;
+        }
+        // POLLHUP and POLLERR are reported whether asked for or not.
+        let rdhup = PollFlags::from_bits_retain(libc::POLLRDHUP);
+        let mut fds = [PollFd::new(stream.as_fd(), rdhup)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
     /// Resets the connection: SO_LINGER 0, the reader stopped, then the last descriptor closed,
