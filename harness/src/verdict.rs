@@ -220,6 +220,21 @@ impl Judge<'_> {
         }
     }
 
+    /// Whether some line of the server's error log contains `text` (`wanted`) or none does.
+    fn log_line(&self, text: &str, wanted: bool) -> Check {
+        let line = self.rec.server_log.lines().find(|l| l.contains(text));
+        let what = if wanted {
+            format!("the error log has {text:?}")
+        } else {
+            format!("the error log never has {text:?}")
+        };
+        let observed = match line {
+            Some(l) => format!("logged: {}", l.trim()),
+            None => "no such line".to_string(),
+        };
+        Check::new(what, line.is_some() == wanted, observed)
+    }
+
     /// How long opening `conn` took (ListenBacklog: a handshake the backlog had no room for).
     fn connect(&self, conn: &str, e: &ConnectExpect) -> Check {
         let took = self.timeline.iter().find_map(|entry| match &entry.what {
@@ -272,6 +287,12 @@ impl Judge<'_> {
         }
         if let Some(code) = expect.master_exit {
             checks.push(self.master_exit(code));
+        }
+        for text in &expect.log_has {
+            checks.push(self.log_line(text, true));
+        }
+        for text in &expect.log_never {
+            checks.push(self.log_line(text, false));
         }
         if let Some(e) = &expect.other_requests {
             for sent in self

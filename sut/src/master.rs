@@ -405,13 +405,14 @@ impl Master {
         self.children.iter().flatten().count()
     }
 
-    /// Children of the current generation that are not retiring.
+    /// Children that are not retiring: those of the current generation, since a restart
+    /// retires every child of the one before (`retire_all`, `terminate_children`).
     fn active_children(&self) -> impl Iterator<Item = (usize, &ChildProc)> {
         self.children
             .iter()
             .enumerate()
             .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
-            .filter(|(_, c)| !c.retiring && c.generation == self.generation)
+            .filter(|(_, c)| !c.retiring)
     }
 
     /// Forks a child into `slot`.

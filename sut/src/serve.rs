@@ -383,10 +383,10 @@ fn read_head(
 }
 
 /// Reads and discards the request body, within the body stage of RequestReadTimeout.
-fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Result<u64, After> {
+fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Result<(), After> {
     let limit = w.child.cfg.limit_request_body;
     let mut decoder = match head.body {
-        BodyKind::None => return Ok(0),
+        BodyKind::None => return Ok(()),
         BodyKind::Length(n) => Decoder::Length(LengthDecoder::new(n)),
         BodyKind::Chunked => Decoder::Chunked(ChunkedDecoder::new(limit)),
     };
@@ -398,8 +398,8 @@ fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Resu
     let stage = w.child.cfg.request_read_timeout.body.clone();
     let started = Instant::now();
     let mut received = 0u64;
+    // LimitRequestBody is enforced by the head (Content-Length) and the chunked decoder.
     let mut sink = Vec::new();
-    let mut body_len = 0u64;
     loop {
         if !conn.buf.is_empty() {
             sink.clear();
@@ -407,13 +407,9 @@ fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Resu
                 Ok(n) => conn.consume(n),
                 Err(e) => return Err(respond_error(conn, w, e.status())),
             }
-            body_len += sink.len() as u64;
-            if limit > 0 && body_len > limit {
-                return Err(respond_error(conn, w, 413));
-            }
         }
         if decoder.is_done() {
-            return Ok(body_len);
+            return Ok(());
         }
         let deadline = stage_deadline(&stage, started, received, w.child.cfg.timeout);
         match conn.fill(deadline) {

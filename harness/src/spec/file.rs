@@ -584,6 +584,14 @@ pub struct ExpectFile {
     /// The master's exit code, when the scenario makes it exit (0 after a stop, non-zero after
     /// a fatal error).
     pub master_exit: Option<i32>,
+    /// Text that some line of the server's error log must contain.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub log_has: Vec<Spanned<String>>,
+    /// Text that no line of the server's error log may contain.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub log_never: Vec<Spanned<String>>,
     /// Server events by kind, counted over the whole run.
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Count>")]

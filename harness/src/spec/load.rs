@@ -722,10 +722,20 @@ impl Loader<'_> {
         let conditions = |list: &[Spanned<ConditionFile>]| -> Result<Vec<Condition>> {
             list.iter().map(|c| self.condition(c)).collect()
         };
+        let texts = |list: &[Spanned<String>]| -> Result<Vec<String>> {
+            list.iter()
+                .map(|t| match t.get_ref().trim() {
+                    "" => Err(self.err(t.span(), "an empty text is in every line; name the text")),
+                    _ => Ok(t.get_ref().clone()),
+                })
+                .collect()
+        };
         Ok(Expect {
             requests,
             connects,
             master_exit: e.master_exit,
+            log_has: texts(&e.log_has)?,
+            log_never: texts(&e.log_never)?,
             other_requests,
             crash: e.crash.as_ref().map(crash),
             events,

@@ -461,6 +461,10 @@ pub struct Expect {
     pub connects: BTreeMap<String, ConnectExpect>,
     /// The master's exit code.
     pub master_exit: Option<i32>,
+    /// Text some line of the server's error log contains.
+    pub log_has: Vec<String>,
+    /// Text no line of the server's error log contains.
+    pub log_never: Vec<String>,
     pub other_requests: Option<RequestExpect>,
     pub crash: Option<CrashExpect>,
     pub events: BTreeMap<EventKind, Count>,
@@ -501,6 +505,8 @@ impl Expect {
         if own.master_exit.is_some() {
             self.master_exit = own.master_exit;
         }
+        self.log_has.extend(own.log_has.clone());
+        self.log_never.extend(own.log_never.clone());
         if own.other_requests.is_some() {
             self.other_requests = own.other_requests.clone();
         }

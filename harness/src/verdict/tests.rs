@@ -725,3 +725,31 @@ fn the_master_exit_code_is_judged() {
     assert!(check(&judged(Some(Ending::Signaled(9))), "the master exits").failed());
     assert!(check(&judged(None), "the master exits").failed());
 }
+
+const LOG_LINES: &str = r#"
+id = "t/log"
+title = "t"
+[[step]]
+signal = "stop"
+[expect.all]
+log_has = ["exit signal Segmentation fault"]
+log_never = ["exit status"]
+"#;
+
+#[test]
+fn error_log_lines_are_judged() {
+    let judged = |log: &str| {
+        let mut r = Rec::default().0;
+        r.server_log = log.to_string();
+        judge(&case(LOG_LINES), Mpm::Prefork, &reference(), &r)
+    };
+    let crash = "[mpm_prefork:notice] child pid 7 exit signal Segmentation fault (11)\n";
+    let v = judged(crash);
+    assert_eq!(v.result, RunResult::Passed);
+    assert!(check(&v, "the error log has").detail.contains("pid 7"));
+    // Missing, or a line that must not be there.
+    assert!(check(&judged(""), "the error log has").failed());
+    let v = judged(&format!("{crash}[core:notice] child pid 8 exit status 0\n"));
+    assert!(check(&v, "the error log never has").failed());
+    assert!(!check(&v, "the error log has").failed());
+}
