@@ -284,16 +284,15 @@ fn build_response(
 /// Writes the response: all of it in the worker, or (event) what the client takes at once and
 /// the rest handed to the listener when that is cheap.
 fn send(conn: &mut Conn, w: &mut WorkerCtx<'_>, mut out: Outgoing, mode: WriteMode) -> After {
-    let total = out.total();
-    match write_out(conn, w, &mut out, mode) {
-        Written::All => {}
-        Written::SetAside => {
-            w.slot.end_request(total);
-            return After::WriteLater(out);
-        }
-        Written::Failed => return After::Abort,
+    let written = write_out(conn, w, &mut out, mode);
+    if matches!(written, Written::Failed) {
+        return After::Abort;
     }
-    w.slot.end_request(total);
+    // Counted once the response is all written or handed to the listener whole.
+    w.slot.end_request(out.total());
+    if matches!(written, Written::SetAside) {
+        return After::WriteLater(out);
+    }
     let keep_alive = out.keep_alive;
     recycle(w, out);
     if keep_alive {
