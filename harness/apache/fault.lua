@@ -144,7 +144,12 @@ function translate(r)
   if f then
     f:close()
   else
-    local tmp = path .. ".tmp." .. pid() .. "." .. tostring(r:clock())
+    -- A name no other request in flight can have: the threads of one child share its pid
+    -- and may read the same clock, and two writers of one temp file leave a short file
+    -- behind (seen: a 0-byte response for /static/64M). The request's address is unique
+    -- among the requests alive now.
+    local tmp = path .. ".tmp." .. pid() .. "." .. string.gsub(tostring(r), "%W", "")
+      .. "." .. tostring(r:clock())
     local w = assert(io.open(tmp, "wb"))
     if len > 0 then
       w:seek("set", len - 1)
