@@ -2,8 +2,10 @@
 --
 -- Serves what refhttpd serves, so spec cases run unchanged against Apache httpd 2.4:
 --   /               200, a short body
---   /bytes/SIZE     SIZE bytes built in memory for this request
---   /static/SIZE    a real file of SIZE bytes (made on demand by `translate`, served by core)
+--   /bytes/SIZE     SIZE bytes built in memory for this request: 64-byte lines
+--                   `abc…zabc…zabc…k\n`, repeated (the body the harness checks)
+--   /static/SIZE    a real file of the same SIZE bytes (made on demand by `translate`, served
+--                   by core)
 --   /fault/FAULT    the fault, performed on the worker that serves the request
 -- Every response from here carries `X-Served-By: pid=<child pid>` (Apache exposes no slot or
 -- thread index to Lua).
@@ -132,8 +134,9 @@ function handle(r)
 end
 
 -- translate_name hook for /static/SIZE: maps the request to a file of SIZE bytes under
--- STATIC_DIR (made on first use, sparse, renamed into place so concurrent children agree) and
--- lets Apache's default handler serve it — a file body, as with a real static file.
+-- STATIC_DIR (made on first use with the bytes of /bytes/SIZE, renamed into place so concurrent
+-- children agree) and lets Apache's default handler serve it — a file body, as with a real
+-- static file.
 function translate(r)
   local n = string.match(r.uri, "^/static/(.+)$")
   if not n then return apache2.DECLINED end
@@ -150,11 +153,12 @@ function translate(r)
     -- among the requests alive now.
     local tmp = path .. ".tmp." .. pid() .. "." .. string.gsub(tostring(r), "%W", "")
       .. "." .. tostring(r:clock())
+    -- The same bytes as /bytes/SIZE (the harness checks them), written in 64 KiB blocks.
     local w = assert(io.open(tmp, "wb"))
-    if len > 0 then
-      w:seek("set", len - 1)
-      w:write("\n")
+    for _ = 1, len // #PATTERN do
+      w:write(PATTERN)
     end
+    w:write(string.sub(PATTERN, 1, len % #PATTERN))
     w:close()
     os.rename(tmp, path)
   end

@@ -206,7 +206,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 fn send_get(s: &mut TcpStream, path: &str) {
-    s.write_all(&request_bytes("GET", path, None, false, false))
+    s.write_all(&request_bytes("GET", path, None, None, false))
         .expect("send request");
 }
 

@@ -203,18 +203,18 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
     b.windows(2).position(|w| w == b"\r\n")
 }
 
-/// The bytes of a well-formed request.
+/// The bytes of a well-formed request; `connection` is the `Connection` header's value, if any.
 pub fn request_bytes(
     method: &str,
     path: &str,
     body: Option<&str>,
-    connection_close: bool,
+    connection: Option<&str>,
     http10: bool,
 ) -> Vec<u8> {
     let version = if http10 { "1.0" } else { "1.1" };
     let mut head = format!("{method} {path} HTTP/{version}\r\nHost: harness\r\n");
-    if connection_close {
-        head.push_str("Connection: close\r\n");
+    if let Some(token) = connection {
+        head.push_str(&format!("Connection: {token}\r\n"));
     }
     if let Some(b) = body {
         head.push_str(&format!("Content-Length: {}\r\n", b.len()));
@@ -260,7 +260,7 @@ pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| FetchError::Connect { addr, source })?;
     let _ = s.set_nodelay(true);
-    s.write_all(&request_bytes("GET", path, None, true, false))?;
+    s.write_all(&request_bytes("GET", path, None, Some("close"), false))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {

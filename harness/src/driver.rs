@@ -20,7 +20,7 @@ use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::client::{self, Parsed};
 use crate::observe::{ErrorClass, Observation, Store};
-use crate::spec::Request;
+use crate::spec::{BodyShape, ConnectionToken, Request};
 
 /// How long a connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +46,7 @@ pub struct Connection {
     stream: Option<TcpStream>,
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
-    slow_head: Option<JoinHandle<()>>,
+    dripper: Option<JoinHandle<()>>,
 }
 
 impl Connection {
@@ -75,7 +75,7 @@ impl Connection {
             stream: Some(stream),
             shared,
             reader: None,
-            slow_head: None,
+            dripper: None,
         })
     }
 
@@ -102,10 +102,16 @@ impl Connection {
                 method,
                 path,
                 body,
-                connection_close,
+                connection,
                 http10,
             } => (
-                client::request_bytes(method, path, body.as_deref(), *connection_close, *http10),
+                client::request_bytes(
+                    method,
+                    path,
+                    body.as_deref(),
+                    connection.map(ConnectionToken::as_str),
+                    *http10,
+                ),
                 path.clone(),
             ),
             Request::Raw(raw) => (
@@ -120,7 +126,7 @@ impl Connection {
     pub fn pipeline(&mut self, store: &Store, requests: &[(String, String)]) {
         let mut bytes = Vec::new();
         for (_, path) in requests {
-            bytes.extend(client::request_bytes("GET", path, None, false, false));
+            bytes.extend(client::request_bytes("GET", path, None, None, false));
         }
         self.write_requests(store, requests.to_vec(), &bytes, None);
     }
@@ -131,7 +137,7 @@ impl Connection {
         if let Some(stream) = &self.stream {
             set_rcvbuf(stream, 4096);
         }
-        let bytes = client::request_bytes("GET", path, None, false, false);
+        let bytes = client::request_bytes("GET", path, None, None, false);
         self.write_requests(
             store,
             vec![(request.to_string(), path.to_string())],
@@ -196,6 +202,37 @@ impl Connection {
 
     /// Sends a request head one byte per `interval` on a thread, until the server closes.
     pub fn slow_head(&mut self, store: &Store, name: &str, interval: Duration) {
+        let head = b"GET / HTTP/1.1\r\nHost: harness\r\nX-Slow: ";
+        let bytes = head.iter().copied().chain(std::iter::repeat(b'a'));
+        self.drip(store, name, "/ (slow head)", &[], bytes, interval);
+    }
+
+    /// Sends `POST /` with a `length`-byte body: the head at once, then the body one byte per
+    /// `interval` on a thread, until it is complete or the server closes.
+    pub fn slow_body(&mut self, store: &Store, name: &str, interval: Duration, length: u64) {
+        let head = format!("POST / HTTP/1.1\r\nHost: harness\r\nContent-Length: {length}\r\n\r\n");
+        let body = std::iter::repeat_n(b'a', length as usize);
+        self.drip(
+            store,
+            name,
+            "/ (slow body)",
+            head.as_bytes(),
+            body,
+            interval,
+        );
+    }
+
+    /// Records request `name` as sent, writes `first` and then `bytes` one per `interval` on a
+    /// thread, until they end, the client closes or a write fails.
+    fn drip(
+        &mut self,
+        store: &Store,
+        name: &str,
+        shown: &str,
+        first: &[u8],
+        bytes: impl Iterator<Item = u8> + Send + 'static,
+        interval: Duration,
+    ) {
         let name = name.to_string();
         {
             let mut pending = self
@@ -211,22 +248,21 @@ impl Connection {
         store.push(Observation::RequestSent {
             request: name.clone(),
             conn: self.name.clone(),
-            target: "/ (slow head)".into(),
+            target: shown.into(),
         });
         self.ensure_reader(store, None);
         let Some(Ok(mut stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
             return;
         };
+        if stream.write_all(first).is_err() {
+            return;
+        }
         let shared = self.shared.clone();
-        self.slow_head = Some(std::thread::spawn(move || {
-            let head = b"GET / HTTP/1.1\r\nHost: harness\r\nX-Slow: ";
-            let mut bytes = head.iter().copied().chain(std::iter::repeat(b'a'));
-            loop {
-                if shared.client_closed.load(Ordering::Acquire) {
-                    return;
-                }
-                let byte = bytes.next().unwrap_or(b'a');
-                if stream.write_all(&[byte]).is_err() {
+        self.dripper = Some(std::thread::spawn(move || {
+            for byte in bytes {
+                if shared.client_closed.load(Ordering::Acquire)
+                    || stream.write_all(&[byte]).is_err()
+                {
                     return;
                 }
                 std::thread::sleep(interval);
@@ -290,7 +326,7 @@ impl Connection {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
-        if let Some(s) = self.slow_head.take() {
+        if let Some(s) = self.dripper.take() {
             let _ = s.join();
         }
     }
@@ -423,6 +459,8 @@ fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Res
         served_by: response.served_by(),
         closes: response.closes(),
         bytes: response.body.len() as u64,
+        body: BodyShape::of(&response.body),
+        headers: response.headers.clone(),
         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
     });
 }

@@ -201,6 +201,18 @@ impl Play<'_> {
                 }
                 self.note_sent(conn, name, false);
             }
+            Action::SlowBody {
+                conn,
+                name,
+                interval,
+                length,
+            } => {
+                match self.conns.get_mut(conn) {
+                    Some(c) => c.slow_body(self.store, name, *interval, *length),
+                    None => self.refused(conn, name),
+                }
+                self.note_sent(conn, name, false);
+            }
             Action::SlowRead {
                 conn,
                 name,

@@ -19,7 +19,8 @@ use serde::Serialize;
 use crate::condition::{Condition, Facts};
 use crate::observe::{Ending, Entry, Observation, Outcome, Recording, State, StepResult, Summary};
 use crate::spec::{
-    Case, ConnectExpect, CrashExpect, Expect, ExpectedOutcome, RequestExpect, Target,
+    BodyShape, Case, ConnectExpect, CrashExpect, Expect, ExpectedOutcome, HeaderExpect,
+    RequestExpect, Target,
 };
 use crate::target::Capabilities;
 
@@ -596,6 +597,17 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
             _ => problems.push(format!("expected a body of {want} bytes")),
         }
     }
+    if let Some(want) = e.body {
+        match outcome {
+            Some(Outcome::Response { body, .. }) if *body == want => {}
+            _ => problems.push(format!("expected {} body", body_words(want))),
+        }
+    }
+    for (name, want) in &e.headers {
+        if let Some(problem) = header_problem(name, want, outcome) {
+            problems.push(problem);
+        }
+    }
     let pid_of = |r: &str| s.outcomes.get(r).and_then(Outcome::pid);
     if let Some(other) = &e.same_child_as {
         if pid_of(name).is_none() || pid_of(name) != pid_of(other) {
@@ -625,6 +637,35 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
     )
 }
 
+fn body_words(shape: BodyShape) -> &'static str {
+    match shape {
+        BodyShape::Empty => "an empty",
+        BodyShape::Pattern => "the pattern's",
+        BodyShape::Other => "another",
+    }
+}
+
+/// What is wrong with header `name` of the response, if anything.
+fn header_problem(name: &str, want: &HeaderExpect, outcome: Option<&Outcome>) -> Option<String> {
+    let Some(Outcome::Response { headers, .. }) = outcome else {
+        return Some(format!("expected a response with header {name}"));
+    };
+    let got = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim());
+    let shown = |v: Option<&str>| v.map_or_else(|| "absent".to_string(), |v| format!("{v:?}"));
+    match (want, got) {
+        (HeaderExpect::Value(v), Some(g)) if g == v.trim() => None,
+        (HeaderExpect::Present(true), Some(_)) | (HeaderExpect::Present(false), None) => None,
+        (HeaderExpect::Value(v), g) => Some(format!("expected {name}: {v:?}, got {}", shown(g))),
+        (HeaderExpect::Present(true), None) => Some(format!("expected a header {name}")),
+        (HeaderExpect::Present(false), g) => {
+            Some(format!("expected no header {name}, got {}", shown(g)))
+        }
+    }
+}
+
 fn pid_text(pid: Option<i32>) -> String {
     pid.map_or_else(|| "no served-by pid".into(), |p| format!("pid {p}"))
 }
@@ -638,9 +679,15 @@ pub fn describe_outcome(o: Option<&Outcome>) -> String {
             served_by,
             closes,
             bytes,
+            body,
             latency,
+            ..
         }) => format!(
-            "{status} ({bytes} bytes) in {:.1} ms{}{}",
+            "{status} ({bytes} bytes{}) in {:.1} ms{}{}",
+            match body {
+                BodyShape::Pattern => " of the pattern",
+                BodyShape::Empty | BodyShape::Other => "",
+            },
             latency.as_secs_f64() * 1000.0,
             served_by
                 .as_ref()

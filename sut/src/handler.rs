@@ -12,8 +12,10 @@ use crate::status::{self, StatusInfo};
 /// The largest body `/bytes/SIZE` builds in memory.
 const MAX_MEMORY_BODY: u64 = 256 * 1024 * 1024;
 
-/// A block of bytes that file-like bodies repeat; lives for the whole process, so setting such a
-/// body aside costs nothing (as a file for sendfile does in Apache).
+/// A block of bytes that every body of `/bytes/SIZE` and `/static/SIZE` repeats: 64-byte lines
+/// `abc…zabc…zabc…k\n`, the body the harness checks (and Apache's handler writes). Lives for the
+/// whole process, so setting such a body aside costs nothing (as a file for sendfile does in
+/// Apache).
 pub static PATTERN: [u8; 64 * 1024] = pattern();
 
 const fn pattern() -> [u8; 64 * 1024] {
@@ -23,7 +25,7 @@ const fn pattern() -> [u8; 64 * 1024] {
         block[i] = if i % 64 == 63 {
             b'\n'
         } else {
-            b'a' + (i % 26) as u8
+            b'a' + (i % 64 % 26) as u8
         };
         i += 1;
     }

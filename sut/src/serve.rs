@@ -18,7 +18,7 @@ use crate::context::WorkerCtx;
 use crate::handler::{self, Body, Handled, Response, PATTERN};
 use crate::http::body::{ChunkedDecoder, LengthDecoder};
 use crate::http::request::{parse_head, BodyKind, Limits, RequestHead};
-use crate::http::response::{KeepAliveParams, ResponseHead};
+use crate::http::response::{KeepAliveParams, Persistence, ResponseHead};
 use crate::scoreboard::WorkerState;
 
 /// Apache's FlushMaxThreshold: an in-memory response with more than this left unwritten keeps its
@@ -242,12 +242,16 @@ fn build_response(
     served: u32,
 ) -> Outgoing {
     let cfg = &w.child.cfg;
-    let ka = keep_alive.then(|| KeepAliveParams {
-        timeout_secs: cfg.keep_alive_timeout.as_secs().max(1),
-        // Apache's `left`: requests still allowed after this one.
-        max: (cfg.max_keep_alive_requests > 0)
-            .then(|| (cfg.max_keep_alive_requests + 1).saturating_sub(served)),
-    });
+    let persistence = match (keep_alive, head.asks_keep_alive) {
+        (false, _) => Persistence::Close,
+        (true, false) => Persistence::Implied,
+        (true, true) => Persistence::Announced(KeepAliveParams {
+            timeout_secs: cfg.keep_alive_timeout.as_secs().max(1),
+            // Apache's `left`: MaxKeepAliveRequests less the responses kept alive before.
+            max: (cfg.max_keep_alive_requests > 0)
+                .then(|| (cfg.max_keep_alive_requests + 1).saturating_sub(served)),
+        }),
+    };
     let headers = [
         ("Content-Type", response.content_type),
         (crate::served_by::SERVED_BY_HEADER, w.served_by.as_str()),
@@ -258,7 +262,7 @@ fn build_response(
         status: response.status,
         headers: &headers,
         content_length: Some(response.body.len()),
-        keep_alive: ka,
+        persistence,
     }
     .write_to(&mut bytes);
     let body = if head.method == "HEAD" {
@@ -490,7 +494,7 @@ fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
         status,
         headers: &headers,
         content_length: Some(response.body.len()),
-        keep_alive: None,
+        persistence: Persistence::Close,
     }
     .write_to(&mut bytes);
     if let Body::Bytes(b) = &response.body {

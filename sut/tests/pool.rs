@@ -120,7 +120,7 @@ fn keep_alive_limits(#[values("prefork", "worker", "event")] mpm: &str) {
         .start();
     let mut c = server.connect();
     for i in 1..=4 {
-        let r = c.get("/").unwrap();
+        let r = c.get_asking_keep_alive("/").unwrap();
         assert_eq!(r.closes(), i == 4, "request {i}: {:?}", r.headers);
         if i < 4 {
             assert_eq!(

@@ -21,6 +21,7 @@ pub use refhttpd::ServedBy;
 use serde::Serialize;
 
 use crate::condition::{Facts, Quantity, Source};
+use crate::spec::BodyShape;
 
 pub use samplers::{
     children, server_processes, EventLogSampler, Follower, ProcSampler, ScoreboardSampler,
@@ -196,6 +197,10 @@ pub enum Observation {
         closes: bool,
         /// Length of the body.
         bytes: u64,
+        /// What the body holds.
+        body: BodyShape,
+        /// The response's header fields, as sent.
+        headers: Vec<(String, String)>,
         latency_ms: f64,
     },
     RequestFailed {
@@ -256,6 +261,8 @@ pub enum Outcome {
         served_by: Option<ServedBy>,
         closes: bool,
         bytes: u64,
+        body: BodyShape,
+        headers: Vec<(String, String)>,
         latency: Duration,
     },
     Failed {
@@ -328,6 +335,8 @@ impl State {
                 served_by,
                 closes,
                 bytes,
+                body,
+                headers,
                 latency_ms,
                 ..
             } => {
@@ -338,6 +347,8 @@ impl State {
                         served_by: *served_by,
                         closes: *closes,
                         bytes: *bytes,
+                        body: *body,
+                        headers: headers.clone(),
                         latency: Duration::from_secs_f64(latency_ms / 1000.0),
                     },
                 );

@@ -20,7 +20,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ExpectedOutcome, MasterSignal, Target};
+use super::{BodyShape, ExpectedOutcome, HeaderExpect, MasterSignal, Target};
 use crate::condition::Count;
 
 /// The file as written.
@@ -442,6 +442,11 @@ pub struct StepFile {
     /// `interval` (default 100ms) for ever or until the server closes.
     #[schemars(with = "Option<String>")]
     pub slow_head: Option<Spanned<String>>,
+    /// Client fault: send `POST /` with a body of `length` bytes on the named connection, the
+    /// head at once and the body one byte per `interval` (default 100ms); the response comes
+    /// once the body is complete, or the server cuts it (RequestReadTimeout's body stage).
+    #[schemars(with = "Option<String>")]
+    pub slow_body: Option<Spanned<String>>,
     /// Client fault: request `path` on the named connection and read the response slowly
     /// (`rate` bytes per second, default 1024).
     #[schemars(with = "Option<String>")]
@@ -502,6 +507,10 @@ pub struct StepFile {
     /// `send`: ask the server to close after the response.
     #[serde(default)]
     pub connection_close: bool,
+    /// `send`: send `Connection: keep-alive` (HTTP/1.0's way to keep the connection; a
+    /// kept-alive response then carries a `Keep-Alive` header).
+    #[serde(default)]
+    pub connection_keep_alive: bool,
     /// `send`: speak HTTP/1.0 (no keep-alive unless asked).
     #[serde(default)]
     pub http10: bool,
@@ -509,8 +518,10 @@ pub struct StepFile {
     pub count: Option<u32>,
     /// `wait`/`await`: deadline (default 10s).
     pub within: Option<Text<Dur>>,
-    /// `slow_head`: the pause between bytes.
+    /// `slow_head`, `slow_body`: the pause between bytes.
     pub interval: Option<Text<Dur>>,
+    /// `slow_body`: the body's length in bytes.
+    pub length: Option<u64>,
     /// `slow_read`: bytes per second.
     pub rate: Option<u32>,
     /// `kill_child_of`: the signal (`SIGKILL`, `SIGSEGV`, …).
@@ -617,6 +628,8 @@ pub struct RequestExpectFile {
     pub other_child_than: Option<Spanned<String>>,
     pub closes: Option<bool>,
     pub bytes: Option<u64>,
+    pub body: Option<BodyShape>,
+    pub headers: BTreeMap<String, HeaderExpect>,
     pub reference_only: bool,
 }
 
@@ -649,6 +662,12 @@ pub struct RequestExpectTable {
     pub closes: Option<bool>,
     /// The body has this many bytes (tells pipelined responses apart: HT-2).
     pub bytes: Option<u64>,
+    /// The body holds `pattern` (the bytes of `/bytes/SIZE` and `/static/SIZE`), is `empty`,
+    /// or is `other`.
+    pub body: Option<BodyShape>,
+    /// Response header fields: a string for an exact value, `true` for present, `false` for
+    /// absent (`{ Keep-Alive = "timeout=5, max=100", Connection = false }`).
+    pub headers: Option<BTreeMap<String, HeaderExpect>>,
     /// This expectation holds on the reference server only (Apache cannot meet it by design).
     #[serde(default)]
     pub reference_only: bool,
@@ -731,6 +750,8 @@ impl<'de> Deserialize<'de> for RequestExpectFile {
                     other_child_than: t.other_child_than,
                     closes: t.closes,
                     bytes: t.bytes,
+                    body: t.body,
+                    headers: t.headers.unwrap_or_default(),
                     reference_only: t.reference_only,
                 })
             }

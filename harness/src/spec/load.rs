@@ -19,8 +19,9 @@ use super::file::{
     NameList, RequestExpectFile, SignalName, StatusValue, StepFile, Text,
 };
 use super::{
-    statement, Action, Case, ConnectExpect, CrashExpect, Expect, Request, RequestExpect, Section,
-    ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN, STATUS_KEYS,
+    statement, Action, Case, ConnectExpect, ConnectionToken, CrashExpect, Expect, Request,
+    RequestExpect, Section, ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN,
+    STATUS_KEYS,
 };
 use crate::condition::{Condition, Count, Quantity};
 
@@ -286,6 +287,7 @@ impl Loader<'_> {
             ("send", s.send.is_some()),
             ("pipeline", s.pipeline.is_some()),
             ("slow_head", s.slow_head.is_some()),
+            ("slow_body", s.slow_body.is_some()),
             ("slow_read", s.slow_read.is_some()),
             ("reset", s.reset.is_some()),
             ("half_close", s.half_close.is_some()),
@@ -360,6 +362,23 @@ impl Loader<'_> {
                         .map_or(std::time::Duration::from_millis(100), |t| t.0 .0),
                 }
             }
+            "slow_body" => {
+                let conn = self.conn(s.slow_body.as_ref().expect("given"))?;
+                let name = self.name(&conn, s.as_.as_ref(), span.clone())?;
+                let length = s
+                    .length
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| self.err(span.clone(), "`slow_body` needs `length` (≥ 1)"))?;
+                Action::SlowBody {
+                    conn,
+                    name,
+                    interval: s
+                        .interval
+                        .as_ref()
+                        .map_or(std::time::Duration::from_millis(100), |t| t.0 .0),
+                    length,
+                }
+            }
             "slow_read" => {
                 let conn = self.conn(s.slow_read.as_ref().expect("given"))?;
                 let path = s
@@ -432,7 +451,7 @@ impl Loader<'_> {
 
     /// Options that the step's action does not read are a mistake, not something to ignore.
     fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
-        let options: [(&str, bool, &[&str]); 15] = [
+        let options: [(&str, bool, &[&str]); 17] = [
             ("path", s.path.is_some(), &["send", "slow_read"]),
             ("fault", s.fault.is_some(), &["send"]),
             ("raw", s.raw.is_some(), &["send"]),
@@ -440,15 +459,21 @@ impl Loader<'_> {
             (
                 "as",
                 s.as_.is_some(),
-                &["send", "pipeline", "slow_head", "slow_read"],
+                &["send", "pipeline", "slow_head", "slow_body", "slow_read"],
             ),
             ("method", s.method.is_some(), &["send"]),
             ("body", s.body.is_some(), &["send"]),
             ("connection_close", s.connection_close, &["send"]),
+            ("connection_keep_alive", s.connection_keep_alive, &["send"]),
             ("http10", s.http10, &["send"]),
             ("count", s.count.is_some(), &["open"]),
             ("within", s.within.is_some(), &["wait", "await"]),
-            ("interval", s.interval.is_some(), &["slow_head"]),
+            (
+                "interval",
+                s.interval.is_some(),
+                &["slow_head", "slow_body"],
+            ),
+            ("length", s.length.is_some(), &["slow_body"]),
             ("rate", s.rate.is_some(), &["slow_read"]),
             ("with", s.with.is_some(), &["kill_child_of"]),
             ("reason", s.reason.is_some(), &["sleep"]),
@@ -529,12 +554,20 @@ impl Loader<'_> {
                 || s.body.is_some()
                 || s.method.is_some()
                 || s.connection_close
+                || s.connection_keep_alive
                 || s.http10)
         {
             return Err(self.err(
                 span,
                 "`raw` replaces the whole request: no `path`, `fault`, `body`, `method`, \
-                 `connection_close` or `http10` with it (write them into the raw bytes)",
+                 `connection_close`, `connection_keep_alive` or `http10` with it (write them \
+                 into the raw bytes)",
+            ));
+        }
+        if s.connection_close && s.connection_keep_alive {
+            return Err(self.err(
+                span,
+                "`connection_close` and `connection_keep_alive` contradict each other: choose one",
             ));
         }
         let request = match (&s.raw, &s.path, &fault) {
@@ -550,7 +583,11 @@ impl Loader<'_> {
                     (None, None) => "/".into(),
                 },
                 body: s.body.clone(),
-                connection_close: s.connection_close,
+                connection: match (s.connection_close, s.connection_keep_alive) {
+                    (true, _) => Some(ConnectionToken::Close),
+                    (false, true) => Some(ConnectionToken::KeepAlive),
+                    (false, false) => None,
+                },
                 http10: s.http10,
             },
         };
@@ -798,6 +835,8 @@ impl Loader<'_> {
             other_child_than: r.other_child_than.as_ref().map(|s| s.get_ref().clone()),
             closes: r.closes,
             bytes: r.bytes,
+            body: r.body,
+            headers: r.headers.clone(),
             reference_only: r.reference_only,
         })
     }

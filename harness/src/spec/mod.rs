@@ -147,11 +147,77 @@ pub enum Request {
         method: String,
         path: String,
         body: Option<String>,
-        connection_close: bool,
+        /// The `Connection` header's token, if the request sends one.
+        connection: Option<ConnectionToken>,
         http10: bool,
     },
     /// Exact bytes (a malformed request); one response is expected.
     Raw(String),
+}
+
+/// What a response body holds, as the verdict asks about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyShape {
+    Empty,
+    /// The bytes every server under test sends for `/bytes/SIZE` and `/static/SIZE`: 64-byte
+    /// lines `abc…zabc…zabc…k\n`, repeated, cut at SIZE. Defined here independently of the
+    /// servers, so that a server that sends the right length of the wrong bytes is caught.
+    Pattern,
+    /// Anything else.
+    Other,
+}
+
+impl BodyShape {
+    /// The shape of `body`.
+    pub fn of(body: &[u8]) -> BodyShape {
+        if body.is_empty() {
+            BodyShape::Empty
+        } else if body.iter().enumerate().all(|(i, &b)| b == pattern_byte(i)) {
+            BodyShape::Pattern
+        } else {
+            BodyShape::Other
+        }
+    }
+}
+
+/// Byte `i` of the pattern: 63 letters of the alphabet, from `a` again at each line, then `\n`.
+fn pattern_byte(i: usize) -> u8 {
+    let column = i % 64;
+    if column == 63 {
+        b'\n'
+    } else {
+        b"abcdefghijklmnopqrstuvwxyz"[column % 26]
+    }
+}
+
+/// What a request expectation asks of one response header field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HeaderExpect {
+    /// This value, exactly (leading and trailing blanks aside).
+    Value(String),
+    /// `true`: present, with any value; `false`: absent.
+    Present(bool),
+}
+
+/// A request's `Connection` token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionToken {
+    /// `close`: the response is the connection's last.
+    Close,
+    /// `keep-alive`: asks for a persistent connection, which a kept-alive response announces
+    /// with a `Keep-Alive` header (KA-1; HTTP/1.0's only way to keep one).
+    KeepAlive,
+}
+
+impl ConnectionToken {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionToken::Close => "close",
+            ConnectionToken::KeepAlive => "keep-alive",
+        }
+    }
 }
 
 /// What a step does. Every request carries its final name.
@@ -174,6 +240,13 @@ pub enum Action {
         conn: String,
         name: String,
         interval: Duration,
+    },
+    /// `POST /` whose body of `length` bytes is sent one byte per `interval`.
+    SlowBody {
+        conn: String,
+        name: String,
+        interval: Duration,
+        length: u64,
     },
     SlowRead {
         conn: String,
@@ -314,6 +387,15 @@ impl std::fmt::Display for Action {
                 name,
                 interval,
             } => write!(f, "slow head {name} on {conn}, a byte per {interval:?}"),
+            Action::SlowBody {
+                conn,
+                name,
+                interval,
+                length,
+            } => write!(
+                f,
+                "slow body {name} on {conn}: {length} bytes, a byte per {interval:?}"
+            ),
             Action::SlowRead {
                 conn,
                 name,
@@ -439,6 +521,10 @@ pub struct RequestExpect {
     pub closes: Option<bool>,
     /// The body's length.
     pub bytes: Option<u64>,
+    /// What the body holds.
+    pub body: Option<BodyShape>,
+    /// Response header fields (names case-insensitive).
+    pub headers: BTreeMap<String, HeaderExpect>,
     /// Judged on the reference server only.
     pub reference_only: bool,
 }
@@ -558,6 +644,20 @@ impl Case {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_shapes() {
+        let line = b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk\n";
+        assert_eq!(line.len(), 64);
+        let mut two_lines = line.repeat(2);
+        assert_eq!(BodyShape::of(&two_lines), BodyShape::Pattern);
+        assert_eq!(BodyShape::of(&two_lines[..70]), BodyShape::Pattern);
+        assert_eq!(BodyShape::of(b""), BodyShape::Empty);
+        two_lines[100] = b'x';
+        assert_eq!(BodyShape::of(&two_lines), BodyShape::Other);
+        // The right bytes at the wrong offset: the second line starts where the first did not.
+        assert_eq!(BodyShape::of(&line[1..]), BodyShape::Other);
+    }
 
     #[test]
     fn status_expectations() {

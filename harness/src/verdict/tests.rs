@@ -69,6 +69,11 @@ fn ok_in(request: &str, conn: &str, pid: i32, latency_ms: f64) -> Observation {
         }),
         closes: false,
         bytes: 2,
+        body: BodyShape::Pattern,
+        headers: vec![
+            ("Keep-Alive".into(), "timeout=5, max=100".into()),
+            ("X-Served-By".into(), format!("pid={pid}")),
+        ],
         latency_ms,
     }
 }
@@ -375,7 +380,7 @@ pipeline = "b"
 paths = ["/", "/"]
 as = "p"
 [expect.all]
-requests = { first = { status = 200, latency_at_most = "100ms" }, again = { status = 200, same_child_as = "first", closes = false }, other = { outcome = "ok", other_child_than = "first", latency_at_least = "50ms" }, p = { bytes = 2 }, "p#2" = "failed" }
+requests = { first = { status = 200, latency_at_most = "100ms", headers = { keep-alive = "timeout=5, max=100", Connection = false, X-Served-By = true } }, again = { status = 200, same_child_as = "first", closes = false }, other = { outcome = "ok", other_child_than = "first", latency_at_least = "50ms" }, p = { bytes = 2, body = "pattern" }, "p#2" = "failed" }
 "#;
 
 fn requests_recording() -> Rec {
@@ -449,6 +454,51 @@ fn each_request_expectation_can_fail() {
     assert!(check(&v, "request p")
         .detail
         .contains("expected a body of 2 bytes"));
+    // Other bytes of the right length.
+    let mut corrupt = ok("p", "b", 20);
+    if let Observation::Response { body, .. } = &mut corrupt {
+        *body = BodyShape::Other;
+    }
+    let v = mutate("p", corrupt);
+    assert!(check(&v, "request p")
+        .detail
+        .contains("expected the pattern's body"));
+    // Header fields: another value, one that must be absent, one that must be present.
+    let with_headers = |headers: &[(&str, &str)]| {
+        let mut r = ok_in("first", "a", 10, 20.0);
+        if let Observation::Response { headers: h, .. } = &mut r {
+            *h = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+        }
+        r
+    };
+    let v = mutate(
+        "first",
+        with_headers(&[
+            ("Keep-Alive", "timeout=5, max=99"),
+            ("X-Served-By", "pid=10"),
+        ]),
+    );
+    let d = &check(&v, "request first").detail;
+    assert!(
+        d.contains(r#"expected keep-alive: "timeout=5, max=100", got "timeout=5, max=99""#),
+        "{d}"
+    );
+    let v = mutate(
+        "first",
+        with_headers(&[
+            ("Keep-Alive", "timeout=5, max=100"),
+            ("connection", "Keep-Alive"),
+        ]),
+    );
+    let d = &check(&v, "request first").detail;
+    assert!(
+        d.contains(r#"expected no header Connection, got "Keep-Alive""#),
+        "{d}"
+    );
+    assert!(d.contains("expected a header X-Served-By"), "{d}");
     // A response where a failure was expected.
     let v = mutate("p#2", ok("p#2", "b", 20));
     assert!(check(&v, "request p#2")

@@ -49,6 +49,8 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// The client sent `Connection: close`.
     pub must_close: bool,
+    /// The client sent a `keep-alive` connection token: a kept-alive response says so.
+    pub asks_keep_alive: bool,
     /// The client sent `Expect: 100-continue`.
     pub expect_continue: bool,
 }
@@ -333,6 +335,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
             body,
             keep_alive,
             must_close: close,
+            asks_keep_alive: keep_alive_token,
             expect_continue: expect_continue && version == 1,
         },
         off + parsed,

@@ -11,14 +11,25 @@ pub struct KeepAliveParams {
     pub max: Option<u32>,
 }
 
+/// Whether the connection stays open after a response, and whether the head says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// `Connection: close`.
+    Close,
+    /// Kept open without a connection header: HTTP/1.1's default, for a client that did not
+    /// ask with a `keep-alive` token (Apache's `ap_set_keepalive` answers only a token).
+    Implied,
+    /// Kept open and announced: `Keep-Alive: timeout=…[, max=…]`, `Connection: Keep-Alive`.
+    Announced(KeepAliveParams),
+}
+
 /// A response head to serialise.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseHead<'a> {
     pub status: u16,
     pub headers: &'a [(&'a str, &'a str)],
     pub content_length: Option<u64>,
-    /// `Some` keeps the connection open, `None` sends `Connection: close`.
-    pub keep_alive: Option<KeepAliveParams>,
+    pub persistence: Persistence,
 }
 
 impl ResponseHead<'_> {
@@ -42,15 +53,16 @@ impl ResponseHead<'_> {
         if let Some(n) = self.content_length {
             let _ = write!(s, "Content-Length: {n}\r\n");
         }
-        match &self.keep_alive {
-            Some(ka) => {
+        match &self.persistence {
+            Persistence::Announced(ka) => {
                 let _ = write!(s, "Keep-Alive: timeout={}", ka.timeout_secs);
                 if let Some(max) = ka.max {
                     let _ = write!(s, ", max={max}");
                 }
                 s.push_str("\r\nConnection: Keep-Alive\r\n");
             }
-            None => s.push_str("Connection: close\r\n"),
+            Persistence::Implied => {}
+            Persistence::Close => s.push_str("Connection: close\r\n"),
         }
         s.push_str("\r\n");
         out.extend_from_slice(s.as_bytes());
@@ -178,7 +190,7 @@ mod tests {
             status: 200,
             headers: &[("Content-Type", "text/plain")],
             content_length: Some(5),
-            keep_alive: Some(KeepAliveParams {
+            persistence: Persistence::Announced(KeepAliveParams {
                 timeout_secs: 5,
                 max: Some(100),
             }),
@@ -199,7 +211,7 @@ mod tests {
             status: 404,
             headers: &[],
             content_length: None,
-            keep_alive: None,
+            persistence: Persistence::Close,
         }
         .write_to(&mut out);
         let s = String::from_utf8(out).unwrap();
@@ -212,7 +224,7 @@ mod tests {
             status: 299,
             headers: &[],
             content_length: Some(0),
-            keep_alive: Some(KeepAliveParams {
+            persistence: Persistence::Announced(KeepAliveParams {
                 timeout_secs: 15,
                 max: None,
             }),
@@ -221,6 +233,17 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("HTTP/1.1 299 Unknown\r\n"));
         assert!(s.contains("Keep-Alive: timeout=15\r\nConnection: Keep-Alive\r\n"));
+
+        let mut out = Vec::new();
+        ResponseHead {
+            status: 200,
+            headers: &[],
+            content_length: Some(0),
+            persistence: Persistence::Implied,
+        }
+        .write_to(&mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with("Server: refhttpd\r\nContent-Length: 0\r\n\r\n"));
     }
 
     #[test]

@@ -437,6 +437,16 @@ impl Client {
         self.read_response()
     }
 
+    /// GET with a `Connection: keep-alive` token, which a kept-alive response answers with a
+    /// `Keep-Alive` header.
+    pub fn get_asking_keep_alive(&mut self, path: &str) -> Result<Response, ReadError> {
+        self.send_raw(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: keep-alive\r\n\r\n")
+                .as_bytes(),
+        );
+        self.read_response()
+    }
+
     fn fill(&mut self) -> Result<(), ReadError> {
         let mut chunk = [0u8; 16384];
         match self.stream.read(&mut chunk) {
