@@ -25,7 +25,7 @@ use slab::Slab;
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
 use crate::eventlog::Event;
-use crate::mpm::{accept, connections_exhausted, Accepted, EXIT_CHILD_FATAL};
+use crate::mpm::{accept, connections_exhausted, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL};
 use crate::scoreboard::WorkerState;
 use crate::serve::{serve_request, After, Outgoing, WriteMode};
 
@@ -266,6 +266,9 @@ struct Listener<'a> {
     /// The connection limit stopped accepting (Apache's listeners disabled by
     /// connections_above_limit): accepting resumes only one idle worker lower.
     at_limit: bool,
+    /// After a failed accept(): not before this instant. The listening socket reports no new
+    /// readiness for a connection already waiting, so the retry is a deadline of its own.
+    accept_retry: Option<Instant>,
     accepted: u64,
     counts: Counts,
 }
@@ -301,6 +304,7 @@ impl<'a> Listener<'a> {
             workers_were_busy: false,
             listen_pending: true,
             at_limit: false,
+            accept_retry: None,
             accepted: 0,
             counts: Counts::default(),
         })
@@ -609,6 +613,10 @@ impl<'a> Listener<'a> {
 
     /// Accepts while a worker is idle and the child is under its connection limit (EV-4).
     fn accept_while_allowed(&mut self) {
+        if self.accept_retry.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.accept_retry = None;
         while self.listen_pending && self.listen.is_some() {
             if connections_exhausted(self.shared, self.accepted) {
                 self.begin_graceful();
@@ -642,7 +650,10 @@ impl<'a> Listener<'a> {
                     });
                 }
                 Accepted::Nothing => self.listen_pending = false,
-                Accepted::Failed => return,
+                Accepted::Failed => {
+                    self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
                 Accepted::ListenerClosed => {
                     self.begin_graceful();
                     return;
@@ -687,6 +698,7 @@ impl<'a> Listener<'a> {
         [&self.keepalive_q, &self.write_q, &self.linger_q]
             .iter()
             .filter_map(|q| q.front().map(|(d, _, _)| *d))
+            .chain(self.accept_retry)
             .min()
     }
 

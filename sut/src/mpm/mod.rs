@@ -17,6 +17,7 @@ pub mod worker;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
@@ -61,11 +62,15 @@ pub enum Accepted {
     Conn(Conn),
     /// Nothing to accept (another child was faster).
     Nothing,
-    /// accept() failed; the caller backs off briefly.
+    /// accept() failed; the caller backs off for [`ACCEPT_BACKOFF`], then tries again.
     Failed,
     /// The master shut the listening socket down (graceful stop): stop accepting, quietly.
     ListenerClosed,
 }
+
+/// How long a child waits after a failed accept() (EMFILE, ENOBUFS…) before it tries again:
+/// the connection stays in the backlog meanwhile.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Accepts one connection from the shared, non-blocking listening socket.
 pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {

@@ -4,12 +4,13 @@
 
 use std::net::TcpListener;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use nix::poll::PollTimeout;
 
 use crate::context::{ChildShared, WorkerCtx};
-use crate::mpm::{accept, connections_exhausted, wait_for_listener, Accepted, ListenWait};
+use crate::mpm::{
+    accept, connections_exhausted, wait_for_listener, Accepted, ListenWait, ACCEPT_BACKOFF,
+};
 use crate::scoreboard::WorkerState;
 use crate::serve::serve_connection;
 
@@ -39,7 +40,7 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
                     connections.fetch_sub(1, Ordering::Relaxed);
                 }
                 Accepted::Nothing => {}
-                Accepted::Failed => std::thread::sleep(Duration::from_millis(10)),
+                Accepted::Failed => std::thread::sleep(ACCEPT_BACKOFF),
                 Accepted::ListenerClosed => shared.begin_graceful(),
             },
         }

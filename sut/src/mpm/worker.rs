@@ -13,7 +13,8 @@ use nix::poll::PollTimeout;
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
 use crate::mpm::{
-    accept, connections_exhausted, wait_for_listener, Accepted, ListenWait, EXIT_CHILD_FATAL,
+    accept, connections_exhausted, wait_for_listener, Accepted, ListenWait, ACCEPT_BACKOFF,
+    EXIT_CHILD_FATAL,
 };
 use crate::scoreboard::WorkerState;
 use crate::serve::serve_connection;
@@ -157,7 +158,7 @@ fn listener_loop(shared: &ChildShared, pool: &Pool, listener: TcpListener) {
                     pool.dispatch(conn);
                 }
                 Accepted::Nothing => {}
-                Accepted::Failed => std::thread::sleep(Duration::from_millis(10)),
+                Accepted::Failed => std::thread::sleep(ACCEPT_BACKOFF),
                 Accepted::ListenerClosed => shared.begin_graceful(),
             },
         }
