@@ -169,7 +169,14 @@ fn timeline_line(e: &Entry) -> Option<String> {
             format!("server {event} (pid {pid}) {detail}")
         }
         Observation::ChildExited { pid, ending } => format!("proc   child {pid} ended: {ending}"),
-        Observation::MasterExited { ending } => format!("proc   master ended: {ending}"),
+        Observation::MasterExited {
+            ending,
+            outlived_by,
+        } if outlived_by.is_empty() => format!("proc   master ended: {ending}"),
+        Observation::MasterExited {
+            ending,
+            outlived_by,
+        } => format!("proc   master ended: {ending}; its group lives on in pids {outlived_by:?}"),
         Observation::Killed { pid, signal } => {
             format!("proc   harness kills child {pid} with {signal}")
         }

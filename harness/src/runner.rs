@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::kill;
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use refhttpd::Mpm;
 
 use crate::condition::{Condition, Source};
 use crate::driver::Connection;
-use crate::observe::{ErrorClass, Observation, Recording, Sent, StepRecord, StepResult, Store};
+use crate::observe::{
+    process_state, ErrorClass, Observation, Recording, Sent, StepRecord, StepResult, Store,
+};
 use crate::spec::{Action, Case, StatusExpect, Step};
 use crate::target::{Capabilities, Launch, Server, Target};
 
@@ -21,6 +23,9 @@ const SETTLE: Duration = Duration::from_secs(3);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a wait samples again while its condition does not hold.
 const RESAMPLE: Duration = Duration::from_millis(2);
+/// How long a SIGSTOP may take to stop a child: until then a signal sent after it (the master's
+/// SIGTERM) could still end the child instead of finding it stopped.
+const STOP_TAKES_EFFECT: Duration = Duration::from_secs(1);
 
 /// Why a (case, MPM, target) cannot run: a step the target cannot serve or observe. `None`
 /// when it can. Expectations on what the target lacks are not refused: they are not judged.
@@ -298,6 +303,11 @@ impl Play<'_> {
                     signal: signal.to_string(),
                 });
                 let _ = kill(Pid::from_raw(pid), *signal);
+                if *signal == Signal::SIGSTOP && !stopped_within(pid, STOP_TAKES_EFFECT) {
+                    let why = format!("child {pid} was not stopped within {STOP_TAKES_EFFECT:?}");
+                    self.record(step, StepResult::Failed { why });
+                    return false;
+                }
             }
             Action::Status(keys) => {
                 let result = self.status(keys);
@@ -410,6 +420,20 @@ impl Play<'_> {
             c.close();
         }
         self.conns.clear();
+    }
+}
+
+/// Whether process `pid` is stopped (`T` in /proc) before `within` has passed.
+fn stopped_within(pid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if process_state(pid) == Some('T') {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(RESAMPLE);
     }
 }
 

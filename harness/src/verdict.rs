@@ -210,13 +210,22 @@ impl Judge<'_> {
             .timeline
             .iter()
             .find_map(|entry| match &entry.what {
-                Observation::MasterExited { ending } => Some(*ending),
+                Observation::MasterExited {
+                    ending,
+                    outlived_by,
+                } => Some((*ending, outlived_by)),
                 _ => None,
             });
-        let what = format!("the master exits with code {code}");
+        let what = format!("the master exits with code {code}, after every process it started");
         match ending {
-            Some(Ending::Exited(c)) => Check::new(what, c == code, format!("exit code {c}")),
-            Some(other) => Check::fail(what, format!("ended: {other}")),
+            Some((Ending::Exited(c), outlived_by)) if outlived_by.is_empty() => {
+                Check::new(what, c == code, format!("exit code {c}"))
+            }
+            Some((Ending::Exited(c), outlived_by)) => Check::fail(
+                what,
+                format!("exit code {c}, while pids {outlived_by:?} of its group still ran"),
+            ),
+            Some((other, _)) => Check::fail(what, format!("ended: {other}")),
             None => Check::fail(what, "the master did not exit"),
         }
     }

@@ -24,7 +24,8 @@ use crate::condition::{Facts, Quantity, Source};
 use crate::spec::BodyShape;
 
 pub use samplers::{
-    children, server_processes, EventLogSampler, Follower, ProcSampler, ScoreboardSampler,
+    children, group_members, process_state, server_processes, EventLogSampler, Follower,
+    ProcSampler, ScoreboardSampler,
 };
 
 /// Why a request got no response.
@@ -226,6 +227,9 @@ pub enum Observation {
     },
     MasterExited {
         ending: Ending,
+        /// Processes of the server's group still alive when the master was gone: none, when
+        /// the master waited for every child it started.
+        outlived_by: Vec<i32>,
     },
     /// The server's processes from /proc: master and children, their threads, summed PSS.
     Resources(Resources),

@@ -228,6 +228,37 @@ pub fn children(master: i32) -> Vec<i32> {
     pids.into_iter().collect()
 }
 
+/// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z` zombie …), if it exists.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
+/// The live (not zombie) processes of process group `group`, from every `/proc/<pid>/stat`:
+/// a server's processes wherever they were reparented.
+pub fn group_members(group: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command's closing parenthesis: state, ppid, pgrp, …
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            matches!(fields.as_slice(), [state, _, pgrp, ..]
+                if !matches!(*state, "Z" | "X") && pgrp.parse() == Ok(group))
+        })
+        .collect()
+}
+
 /// The master and its live (not zombie) children.
 pub fn server_processes(master: i32) -> Vec<i32> {
     std::iter::once(master)

@@ -161,6 +161,7 @@ impl Group {
         let watcher = store.clone();
         std::thread::spawn(move || {
             let ending = child.wait().map_or(Ending::Unknown, Ending::from_status);
+            let outlived_by = crate::observe::group_members(group.as_raw());
             if announce_stop {
                 watcher.push(Observation::ServerEvent {
                     event: EventKind::Stopped,
@@ -168,7 +169,10 @@ impl Group {
                     detail: serde_json::json!({ "reason": format!("master exited ({ending})") }),
                 });
             }
-            watcher.push(Observation::MasterExited { ending });
+            watcher.push(Observation::MasterExited {
+                ending,
+                outlived_by,
+            });
         });
         Group {
             group,

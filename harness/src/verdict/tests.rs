@@ -762,14 +762,27 @@ master_exit = 0
 
 #[test]
 fn the_master_exit_code_is_judged() {
-    let judged = |ending: Option<Ending>| {
+    let judged_with = |ending: Option<Ending>, outlived_by: Vec<i32>| {
         let mut r = Rec::default();
         if let Some(ending) = ending {
-            r = r.at(1.0, Observation::MasterExited { ending });
+            r = r.at(
+                1.0,
+                Observation::MasterExited {
+                    ending,
+                    outlived_by,
+                },
+            );
         }
         judge(&case(MASTER_EXIT), Mpm::Event, &reference(), &r.0)
     };
+    let judged = |ending: Option<Ending>| judged_with(ending, Vec::new());
     assert_eq!(judged(Some(Ending::Exited(0))).result, RunResult::Passed);
+    // The right code, but a child still ran: the master did not wait for it.
+    let v = judged_with(Some(Ending::Exited(0)), vec![41]);
+    assert_eq!(
+        check(&v, "the master exits").detail,
+        "exit code 0, while pids [41] of its group still ran"
+    );
     let v = judged(Some(Ending::Exited(1)));
     assert_eq!(check(&v, "the master exits").detail, "exit code 1");
     assert!(check(&judged(Some(Ending::Signaled(9))), "the master exits").failed());
