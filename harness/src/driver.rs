@@ -47,13 +47,22 @@ pub struct Connection {
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
     dripper: Option<JoinHandle<()>>,
+    /// The receive buffer `open` set, if any.
+    rcvbuf: Option<u32>,
 }
 
 impl Connection {
     /// Opens a connection; a refusal is recorded and returned as an error.
-    pub fn open(name: &str, addr: SocketAddr, store: &Store) -> Result<Connection, String> {
+    /// Connects `name` to `addr`; `rcvbuf`, if given, is the socket's receive buffer, set before
+    /// the handshake so that the window the server sees is small from the start.
+    pub fn open(
+        name: &str,
+        addr: SocketAddr,
+        rcvbuf: Option<u32>,
+        store: &Store,
+    ) -> Result<Connection, String> {
         let start = std::time::Instant::now();
-        let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
+        let stream = connect(addr, rcvbuf).map_err(|e| {
             store.push(Observation::ConnRefused {
                 conn: name.to_string(),
                 error: e.to_string(),
@@ -72,6 +81,7 @@ impl Connection {
         });
         Ok(Connection {
             name: name.to_string(),
+            rcvbuf,
             stream: Some(stream),
             shared,
             reader: None,
@@ -133,8 +143,9 @@ impl Connection {
 
     /// Requests `path` and reads the response at `rate` bytes per second.
     pub fn slow_read(&mut self, store: &Store, request: &str, path: &str, rate: u32) {
-        // A small receive buffer so the server really meets a slow reader.
-        if let Some(stream) = &self.stream {
+        // A small receive buffer so the server really meets a slow reader (unless `open` chose
+        // one before connecting).
+        if let (Some(stream), None) = (&self.stream, self.rcvbuf) {
             set_rcvbuf(stream, 4096);
         }
         let bytes = client::request_bytes("GET", path, None, None, false);
@@ -463,6 +474,20 @@ fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Res
         headers: response.headers.clone(),
         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
     });
+}
+
+fn connect(addr: SocketAddr, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
+    let Some(bytes) = rcvbuf else {
+        return TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT);
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_recv_buffer_size(bytes as usize)?;
+    socket.connect_timeout(&addr.into(), CONNECT_TIMEOUT)?;
+    Ok(socket.into())
 }
 
 fn set_linger_zero(stream: &TcpStream) {

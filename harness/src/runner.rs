@@ -164,9 +164,9 @@ impl Play<'_> {
     /// Performs one step; false stops the scenario (a wait that never held).
     fn step(&mut self, step: &Step) -> bool {
         match &step.action {
-            Action::Open(names) => {
+            Action::Open { names, rcvbuf } => {
                 for name in names {
-                    if let Ok(c) = Connection::open(name, self.server.addr(), self.store) {
+                    if let Ok(c) = Connection::open(name, self.server.addr(), *rcvbuf, self.store) {
                         self.conns.insert(name.clone(), c);
                     }
                 }

@@ -124,6 +124,9 @@ pub struct Config {
     pub(crate) mpm: Mpm,
     pub(crate) listen: SocketAddr,
     pub(crate) listen_backlog: u32,
+    /// SendBufferSize: SO_SNDBUF of the listening socket, which accepted connections inherit
+    /// (0: the kernel's default, which grows with the connection).
+    pub(crate) send_buffer_size: u32,
     pub(crate) start_servers: u32,
     pub(crate) min_spare_servers: u32,
     pub(crate) max_spare_servers: u32,
@@ -209,6 +212,7 @@ enum Scope {
 const DIRECTIVES: &[(&str, Scope)] = &[
     ("Listen", Scope::All),
     ("ListenBacklog", Scope::All),
+    ("SendBufferSize", Scope::All),
     ("StartServers", Scope::All),
     ("MinSpareServers", Scope::Prefork),
     ("MaxSpareServers", Scope::Prefork),
@@ -250,6 +254,7 @@ impl Config {
             mpm,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             listen_backlog: 511,
+            send_buffer_size: 0,
             start_servers: if threaded { 3 } else { 5 },
             min_spare_servers: 5,
             max_spare_servers: 10,
@@ -338,6 +343,7 @@ impl Config {
         match *name {
             "Listen" => self.listen = parse_listen(v).map_err(err)?,
             "ListenBacklog" => self.listen_backlog = number(v, 1).map_err(err)?,
+            "SendBufferSize" => self.send_buffer_size = send_buffer_size(v).map_err(err)?,
             "StartServers" => self.start_servers = number(v, 0).map_err(err)?,
             "MinSpareServers" => self.min_spare_servers = number(v, 0).map_err(err)?,
             "MaxSpareServers" => self.max_spare_servers = number(v, 0).map_err(err)?,
@@ -586,6 +592,16 @@ where
     Ok(n)
 }
 
+/// Apache's rule: 0 for the system default, else at least 512 bytes.
+fn send_buffer_size(v: &str) -> Result<u32, String> {
+    match number(v, 0)? {
+        n @ 1..512 => Err(format!(
+            "must be at least 512 bytes, or 0 for the system default, got {n}"
+        )),
+        n => Ok(n),
+    }
+}
+
 fn on_off(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "on" => Ok(true),
@@ -751,6 +767,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.min_spare_threads, c.max_spare_threads), (1, 9));
+    }
+
+    #[test]
+    fn send_buffer_size_is_0_or_at_least_512() {
+        assert_eq!(load(Mpm::Event, &[]).unwrap().send_buffer_size, 0);
+        let c = load(Mpm::Event, &["SendBufferSize=16384"]).unwrap();
+        assert_eq!(c.send_buffer_size, 16384);
+        let e = load(Mpm::Prefork, &["SendBufferSize=100"]).unwrap_err();
+        assert!(e.to_string().contains("at least 512 bytes"), "{e}");
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Master {
         let signalfd =
             SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
                 .map_err(|e| fail("signalfd", e.into()))?;
-        let listener = os::listen(cfg.listen, cfg.listen_backlog)
+        let listener = os::listen(cfg.listen, cfg.listen_backlog, cfg.send_buffer_size)
             .map_err(|e| fail(&format!("could not bind to address {}", cfg.listen), e))?;
         let scoreboard = Scoreboard::create(
             opts.mpm,

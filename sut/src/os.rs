@@ -128,8 +128,13 @@ pub fn thread_id() -> i32 {
 }
 
 /// Creates a listening TCP socket: SO_REUSEADDR, close-on-exec, non-blocking (children share it
-/// and each decides when to accept), with the given backlog.
-pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+/// and each decides when to accept), with the given backlog; `send_buffer` > 0 sets its
+/// SO_SNDBUF, which every accepted connection inherits (SendBufferSize).
+pub fn listen(
+    addr: SocketAddr,
+    backlog: u32,
+    send_buffer: u32,
+) -> io::Result<std::net::TcpListener> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -142,6 +147,10 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListene
     )
     .map_err(io::Error::from)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
+    if send_buffer > 0 {
+        socket::setsockopt(&fd, sockopt::SndBuf, &(send_buffer as usize))
+            .map_err(io::Error::from)?;
+    }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(io::Error::from)?;
     let backlog = i32::try_from(backlog)
         .unwrap_or(i32::MAX)

@@ -516,6 +516,9 @@ pub struct StepFile {
     pub http10: bool,
     /// `open`: how many connections per name (named `name.1` … `name.N` when above 1).
     pub count: Option<u32>,
+    /// `open`: the client's receive buffer in bytes, set before connecting (a reader whose
+    /// window the server really meets; the kernel doubles it for bookkeeping).
+    pub rcvbuf: Option<u32>,
     /// `wait`/`await`: deadline (default 10s).
     pub within: Option<Text<Dur>>,
     /// `slow_head`, `slow_body`: the pause between bytes.

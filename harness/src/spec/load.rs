@@ -319,7 +319,15 @@ impl Loader<'_> {
         self.options_belong(s, action, span.clone())?;
         let within = s.within.as_ref().map_or(DEFAULT_WITHIN, |t| t.0 .0);
         let action = match action {
-            "open" => Action::Open(self.open(s.open.as_ref().expect("given"), s.count)?),
+            "open" => {
+                if s.rcvbuf.is_some_and(|b| b < 256) {
+                    return Err(self.err(span, "`rcvbuf` below 256 bytes: the kernel rounds it up"));
+                }
+                Action::Open {
+                    names: self.open(s.open.as_ref().expect("given"), s.count)?,
+                    rcvbuf: s.rcvbuf,
+                }
+            }
             "send" => self.send(s)?,
             "pipeline" => {
                 let conn = self.conn(s.pipeline.as_ref().expect("given"))?;
@@ -451,7 +459,7 @@ impl Loader<'_> {
 
     /// Options that the step's action does not read are a mistake, not something to ignore.
     fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
-        let options: [(&str, bool, &[&str]); 17] = [
+        let options: [(&str, bool, &[&str]); 18] = [
             ("path", s.path.is_some(), &["send", "slow_read"]),
             ("fault", s.fault.is_some(), &["send"]),
             ("raw", s.raw.is_some(), &["send"]),
@@ -467,6 +475,7 @@ impl Loader<'_> {
             ("connection_keep_alive", s.connection_keep_alive, &["send"]),
             ("http10", s.http10, &["send"]),
             ("count", s.count.is_some(), &["open"]),
+            ("rcvbuf", s.rcvbuf.is_some(), &["open"]),
             ("within", s.within.is_some(), &["wait", "await"]),
             (
                 "interval",

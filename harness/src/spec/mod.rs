@@ -223,7 +223,11 @@ impl ConnectionToken {
 /// What a step does. Every request carries its final name.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Open(Vec<String>),
+    /// Connections to open; `rcvbuf`: each one's receive buffer, set before connecting.
+    Open {
+        names: Vec<String>,
+        rcvbuf: Option<u32>,
+    },
     Send {
         conn: String,
         name: String,
@@ -365,7 +369,18 @@ impl Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::Open(n) => write!(f, "open {}", n.join(", ")),
+            Action::Open {
+                names,
+                rcvbuf: None,
+            } => write!(f, "open {}", names.join(", ")),
+            Action::Open {
+                names,
+                rcvbuf: Some(b),
+            } => write!(
+                f,
+                "open {} with a {b}-byte receive buffer",
+                names.join(", ")
+            ),
             Action::Send {
                 conn,
                 name,
