@@ -101,6 +101,9 @@ pub enum Quantity {
     KeepaliveWorkers,
     /// Workers sending a reply (`W`).
     WritingWorkers,
+    /// Worker slots of live children marked starting (`S`), in all ThreadLimit slots of each:
+    /// 0 once the pool is up (a slot beyond ThreadsPerChild is dead, `.`).
+    StartingWorkers,
     /// Connections event's listener holds in keep-alive (ConnsAsyncKeepAlive).
     AsyncKeepalive,
     /// Connections event's listener is writing (ConnsAsyncWriting).
@@ -120,11 +123,12 @@ pub enum Quantity {
 }
 
 impl Quantity {
-    pub const ALL: [Quantity; 12] = [
+    pub const ALL: [Quantity; 13] = [
         Quantity::BusyWorkers,
         Quantity::IdleWorkers,
         Quantity::KeepaliveWorkers,
         Quantity::WritingWorkers,
+        Quantity::StartingWorkers,
         Quantity::AsyncKeepalive,
         Quantity::AsyncWriting,
         Quantity::AsyncClosing,
@@ -142,6 +146,7 @@ impl Quantity {
             Quantity::IdleWorkers => "idle_workers",
             Quantity::KeepaliveWorkers => "keepalive_workers",
             Quantity::WritingWorkers => "writing_workers",
+            Quantity::StartingWorkers => "starting_workers",
             Quantity::AsyncKeepalive => "async_keepalive",
             Quantity::AsyncWriting => "async_writing",
             Quantity::AsyncClosing => "async_closing",

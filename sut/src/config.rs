@@ -103,11 +103,13 @@ impl Default for RequestReadTimeout {
     }
 }
 
-/// A fault configured at a site outside requests: perform it `count` times (`None`: always).
+/// A fault configured at a site outside requests: `FAULT [COUNT] [after SKIP]` — pass the site
+/// by `after` times, then perform the fault `count` times (`None`: always).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultSetting {
     pub fault: Fault,
     pub count: Option<u32>,
+    pub after: u32,
 }
 
 /// Faults at the sites no request reaches (only performed with `--faults`).
@@ -685,17 +687,31 @@ fn fault_setting(v: &str, site: FaultSite) -> Result<FaultSetting, String> {
     if !fault.allowed_at(site) {
         return Err(format!("`{fault}` cannot be performed at {site}"));
     }
-    let count = match words.next() {
-        None => None,
-        Some(n) => Some(
-            n.parse::<u32>()
-                .map_err(|_| format!("count `{n}` is not a whole number"))?,
-        ),
+    let whole = |what: &str, n: &str| {
+        n.parse::<u32>()
+            .map_err(|_| format!("{what} `{n}` is not a whole number"))
+    };
+    let mut next = words.next();
+    let count = match next {
+        Some(n) if n != "after" => {
+            next = words.next();
+            Some(whole("count", n)?)
+        }
+        _ => None,
+    };
+    let after = match next {
+        None => 0,
+        Some("after") => whole("after", words.next().ok_or("`after` needs a number")?)?,
+        Some(extra) => return Err(format!("unexpected `{extra}` (FAULT [COUNT] [after N])")),
     };
     if let Some(extra) = words.next() {
-        return Err(format!("unexpected `{extra}`"));
+        return Err(format!("unexpected `{extra}` (FAULT [COUNT] [after N])"));
     }
-    Ok(FaultSetting { fault, count })
+    Ok(FaultSetting {
+        fault,
+        count,
+        after,
+    })
 }
 
 #[cfg(test)]

@@ -14,10 +14,12 @@ use mpm_faults::{Fault, FaultSite};
 use crate::config::{FaultSetting, FaultSettings};
 use crate::os;
 
-/// A fault configured at a site, and how many more times it fires (`None`: every time).
+/// A fault configured at a site, how many more times the site is passed before it fires, and
+/// how many more times it fires (`None`: every time).
 #[derive(Debug)]
 pub struct Action {
     setting: FaultSetting,
+    to_skip: AtomicU32,
     remaining: Option<AtomicU32>,
 }
 
@@ -25,12 +27,19 @@ impl Action {
     pub fn new(setting: &FaultSetting) -> Action {
         Action {
             setting: setting.clone(),
+            to_skip: AtomicU32::new(setting.after),
             remaining: setting.count.map(AtomicU32::new),
         }
     }
 
     /// The fault, when it fires this time. The one place a firing is counted.
     fn fire(&self) -> Option<&Fault> {
+        let skipped = self
+            .to_skip
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if skipped.is_ok() {
+            return None;
+        }
         if let Some(remaining) = &self.remaining {
             remaining
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
@@ -211,6 +220,26 @@ mod tests {
         assert_eq!(fired, 2);
         let err = faults.accept().expect("the accept site counts on its own");
         assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+    }
+
+    #[test]
+    fn after_passes_the_site_that_many_times_first() {
+        let faults = Faults::new(&settings("fail:eagain 1 after 2"), true);
+        let fired: Vec<bool> = (0..5).map(|_| faults.fork().is_some()).collect();
+        assert_eq!(fired, [false, false, true, false, false]);
+        let always_after = Faults::new(&settings("fail:eagain after 1"), true);
+        let fired: Vec<bool> = (0..4).map(|_| always_after.accept().is_some()).collect();
+        assert_eq!(fired, [false, true, true, true]);
+        for bad in [
+            "fail:eagain 1 after",
+            "fail:eagain after x",
+            "fail:eagain 1 2",
+        ] {
+            let sets = vec![format!("FaultFork={bad}")];
+            let e = crate::config::Config::load(crate::config::Mpm::Worker, None, &sets, true)
+                .unwrap_err();
+            assert!(e.to_string().contains("FaultFork"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -670,9 +670,14 @@ impl Snapshot {
         self.workers().filter(|(_, w)| w.state == state).count()
     }
 
-    /// Workers waiting for a connection (mod_status IdleWorkers).
+    /// Workers waiting for a connection (mod_status IdleWorkers): not those of a process that
+    /// stops gracefully (Apache's `quiescing`), which takes no new connection.
     pub fn idle_workers(&self) -> usize {
-        self.count(WorkerState::Idle)
+        self.live_processes()
+            .filter(|p| p.status != ProcessStatus::Graceful)
+            .flat_map(|p| &p.workers)
+            .filter(|w| w.state == WorkerState::Idle)
+            .count()
     }
 
     /// Workers busy as mod_status counts them (BusyWorkers).

@@ -72,7 +72,7 @@ impl Outgoing {
 
     /// Bytes still to write.
     pub fn remaining(&self) -> u64 {
-        (self.head.len() - self.head_done) as u64 + self.body.len() - self.body_done
+        self.head[self.head_done..].len() as u64 + (self.body.len() - self.body_done)
     }
 
     /// Whether the rest can be set aside cheaply (file-like, or small enough), EV-2.
@@ -95,7 +95,7 @@ impl Outgoing {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Non-blocking: a write never sleeps, so it is never interrupted (no EINTR).
                 Err(e) => return Err(e),
             }
         }

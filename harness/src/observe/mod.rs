@@ -117,6 +117,8 @@ pub struct Summary {
     pub idle: u64,
     pub keepalive_workers: u64,
     pub writing_workers: u64,
+    /// `S` slots of live processes, ThreadLimit slots each.
+    pub starting_workers: u64,
     pub async_keepalive: u64,
     pub async_writing: u64,
     pub async_closing: u64,
@@ -431,6 +433,7 @@ impl Facts for State {
             Quantity::IdleWorkers => board().map(|s| s.idle),
             Quantity::KeepaliveWorkers => board().map(|s| s.keepalive_workers),
             Quantity::WritingWorkers => board().map(|s| s.writing_workers),
+            Quantity::StartingWorkers => board().map(|s| s.starting_workers),
             Quantity::AsyncKeepalive => board().map(|s| s.async_keepalive),
             Quantity::AsyncWriting => board().map(|s| s.async_writing),
             Quantity::AsyncClosing => board().map(|s| s.async_closing),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use refhttpd::{Event, EventLine, ScoreboardView, Snapshot, WorkerState};
+use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot, WorkerState};
 
 use super::{Ending, Observation, Resources, Sampler, Store, Summary};
 use crate::condition::Source;
@@ -23,11 +23,24 @@ impl Summary {
             })
             .collect::<Vec<_>>()
             .join("|");
+        // Idle as mod_status counts it: in processes that still take connections, not in one
+        // stopping gracefully (Apache's `quiescing`). Counted here, not by refhttpd's helpers.
+        let idle = s
+            .live_processes()
+            .filter(|p| p.status != ProcessStatus::Graceful)
+            .flat_map(|p| &p.workers)
+            .filter(|w| w.state == WorkerState::Idle)
+            .count();
         Summary {
             busy: s.busy_workers() as u64,
-            idle: s.idle_workers() as u64,
+            idle: idle as u64,
             keepalive_workers: s.count(WorkerState::KeepAlive) as u64,
             writing_workers: s.count(WorkerState::Writing) as u64,
+            starting_workers: s
+                .live_processes()
+                .flat_map(|p| &p.workers)
+                .filter(|w| w.state == WorkerState::Starting)
+                .count() as u64,
             async_keepalive: u64::from(s.conns_async_keepalive()),
             async_writing: u64::from(s.conns_async_writing()),
             async_closing: u64::from(s.conns_async_closing()),

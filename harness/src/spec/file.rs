@@ -551,6 +551,8 @@ pub struct ConditionFile {
     pub keepalive_workers: Option<Count>,
     /// Workers sending a reply (`W`).
     pub writing_workers: Option<Count>,
+    /// Worker slots of live children marked starting (`S`), all ThreadLimit slots of each.
+    pub starting_workers: Option<Count>,
     /// Connections the event listener holds in keep-alive (ConnsAsyncKeepAlive).
     pub async_keepalive: Option<Count>,
     /// Connections the event listener is writing (ConnsAsyncWriting).

@@ -708,6 +708,7 @@ impl Loader<'_> {
             (Quantity::IdleWorkers, c.idle_workers),
             (Quantity::KeepaliveWorkers, c.keepalive_workers),
             (Quantity::WritingWorkers, c.writing_workers),
+            (Quantity::StartingWorkers, c.starting_workers),
             (Quantity::AsyncKeepalive, c.async_keepalive),
             (Quantity::AsyncWriting, c.async_writing),
             (Quantity::AsyncClosing, c.async_closing),

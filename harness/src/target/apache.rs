@@ -486,7 +486,8 @@ impl ApacheBoard {
         let workers_at = procs_at + procs.len() as u64;
         let mut s = Summary::default();
         let mut groups = Vec::new();
-        let mut block = vec![0u8; threads * WORKER_SCORE as usize];
+        // Every ThreadLimit slot: those beyond ThreadsPerChild count only as starting (`S`).
+        let mut block = vec![0u8; self.thread_limit * WORKER_SCORE as usize];
         for slot in 0..self.server_limit {
             let p = &procs[slot * PROCESS_SCORE as usize..][..PROCESS_SCORE as usize];
             let pid = u32_at(p, 0) as i32;
@@ -506,10 +507,16 @@ impl ApacheBoard {
             let at = workers_at + (slot * self.thread_limit) as u64 * WORKER_SCORE;
             self.file.read_exact_at(&mut block, at).ok()?;
             let mut letters = String::new();
-            for t in 0..threads {
+            for t in 0..self.thread_limit {
                 // tid (8), thread_num (4), pid (4), generation (4), status (1).
                 let status = block[t * WORKER_SCORE as usize + 20] as usize;
                 let letter = WORKER_LETTERS.get(status).copied().unwrap_or('?');
+                if letter == 'S' {
+                    s.starting_workers += 1;
+                }
+                if t >= threads {
+                    continue;
+                }
                 letters.push(letter);
                 match letter {
                     '_' if !quiescing => s.idle += 1,
