@@ -56,8 +56,8 @@ enum Command {
         /// Run everything N times.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Runs in parallel (most of a run is waiting on the server: four fit two cores).
-        #[arg(long, short, default_value_t = 4)]
+        /// Runs in parallel (most of a run is waiting on the server: six fit two cores).
+        #[arg(long, short, default_value_t = 6)]
         jobs: usize,
     },
     /// Run one case under one MPM and print its timeline and verdict.
