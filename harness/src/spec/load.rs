@@ -364,10 +364,7 @@ impl Loader<'_> {
                 Action::SlowHead {
                     conn,
                     name,
-                    interval: s
-                        .interval
-                        .as_ref()
-                        .map_or(std::time::Duration::from_millis(100), |t| t.0 .0),
+                    interval: drip_interval(s),
                 }
             }
             "slow_body" => {
@@ -380,10 +377,7 @@ impl Loader<'_> {
                 Action::SlowBody {
                     conn,
                     name,
-                    interval: s
-                        .interval
-                        .as_ref()
-                        .map_or(std::time::Duration::from_millis(100), |t| t.0 .0),
+                    interval: drip_interval(s),
                     length,
                 }
             }
@@ -850,6 +844,13 @@ impl Loader<'_> {
             reference_only: r.reference_only,
         })
     }
+}
+
+/// `slow_head` and `slow_body`: the pause between bytes (default 100 ms).
+fn drip_interval(s: &StepFile) -> std::time::Duration {
+    s.interval
+        .as_ref()
+        .map_or(std::time::Duration::from_millis(100), |t| t.0 .0)
 }
 
 fn crash(c: &CrashExpectFile) -> CrashExpect {
