@@ -323,10 +323,10 @@ impl<'a> Listener<'a> {
             let timeout = self
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return;
-                }
+            // No signal handler runs in a child (TERM keeps its default, the graceful signals
+            // are ignored), so epoll_wait is never interrupted: any error is a broken poller.
+            if self.poll.poll(&mut events, timeout).is_err() {
+                return;
             }
             for event in events.iter() {
                 match event.token() {

@@ -74,11 +74,12 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Accepts one connection from the shared, non-blocking listening socket.
 pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
-    if let Some(error) = shared.faults.accept() {
-        log_accept_error(shared, &error);
-        return Accepted::Failed;
-    }
-    match listener.accept() {
+    // A FaultAccept failure stands in for accept()'s own result: it meets the same handling.
+    let accepted = match shared.faults.accept() {
+        Some(error) => Err(error),
+        None => listener.accept(),
+    };
+    match accepted {
         Ok((stream, peer)) => match Conn::new(stream, peer) {
             Ok(conn) => Accepted::Conn(conn),
             Err(_) => Accepted::Nothing,
