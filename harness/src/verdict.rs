@@ -659,10 +659,7 @@ fn header_problem(name: &str, want: &HeaderExpect, outcome: Option<&Outcome>) ->
     let Some(Outcome::Response { headers, .. }) = outcome else {
         return Some(format!("expected a response with header {name}"));
     };
-    let got = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim());
+    let got = crate::client::header(headers, name);
     let shown = |v: Option<&str>| v.map_or_else(|| "absent".to_string(), |v| format!("{v:?}"));
     match (want, got) {
         (HeaderExpect::Value(v), Some(g)) if g == v.trim() => None,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot, WorkerState};
+use refhttpd::{Event, EventLine, ScoreboardView, Snapshot, WorkerState};
 
 use super::{Ending, Observation, Resources, Sampler, Store, Summary};
 use crate::condition::Source;
@@ -23,17 +23,10 @@ impl Summary {
             })
             .collect::<Vec<_>>()
             .join("|");
-        // Idle as mod_status counts it: in processes that still take connections, not in one
-        // stopping gracefully (Apache's `quiescing`). Counted here, not by refhttpd's helpers.
-        let idle = s
-            .live_processes()
-            .filter(|p| p.status != ProcessStatus::Graceful)
-            .flat_map(|p| &p.workers)
-            .filter(|w| w.state == WorkerState::Idle)
-            .count();
         Summary {
             busy: s.busy_workers() as u64,
-            idle: idle as u64,
+            // As mod_status counts them: not in a child stopping gracefully.
+            idle: s.idle_workers() as u64,
             keepalive_workers: s.count(WorkerState::KeepAlive) as u64,
             writing_workers: s.count(WorkerState::Writing) as u64,
             starting_workers: s
@@ -241,11 +234,22 @@ pub fn children(master: i32) -> Vec<i32> {
     pids.into_iter().collect()
 }
 
-/// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z` zombie …), if it exists.
-pub fn process_state(pid: i32) -> Option<char> {
+/// The fields of `/proc/<pid>/stat` after the command's closing parenthesis: state, ppid,
+/// pgrp, … (None when the process is gone).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.trim_start().chars().next()
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z` zombie …), if it exists.
+pub fn process_state(pid: i32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// Whether a process in stat state `state` still runs: neither a zombie nor dead.
+fn is_live(state: &str) -> bool {
+    !matches!(state, "Z" | "X")
 }
 
 /// The live (not zombie) processes of process group `group`, from every `/proc/<pid>/stat`:
@@ -258,16 +262,8 @@ pub fn group_members(group: i32) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // After the command's closing parenthesis: state, ppid, pgrp, …
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            matches!(fields.as_slice(), [state, _, pgrp, ..]
-                if !matches!(*state, "Z" | "X") && pgrp.parse() == Ok(group))
+            matches!(stat_fields(*pid).as_deref(), Some([state, _, pgrp, ..])
+                if is_live(state) && pgrp.parse() == Ok(group))
         })
         .collect()
 }
@@ -276,15 +272,7 @@ pub fn group_members(group: i32) -> Vec<i32> {
 pub fn server_processes(master: i32) -> Vec<i32> {
     std::iter::once(master)
         .chain(children(master))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, rest) = stat.rsplit_once(')')?;
-                    Some(!rest.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        })
+        .filter(|pid| matches!(stat_fields(*pid).as_deref(), Some([state, ..]) if is_live(state)))
         .collect()
 }
 
