@@ -34,8 +34,7 @@ impl Response {
 
     /// The response says `Connection: close`.
     pub fn closes(&self) -> bool {
-        self.header("Connection")
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+        self.header("Connection").is_some_and(closes)
     }
 
     pub fn text(&self) -> String {
@@ -82,17 +81,66 @@ pub fn parse_at_eof(buf: &[u8]) -> Parsed {
     parse(buf, true)
 }
 
+/// What the load driver needs of a response, read without copying its head or body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    /// `Connection: close`.
+    pub closes: bool,
+    /// The pid of `X-Served-By`.
+    pub served_by: Option<i32>,
+}
+
+/// What the start of a buffer holds, as [`frame`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Framed {
+    Incomplete,
+    /// A response's head and the bytes the whole response took.
+    Complete(Head, usize),
+    Invalid(String),
+}
+
+/// Frames one response at the start of `buf` as [`parse_response`] does (`eof`: the server has
+/// closed, as [`parse_at_eof`]), without building it: the load driver's parser.
+pub fn frame(buf: &[u8], eof: bool) -> Framed {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    match locate(buf, eof, &mut headers) {
+        Ok(None) => Framed::Incomplete,
+        Err(e) => Framed::Invalid(e),
+        Ok(Some((status, headers, span))) => {
+            let value = |name: &str| {
+                headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+            };
+            let head = Head {
+                status,
+                closes: value("Connection").is_some_and(closes),
+                served_by: value(refhttpd::SERVED_BY_HEADER)
+                    .and_then(ServedBy::parse)
+                    .map(|b| b.pid),
+            };
+            Framed::Complete(head, span.end)
+        }
+    }
+}
+
+/// Whether a `Connection` value holds the `close` token.
+fn closes(value: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
 fn parse(buf: &[u8], eof: bool) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
-        Err(e) => return Parsed::Invalid(format!("bad response head: {e}")),
+    let (status, headers, span) = match locate(buf, eof, &mut headers) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Parsed::Incomplete,
+        Err(e) => return Parsed::Invalid(e),
     };
-    let status = resp.code.unwrap_or(0);
-    let headers: Vec<(String, String)> = resp
-        .headers
+    let headers: Vec<(String, String)> = headers
         .iter()
         .map(|h| {
             (
@@ -101,22 +149,14 @@ fn parse(buf: &[u8], eof: bool) -> Parsed {
             )
         })
         .collect();
-    let framing = match framing(status, &headers) {
-        Ok(f) => f,
-        Err(e) => return Parsed::Invalid(e),
-    };
-    let rest = &buf[head_len..];
-    let (body, used) = match framing {
-        Framing::None => (Vec::new(), 0),
-        Framing::Length(n) if rest.len() >= n => (rest[..n].to_vec(), n),
-        Framing::Length(_) => return Parsed::Incomplete,
-        Framing::Chunked => match decode_chunked(rest) {
-            Ok(Some(done)) => done,
-            Ok(None) => return Parsed::Incomplete,
-            Err(e) => return Parsed::Invalid(e),
-        },
-        Framing::UntilClose if eof => (rest.to_vec(), rest.len()),
-        Framing::UntilClose => return Parsed::Incomplete,
+    let rest = &buf[span.head..span.end];
+    let body = if span.chunked {
+        let mut data = Vec::new();
+        // Already walked whole by `locate`.
+        let _ = walk_chunks(rest, |part| data.extend_from_slice(part));
+        data
+    } else {
+        rest.to_vec()
     };
     Parsed::Complete(
         Response {
@@ -124,21 +164,72 @@ fn parse(buf: &[u8], eof: bool) -> Parsed {
             headers,
             body,
         },
-        head_len + used,
+        span.end,
     )
 }
 
-fn framing(status: u16, headers: &[(String, String)]) -> Result<Framing, String> {
+/// Where a response's parts end in the buffer.
+struct Span {
+    /// The head's length.
+    head: usize,
+    /// The end of the whole response.
+    end: usize,
+    chunked: bool,
+}
+
+/// Finds the response at the start of `buf`: its status, its header fields and where it ends;
+/// `None` when more bytes are needed.
+#[allow(clippy::type_complexity)]
+fn locate<'b, 'h>(
+    buf: &'b [u8],
+    eof: bool,
+    headers: &'h mut [httparse::Header<'b>],
+) -> Result<Option<(u16, &'h [httparse::Header<'b>], Span)>, String> {
+    let mut resp = httparse::Response::new(headers);
+    let head = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("bad response head: {e}")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let headers: &'h [httparse::Header<'b>] = resp.headers;
+    let fields = headers
+        .iter()
+        .map(|h| (h.name, std::str::from_utf8(h.value).unwrap_or("")));
+    let rest = &buf[head..];
+    let (used, chunked) = match framing(status, fields)? {
+        Framing::None => (0, false),
+        Framing::Length(n) if rest.len() >= n => (n, false),
+        Framing::Length(_) => return Ok(None),
+        Framing::Chunked => match walk_chunks(rest, |_| {})? {
+            Some(n) => (n, true),
+            None => return Ok(None),
+        },
+        Framing::UntilClose if eof => (rest.len(), false),
+        Framing::UntilClose => return Ok(None),
+    };
+    let span = Span {
+        head,
+        end: head + used,
+        chunked,
+    };
+    Ok(Some((status, headers, span)))
+}
+
+fn framing<'h>(
+    status: u16,
+    headers: impl Iterator<Item = (&'h str, &'h str)> + Clone,
+) -> Result<Framing, String> {
     if status < 200 || status == 204 || status == 304 {
         return Ok(Framing::None);
     }
-    fn all<'h>(headers: &'h [(String, String)], name: &'h str) -> impl Iterator<Item = &'h str> {
+    let all = |name: &'static str| {
         headers
-            .iter()
+            .clone()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    if let Some(te) = all(headers, "Transfer-Encoding").last() {
+            .map(|(_, v)| v.trim())
+    };
+    if let Some(te) = all("Transfer-Encoding").last() {
         let last = te.rsplit(',').next().unwrap_or("").trim();
         return Ok(if last.eq_ignore_ascii_case("chunked") {
             Framing::Chunked
@@ -146,7 +237,7 @@ fn framing(status: u16, headers: &[(String, String)]) -> Result<Framing, String>
             Framing::UntilClose
         });
     }
-    let mut lengths = all(headers, "Content-Length").flat_map(|v| v.split(','));
+    let mut lengths = all("Content-Length").flat_map(|v| v.split(','));
     match lengths.next() {
         None => Ok(Framing::UntilClose),
         Some(first) => {
@@ -166,6 +257,12 @@ fn framing(status: u16, headers: &[(String, String)]) -> Result<Framing, String>
 /// chunk and the trailer section), `None` when incomplete.
 pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
     let mut data = Vec::new();
+    Ok(walk_chunks(buf, |part| data.extend_from_slice(part))?.map(|used| (data, used)))
+}
+
+/// Walks a chunked body at the start of `buf`, handing each chunk's data to `on_data`: the
+/// bytes used (through the last chunk and the trailer section), `None` when incomplete.
+fn walk_chunks(buf: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<Option<usize>, String> {
     let mut at = 0;
     loop {
         let Some(line_end) = find_crlf(&buf[at..]) else {
@@ -188,14 +285,14 @@ pub fn decode_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
                 };
                 at += end + 2;
                 if end == 0 {
-                    return Ok(Some((data, at)));
+                    return Ok(Some(at));
                 }
             }
         }
         if buf.len() < at + size + 2 {
             return Ok(None);
         }
-        data.extend_from_slice(&buf[at..at + size]);
+        on_data(&buf[at..at + size]);
         at += size;
         if &buf[at..at + 2] != b"\r\n" {
             return Err("chunk data not followed by CRLF".into());
@@ -392,10 +489,48 @@ mod tests {
             }
         }
 
+        /// The load driver's framing agrees with the full parser on where every response ends,
+        /// its status, its close and its served-by, whatever the framing and the cut.
+        #[test]
+        fn framing_without_copying_agrees_with_the_parser(
+            parts in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 0..4),
+            chunked in any::<bool>(),
+            close in any::<bool>(),
+            cut in 0usize..400,
+        ) {
+            let body = parts.concat();
+            let mut bytes = format!(
+                "HTTP/1.1 200 OK\r\nX-Served-By: pid=42 slot=0\r\n{}{}\r\n",
+                if close { "Connection: keep-alive, close\r\n" } else { "" },
+                if chunked {
+                    "Transfer-Encoding: chunked\r\n".to_string()
+                } else {
+                    format!("Content-Length: {}\r\n", body.len())
+                }
+            )
+            .into_bytes();
+            bytes.extend(if chunked { chunk_encode(&parts) } else { body.clone() });
+            bytes.extend(b"HTTP/1.1 204 No Content\r\n\r\n");
+            let cut = cut.min(bytes.len());
+            match (frame(&bytes[..cut], false), parse_response(&bytes[..cut])) {
+                (Framed::Complete(head, n), Parsed::Complete(r, m)) => {
+                    prop_assert_eq!(n, m);
+                    prop_assert_eq!(head.status, r.status);
+                    prop_assert_eq!(head.closes, r.closes());
+                    prop_assert_eq!(head.served_by, r.served_by().map(|b| b.pid));
+                    prop_assert_eq!(r.body, body);
+                }
+                (Framed::Incomplete, Parsed::Incomplete) => {}
+                (f, p) => prop_assert!(false, "frame {:?} but parse {:?}", f, p),
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_response(&bytes);
             let _ = parse_at_eof(&bytes);
+            let _ = frame(&bytes, false);
+            let _ = frame(&bytes, true);
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`spec`]: the case format and loader (a typed [`spec::Case`]; errors with file:line:column);
 //! - [`observe`]: observations, the shared [`observe::Store`], samplers, the [`observe::Recording`];
 //! - [`client`], [`driver`]: the harness's own HTTP/1.1 client and its named connections;
+//! - [`loadgen`]: the load driver (many connections on one thread, HDR latency);
 //! - [`guard`], [`target`]: the servers behind one trait, with their capabilities;
 //! - [`runner`]: plays a case against a target into a recording (judges nothing);
 //! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
@@ -28,6 +29,7 @@ pub mod condition;
 pub mod coverage;
 pub mod driver;
 pub mod guard;
+pub mod loadgen;
 pub mod observe;
 pub mod report;
 pub mod runner;

@@ -78,6 +78,44 @@ enum Command {
     /// Which cases check each SPEC.md statement (per MPM and target) and set each directive;
     /// exit 1 while anything is uncovered.
     Coverage,
+    /// Drive load against any HTTP/1.1 server (as wrk or oha do): a progress line each second,
+    /// then requests/s and latency percentiles, corrected for coordinated omission and raw.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// `http://HOST[:PORT][/PATH]`.
+    url: String,
+    /// Connections, all from one thread.
+    #[arg(long, short, default_value_t = 50)]
+    connections: u32,
+    /// How long to drive (`10`, `10s`, `500ms`).
+    #[arg(long, short, default_value = "10s", value_parser = duration)]
+    duration: std::time::Duration,
+    /// Requests per second over all connections (open model); without it, each connection
+    /// sends its next request when the last is answered (closed model).
+    #[arg(long, short)]
+    rate: Option<f64>,
+    /// Keep connections alive, or open one per request.
+    #[arg(long, value_enum, default_value = "on")]
+    keepalive: OnOff,
+    /// A request without a response after this long has timed out.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    timeout: std::time::Duration,
+    /// Write the whole run (figures, intervals, connections) as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    mpm_faults::duration::parse(text)
 }
 
 fn main() {
@@ -89,6 +127,7 @@ fn main() {
             0
         }
         Command::Check { files } => check(&files),
+        Command::Load(args) => load_cmd(&args),
         command => match load(cli.specs) {
             Err(code) => code,
             Ok(cases) => match command {
@@ -313,4 +352,101 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
         }
     }
     i32::from(failed + errors > 0)
+}
+
+/// `mpm-harness load`: the load driver on its own.
+fn load_cmd(args: &LoadArgs) -> i32 {
+    use mpm_harness::loadgen::{self, MixEntry, Plan, Progress};
+    use mpm_harness::observe::load::Interval;
+
+    let (addr, path) = match target_of(&args.url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.url);
+            return 2;
+        }
+    };
+    if args.connections == 0 || args.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
+        eprintln!("error: --connections and --rate must be above 0");
+        return 2;
+    }
+    let mut plan = Plan::new("load", addr, args.connections, args.duration);
+    plan.rate = args.rate;
+    plan.keepalive = matches!(args.keepalive, OnOff::On);
+    plan.timeout = args.timeout;
+    plan.interval = std::time::Duration::from_secs(1);
+    plan.keep_requests = false;
+    plan.mix = vec![MixEntry {
+        path,
+        weight: 1,
+        fatal: false,
+    }];
+
+    struct Line {
+        seconds: f64,
+    }
+    impl Progress for Line {
+        fn interval(&mut self, i: &Interval) {
+            self.seconds += i.length_ms / 1000.0;
+            eprintln!("[{:6.1} s] {i}", self.seconds);
+        }
+    }
+    eprintln!(
+        "driving {} at {addr}: {} connections for {:?}{}",
+        args.url,
+        args.connections,
+        args.duration,
+        args.rate
+            .map(|r| format!(", {r} requests/s"))
+            .unwrap_or_default()
+    );
+    let run = match loadgen::run(&plan, std::time::Instant::now(), &mut Line { seconds: 0.0 }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    println!("{}", run.summary());
+    if let Some(file) = &args.json {
+        let text = serde_json::to_string_pretty(&run).expect("serialisable");
+        if let Err(e) = std::fs::write(file, text) {
+            eprintln!("error: {}: {e}", file.display());
+            return 2;
+        }
+    }
+    if run.counts.responses == 0 {
+        eprintln!("error: no request was answered");
+        return 1;
+    }
+    0
+}
+
+/// The address and path of an `http://` URL.
+fn target_of(url: &str) -> Result<(std::net::SocketAddr, String), String> {
+    use std::net::ToSocketAddrs;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are driven")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.is_empty() {
+        return Err("no host".into());
+    }
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} has no address"))?;
+    Ok((addr, path))
 }

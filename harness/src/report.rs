@@ -187,6 +187,23 @@ fn timeline_line(e: &Entry) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
+        Observation::LoadStarted { load, shape } => format!("load   {load}: started, {shape}"),
+        Observation::LoadWarmed { load, all: true } => {
+            format!("load   {load}: warmed, every connection answered once")
+        }
+        Observation::LoadWarmed { load, all: false } => {
+            format!("load   {load}: warm-up over, some connections unanswered")
+        }
+        Observation::LoadInterval { load, interval } => format!("load   {load}: {interval}"),
+        Observation::LoadFinished { load, summary } => {
+            let summary = summary
+                .strip_prefix(&format!("{load}: "))
+                .unwrap_or(summary);
+            format!(
+                "load   {load}: ended, {}",
+                summary.replace("\n  ", "\n             ")
+            )
+        }
         Observation::Teardown => "STEP   (end) the harness stops the server".to_string(),
         Observation::Note { text } => format!("note   {text}"),
     })

@@ -9,12 +9,16 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use refhttpd::Mpm;
 
+use std::thread::JoinHandle;
+
 use crate::condition::{Condition, Source};
 use crate::driver::Connection;
+use crate::loadgen::{self, MixEntry, Plan, Progress};
+use crate::observe::load::{Interval, LoadRun};
 use crate::observe::{
     process_state, ErrorClass, Observation, Recording, Sent, StepRecord, StepResult, Store,
 };
-use crate::spec::{Action, Case, StatusExpect, Step};
+use crate::spec::{Action, Case, LoadStep, StatusExpect, Step};
 use crate::target::{Capabilities, Launch, Server, Target};
 
 /// How long the runner lets sent requests finish after the last step.
@@ -23,9 +27,14 @@ const SETTLE: Duration = Duration::from_secs(3);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a wait samples again while its condition does not hold.
 const RESAMPLE: Duration = Duration::from_millis(2);
+/// A load's figures are kept per interval of this length.
+const LOAD_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a SIGSTOP may take to stop a child: until then a signal sent after it (the master's
 /// SIGTERM) could still end the child instead of finding it stopped.
 const STOP_TAKES_EFFECT: Duration = Duration::from_secs(1);
+/// What a load's warm-up allows beyond its timeout: a connect that found the listen backlog
+/// full is retried by the kernel after 1 s, then 3 s.
+const CONNECT_RETRIES: Duration = Duration::from_secs(5);
 
 /// Why a (case, MPM, target) cannot run: a step the target cannot serve or observe. `None`
 /// when it can. Expectations on what the target lacks are not refused: they are not judged.
@@ -98,8 +107,13 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
         conns: BTreeMap::new(),
         sent: Vec::new(),
         steps: Vec::new(),
+        loads: Vec::new(),
     };
     rec.stopped_at = play.scenario(case, mpm, target);
+    match play.finish_loads() {
+        Ok(loads) => rec.loads = loads,
+        Err(e) => rec.error = Some(e),
+    }
     play.settle(case.expects_crash(mpm));
     rec.sent = std::mem::take(&mut play.sent);
     rec.steps = std::mem::take(&mut play.steps);
@@ -133,6 +147,30 @@ struct Play<'a> {
     conns: BTreeMap<String, Connection>,
     sent: Vec<Sent>,
     steps: Vec<StepRecord>,
+    /// Loads running in the background.
+    loads: Vec<(String, JoinHandle<std::io::Result<LoadRun>>)>,
+}
+
+/// A load's progress, into the timeline.
+struct Timeline {
+    store: Store,
+    load: String,
+}
+
+impl Progress for Timeline {
+    fn warmed(&mut self, all: bool) {
+        self.store.push(Observation::LoadWarmed {
+            load: self.load.clone(),
+            all,
+        });
+    }
+
+    fn interval(&mut self, interval: &Interval) {
+        self.store.push(Observation::LoadInterval {
+            load: self.load.clone(),
+            interval: *interval,
+        });
+    }
 }
 
 impl Play<'_> {
@@ -245,18 +283,18 @@ impl Play<'_> {
                     c.close();
                 }
             }),
+            Action::Load(load) => return self.load(step, load),
             Action::Await { requests, within } => {
+                let done = |s: &crate::observe::State, r: &String| {
+                    s.outcomes.contains_key(r) || s.loads_finished.contains(r)
+                };
                 let held = self.store.wait_until(Instant::now() + *within, |s| {
-                    requests.iter().all(|r| s.outcomes.contains_key(r))
+                    requests.iter().all(|r| done(s, r))
                 });
                 if !held {
                     let pending: Vec<String> = {
                         let s = self.store.lock();
-                        requests
-                            .iter()
-                            .filter(|r| !s.outcomes.contains_key(*r))
-                            .cloned()
-                            .collect()
+                        requests.iter().filter(|r| !done(&s, r)).cloned().collect()
                     };
                     self.record(step, StepResult::Pending { requests: pending });
                     return false;
@@ -321,6 +359,88 @@ impl Play<'_> {
             }
         }
         true
+    }
+
+    /// Starts a load on a thread of its own; with a warm-up, returns once it is over (false
+    /// when a connection went unanswered: the owners a crash oracle needs are unknown).
+    fn load(&mut self, step: &Step, load: &LoadStep) -> bool {
+        let plan = Plan {
+            name: load.name.clone(),
+            addr: self.server.addr(),
+            connections: load.connections,
+            rate: load.rate.map(f64::from),
+            duration: load.duration,
+            keepalive: load.keepalive,
+            mix: load
+                .mix
+                .iter()
+                .map(|m| MixEntry {
+                    path: m.path.clone(),
+                    weight: m.weight,
+                    fatal: m
+                        .fault
+                        .as_ref()
+                        .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process),
+                })
+                .collect(),
+            timeout: load.timeout,
+            interval: LOAD_INTERVAL,
+            warm: load.warm,
+            keep_requests: true,
+        };
+        self.store.push(Observation::LoadStarted {
+            load: load.name.clone(),
+            shape: plan.shape(),
+        });
+        let mut progress = Timeline {
+            store: self.store.clone(),
+            load: load.name.clone(),
+        };
+        let store = self.store.clone();
+        let handle = std::thread::spawn(move || {
+            let run = loadgen::run(&plan, store.start(), &mut progress);
+            if let Ok(r) = &run {
+                store.push(Observation::LoadFinished {
+                    load: r.name.clone(),
+                    summary: r.summary(),
+                });
+            }
+            run
+        });
+        self.loads.push((load.name.clone(), handle));
+        if !load.warm {
+            return true;
+        }
+        // Each warm request is bounded by the timeout; the connects by the backlog's retries.
+        let deadline = Instant::now() + load.timeout + CONNECT_RETRIES;
+        let warmed = self.store.wait_until(deadline, |s| {
+            s.loads_warmed.contains_key(&load.name) || s.loads_finished.contains(&load.name)
+        });
+        let all = self.store.lock().loads_warmed.get(&load.name).copied();
+        if warmed && all == Some(true) {
+            self.record(step, StepResult::Held);
+            return true;
+        }
+        let why = match all {
+            Some(_) => format!("{}: a connection went unanswered in the warm-up", load.name),
+            None => format!("{}: the warm-up did not end", load.name),
+        };
+        self.record(step, StepResult::Failed { why });
+        false
+    }
+
+    /// Waits for every load to end (each is bounded by its duration and timeout) and hands
+    /// back what they recorded.
+    fn finish_loads(&mut self) -> Result<Vec<LoadRun>, String> {
+        let mut runs = Vec::new();
+        for (name, handle) in self.loads.drain(..) {
+            match handle.join() {
+                Ok(Ok(run)) => runs.push(run),
+                Ok(Err(e)) => return Err(format!("load {name}: {e}")),
+                Err(_) => return Err(format!("load {name}: the driver panicked")),
+            }
+        }
+        Ok(runs)
     }
 
     /// Fetches `server-status?auto` on a fresh connection and checks the keys.

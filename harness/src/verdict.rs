@@ -317,6 +317,10 @@ impl Judge<'_> {
         if let Some(crash) = &expect.crash {
             checks.extend(self.crash(crash));
         }
+        for (name, e) in &expect.loads {
+            let run = self.rec.loads.iter().find(|l| &l.name == name);
+            checks.extend(load::expectation(name, e, run));
+        }
         for (kind, count) in &expect.events {
             let n = self.state.events(*kind);
             let check = Check::new(
@@ -517,6 +521,28 @@ impl Judge<'_> {
                 problems.join("; ")
             },
         ));
+        // Under load, per request: the earliest the crash can have been is when its cause
+        // went out.
+        let cause_sent = timeline
+            .iter()
+            .filter_map(|e| match &e.what {
+                Observation::RequestSent { request, .. } if fatal.contains(request.as_str()) => {
+                    Some(e.at_ms)
+                }
+                Observation::Killed { .. } => Some(e.at_ms),
+                _ => None,
+            })
+            .chain(
+                self.rec
+                    .loads
+                    .iter()
+                    .flat_map(|l| l.requests.iter().filter(|r| r.fatal).map(|r| r.at_ms)),
+            )
+            .fold(f64::INFINITY, f64::min)
+            .min(crash_at);
+        for run in &self.rec.loads {
+            checks.push(load::blast_radius(run, &dead, cause_sent, process));
+        }
         if let Some(within) = spec.recovered_within {
             let check = recovery_check(timeline, crash_at, &dead, within);
             checks.push(
@@ -786,5 +812,6 @@ fn recovery_check(
     }
 }
 
+mod load;
 #[cfg(test)]
 mod tests;

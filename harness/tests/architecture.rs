@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 /// From the bottom up.
-const LAYERS: [&str; 11] = [
+const LAYERS: [&str; 12] = [
     "condition",
     "spec",
     "observe",
     "client",
     "driver",
+    "loadgen",
     "guard",
     "target",
     "runner",

@@ -7,6 +7,7 @@
 //! once ([`Store::sample_now`]): a wait is decided on observations made after it began
 //! ([`Fresh`]), never on a stale sample or a timer's luck.
 
+pub mod load;
 mod samplers;
 
 use std::collections::BTreeMap;
@@ -244,6 +245,28 @@ pub enum Observation {
     StatusPage {
         keys: BTreeMap<String, String>,
     },
+    /// A load began (`load` step).
+    LoadStarted {
+        load: String,
+        shape: load::LoadShape,
+    },
+    /// A load's warm-up is over; `all`: every connection was answered, so each one's owner is
+    /// known.
+    LoadWarmed {
+        load: String,
+        all: bool,
+    },
+    /// One interval of a load: throughput, failures and latency.
+    LoadInterval {
+        load: String,
+        #[serde(flatten)]
+        interval: load::Interval,
+    },
+    /// A load ended: its summary.
+    LoadFinished {
+        load: String,
+        summary: String,
+    },
     /// The scenario is over; what follows is the harness stopping the server.
     Teardown,
     Note {
@@ -327,6 +350,9 @@ pub struct State {
     /// Request name → its outcome, once known.
     pub outcomes: BTreeMap<String, Outcome>,
     pub closed_conns: BTreeMap<String, ErrorClass>,
+    /// Loads whose warm-up is over, and whether every connection was answered.
+    pub loads_warmed: BTreeMap<String, bool>,
+    pub loads_finished: std::collections::BTreeSet<String>,
     pub marks: Marks,
     closed: bool,
 }
@@ -381,6 +407,12 @@ impl State {
             Observation::ServerEvent { event, .. } => *self.events.entry(*event).or_default() += 1,
             Observation::ChildExited { .. } => self.child_exits += 1,
             Observation::MasterExited { .. } => self.master_exited = true,
+            Observation::LoadWarmed { load, all } => {
+                self.loads_warmed.insert(load.clone(), *all);
+            }
+            Observation::LoadFinished { load, .. } => {
+                self.loads_finished.insert(load.clone());
+            }
             _ => {}
         }
     }
@@ -735,6 +767,8 @@ pub struct Recording {
     pub server_log: String,
     /// The master's pid, once the server started.
     pub master: Option<i32>,
+    /// Every load the scenario drove, in the order started.
+    pub loads: Vec<load::LoadRun>,
 }
 
 impl Recording {

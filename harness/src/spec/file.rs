@@ -483,6 +483,12 @@ pub struct StepFile {
     /// key that must be present (SB-2).
     #[schemars(with = "Option<BTreeMap<String, StatusValue>>")]
     pub status: Option<Spanned<BTreeMap<Spanned<String>, StatusValue>>>,
+    /// Drive load in the background under this name while the next steps go on (`await` it):
+    /// `connections`, `duration`, `rate` (requests/s over all connections; without it each
+    /// connection sends its next request when the last is answered), `keepalive`, `mix`,
+    /// `warm`, `timeout`.
+    #[schemars(with = "Option<String>")]
+    pub load: Option<Spanned<String>>,
 
     /// `send`/`slow_read`: the request path.
     #[schemars(with = "Option<String>")]
@@ -525,8 +531,23 @@ pub struct StepFile {
     pub interval: Option<Text<Dur>>,
     /// `slow_body`: the body's length in bytes.
     pub length: Option<u64>,
-    /// `slow_read`: bytes per second.
+    /// `slow_read`: bytes per second; `load`: requests per second over all connections (the
+    /// open model: each request at its scheduled time, its latency counted from then).
     pub rate: Option<u32>,
+    /// `load`: how many connections (default 10), all driven from one thread.
+    pub connections: Option<u32>,
+    /// `load`: how long requests are started (default 2s).
+    pub duration: Option<Text<Dur>>,
+    /// `load`: keep connections alive (default true), or open one per request.
+    pub keepalive: Option<bool>,
+    /// `load`: answer every connection once before the load starts and the step ends, so that
+    /// the child owning each is known (the crash oracle under load needs it).
+    #[serde(default)]
+    pub warm: bool,
+    /// `load`: the weighted request mix (default `[{ path = "/" }]`).
+    pub mix: Option<Vec<MixFile>>,
+    /// `load`: a request without a response after this long has timed out (default 10s).
+    pub timeout: Option<Text<Dur>>,
     /// `kill_child_of`: the signal (`SIGKILL`, `SIGSEGV`, …).
     pub with: Option<Text<SignalName>>,
     /// `sleep`: why nothing observable can be waited for.
@@ -537,6 +558,16 @@ pub struct StepFile {
     /// Run this step only against these targets: for a wait on something only one target shows
     /// (an event kind Apache does not log, a counter Apache lags on, SB-3).
     pub targets: Option<Vec<Target>>,
+}
+
+/// One entry of a load's mix: a `path` or a server `fault`, and its `weight` (default 1).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MixFile {
+    #[schemars(with = "Option<String>")]
+    pub path: Option<Spanned<String>>,
+    pub fault: Option<Text<Fault>>,
+    pub weight: Option<u32>,
 }
 
 /// An observable condition as written; every field given must hold.
@@ -620,6 +651,97 @@ pub struct ExpectFile {
     #[serde(default)]
     #[schemars(with = "Vec<ConditionFile>")]
     pub never: Vec<Spanned<ConditionFile>>,
+    /// What each named load must come to.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, LoadExpectFile>")]
+    pub loads: BTreeMap<Spanned<String>, LoadExpectFile>,
+}
+
+/// What a load must come to; every figure given must hold.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadExpectFile {
+    /// Requests without a response, at most: a count (`0`) or a share of all (`"1%"`).
+    pub failed: Option<LimitFile>,
+    /// Requests whose connection could not be opened, at most.
+    pub refused: Option<LimitFile>,
+    /// Requests whose connection the server reset, at most.
+    pub reset: Option<LimitFile>,
+    /// Requests whose connection the server closed before the response, at most.
+    pub closed: Option<LimitFile>,
+    /// Requests that timed out, at most.
+    pub timeout: Option<LimitFile>,
+    /// Responses with a 5xx status, at most.
+    pub server_errors: Option<LimitFile>,
+    /// Latency percentiles from each request's intended start: a duration (at most), or
+    /// `{ at_least = …, at_most = … }`.
+    pub p50: Option<LatencyFile>,
+    pub p99: Option<LatencyFile>,
+    pub max: Option<LatencyFile>,
+    /// Responses per second within the planned duration, at least.
+    pub throughput: Option<f64>,
+    /// How many requests the load made.
+    pub requests: Option<Count>,
+}
+
+/// A failure limit: a count, or a share of the requests as `"N%"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitFile(pub super::Limit);
+
+impl<'de> Deserialize<'de> for LimitFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LimitFile, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LimitFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count (`0`) or a share (`\"1%\"`)")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<LimitFile, E> {
+                u64::try_from(n)
+                    .map(|n| LimitFile(super::Limit::Count(n)))
+                    .map_err(|_| E::custom("a count is 0 or more"))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LimitFile, E> {
+                let share = s
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .ok_or_else(|| {
+                        E::custom(format!("`{s}` is not a share (`\"0.5%\"`, 0–100 %)"))
+                    })?;
+                Ok(LimitFile(super::Limit::Share(share / 100.0)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for LimitFile {
+    fn schema_name() -> String {
+        "Limit".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Limit {
+            Count(u64),
+            Share(String),
+        }
+        Limit::json_schema(g)
+    }
+}
+
+/// A latency bound: `"50ms"` (at most) or `{ at_least = "1s", at_most = "3s" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a duration (at most) or { at_least, at_most }")]
+pub enum LatencyFile {
+    AtMost(Text<Dur>),
+    Bounds {
+        at_least: Option<Text<Dur>>,
+        at_most: Option<Text<Dur>>,
+    },
 }
 
 /// The outcome of one request: a status, an outcome, or a table.

@@ -10,19 +10,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use refhttpd::{EventKind, Mpm};
 use toml::Spanned;
 
 use super::file::{
     CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
-    NameList, RequestExpectFile, SignalName, StatusValue, StepFile, Text,
+    LatencyFile, LoadExpectFile, NameList, RequestExpectFile, SignalName, StatusValue, StepFile,
+    Text,
 };
 use super::{
-    statement, Action, Case, ConnectExpect, ConnectionToken, CrashExpect, Expect, Request,
-    RequestExpect, Section, ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN,
-    STATUS_KEYS,
+    statement, Action, Case, ConnectExpect, ConnectionToken, CrashExpect, Expect, LatencyBound,
+    LoadClass, LoadExpect, LoadMix, LoadStep, Request, RequestExpect, Section, ServerSettings,
+    StatusExpect, Step, Target, DEFAULT_WITHIN, LOAD_TIMEOUT, STATUS_KEYS,
 };
+
+/// The most connections one load may drive (each is a descriptor in the harness, and one in
+/// the server).
+const MAX_LOAD_CONNECTIONS: u32 = 10_000;
 use crate::condition::{Condition, Count, Quantity};
 
 /// A spec file that cannot be used: where and why.
@@ -57,6 +63,7 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Case, SpecError> {
         place,
         conns: BTreeSet::new(),
         requests: BTreeSet::new(),
+        loads: BTreeSet::new(),
         sent_on: BTreeMap::new(),
     }
     .case(file)
@@ -149,6 +156,8 @@ struct Loader<'a> {
     conns: BTreeSet<String>,
     /// Requests named so far.
     requests: BTreeSet<String>,
+    /// Loads, named in the requests' namespace.
+    loads: BTreeSet<String>,
     /// Requests sent so far per connection (for default names).
     sent_on: BTreeMap<String, u32>,
 }
@@ -299,6 +308,7 @@ impl Loader<'_> {
             ("kill_child_of", s.kill_child_of.is_some()),
             ("sleep", s.sleep.is_some()),
             ("status", s.status.is_some()),
+            ("load", s.load.is_some()),
         ];
         let given: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
         if given.len() != 1 {
@@ -418,6 +428,7 @@ impl Loader<'_> {
             "kill_child_of" => {
                 let r = s.kill_child_of.as_ref().expect("given");
                 self.known_request(r.get_ref(), r.span(), "`kill_child_of`")?;
+                self.not_a_load(r, "`kill_child_of` needs one request's child")?;
                 Action::KillChildOf {
                     request: r.get_ref().clone(),
                     signal: s.with.as_ref().map_or(
@@ -441,6 +452,7 @@ impl Loader<'_> {
                 Action::Sleep { duration, reason }
             }
             "status" => Action::Status(self.status(s.status.as_ref().expect("given"))?),
+            "load" => Action::Load(self.load_step(s, span.clone())?),
             other => unreachable!("action {other}"),
         };
         Ok(Step {
@@ -453,7 +465,7 @@ impl Loader<'_> {
 
     /// Options that the step's action does not read are a mistake, not something to ignore.
     fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
-        let options: [(&str, bool, &[&str]); 18] = [
+        let options: [(&str, bool, &[&str]); 24] = [
             ("path", s.path.is_some(), &["send", "slow_read"]),
             ("fault", s.fault.is_some(), &["send"]),
             ("raw", s.raw.is_some(), &["send"]),
@@ -477,7 +489,13 @@ impl Loader<'_> {
                 &["slow_head", "slow_body"],
             ),
             ("length", s.length.is_some(), &["slow_body"]),
-            ("rate", s.rate.is_some(), &["slow_read"]),
+            ("rate", s.rate.is_some(), &["slow_read", "load"]),
+            ("connections", s.connections.is_some(), &["load"]),
+            ("duration", s.duration.is_some(), &["load"]),
+            ("keepalive", s.keepalive.is_some(), &["load"]),
+            ("warm", s.warm, &["load"]),
+            ("mix", s.mix.is_some(), &["load"]),
+            ("timeout", s.timeout.is_some(), &["load"]),
             ("with", s.with.is_some(), &["kill_child_of"]),
             ("reason", s.reason.is_some(), &["sleep"]),
         ];
@@ -745,6 +763,7 @@ impl Loader<'_> {
         let mut requests = BTreeMap::new();
         for (name, r) in &e.requests {
             self.known_request(name.get_ref(), name.span(), "an expectation")?;
+            self.not_a_load(name, "its expectations go under `loads`")?;
             requests.insert(name.get_ref().clone(), self.request_expect(r)?);
         }
         let other_requests = e
@@ -782,7 +801,164 @@ impl Loader<'_> {
             events,
             seen: conditions(&e.seen)?,
             never: conditions(&e.never)?,
+            loads: self.load_expectations(&e.loads)?,
         })
+    }
+
+    /// A `load` step.
+    fn load_step(&mut self, s: &StepFile, span: Range<usize>) -> Result<LoadStep> {
+        let name = s.load.as_ref().expect("given");
+        self.word(name.get_ref(), name.span(), "a load name")?;
+        if !self.requests.insert(name.get_ref().clone()) {
+            return Err(self.err(
+                name.span(),
+                format!("`{}` already names a request or a load", name.get_ref()),
+            ));
+        }
+        self.loads.insert(name.get_ref().clone());
+        let connections = s.connections.unwrap_or(10);
+        if !(1..=MAX_LOAD_CONNECTIONS).contains(&connections) {
+            return Err(self.err(
+                span,
+                format!("`connections` is 1 to {MAX_LOAD_CONNECTIONS}, not {connections}"),
+            ));
+        }
+        if s.rate == Some(0) {
+            return Err(self.err(
+                span,
+                "`rate = 0` sends nothing; leave it out for the closed model",
+            ));
+        }
+        let duration = s
+            .duration
+            .as_ref()
+            .map_or(Duration::from_secs(2), |d| d.0 .0);
+        if duration.is_zero() {
+            return Err(self.err(span, "a load's `duration` must be above 0"));
+        }
+        let timeout = s.timeout.as_ref().map_or(LOAD_TIMEOUT, |d| d.0 .0);
+        if timeout.is_zero() {
+            return Err(self.err(span, "a load's `timeout` must be above 0"));
+        }
+        let mut mix = Vec::new();
+        for m in s.mix.as_deref().unwrap_or_default() {
+            let weight = m.weight.unwrap_or(1);
+            if weight == 0 {
+                return Err(self.err(span.clone(), "a mix entry's `weight` is 1 or more"));
+            }
+            let (path, fault) = match (&m.path, &m.fault) {
+                (Some(p), None) => (self.path(p)?, None),
+                (None, Some(f)) => (f.0.request_path(), Some(f.0.clone())),
+                _ => {
+                    return Err(self.err(
+                        span.clone(),
+                        "a mix entry takes a `path` or a `fault` (and a `weight`)",
+                    ))
+                }
+            };
+            mix.push(LoadMix {
+                path,
+                fault,
+                weight,
+            });
+        }
+        if mix.is_empty() {
+            mix.push(LoadMix {
+                path: "/".into(),
+                fault: None,
+                weight: 1,
+            });
+        }
+        Ok(LoadStep {
+            name: name.get_ref().clone(),
+            connections,
+            rate: s.rate,
+            duration,
+            keepalive: s.keepalive.unwrap_or(true),
+            warm: s.warm,
+            mix,
+            timeout,
+        })
+    }
+
+    /// An error when `name` is a load where one request is meant.
+    fn not_a_load(&self, name: &Spanned<String>, why: &str) -> Result<()> {
+        if self.loads.contains(name.get_ref()) {
+            return Err(self.err(
+                name.span(),
+                format!("`{}` is a load, not a request: {why}", name.get_ref()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn load_expectations(
+        &self,
+        loads: &BTreeMap<Spanned<String>, LoadExpectFile>,
+    ) -> Result<BTreeMap<String, LoadExpect>> {
+        let mut out = BTreeMap::new();
+        for (name, l) in loads {
+            if !self.loads.contains(name.get_ref()) {
+                return Err(self.err(
+                    name.span(),
+                    format!(
+                        "`loads` names `{}`, which no `load` step drives (loads: {})",
+                        name.get_ref(),
+                        list(&self.loads)
+                    ),
+                ));
+            }
+            let classes = [
+                (LoadClass::Failed, l.failed),
+                (LoadClass::Refused, l.refused),
+                (LoadClass::Reset, l.reset),
+                (LoadClass::Closed, l.closed),
+                (LoadClass::Timeout, l.timeout),
+                (LoadClass::ServerErrors, l.server_errors),
+            ];
+            let bound = |b: &Option<LatencyFile>| -> Result<Option<LatencyBound>> {
+                let Some(b) = b else { return Ok(None) };
+                let bound = match b {
+                    LatencyFile::AtMost(d) => LatencyBound {
+                        at_least: None,
+                        at_most: Some(d.0 .0),
+                    },
+                    LatencyFile::Bounds { at_least, at_most } => LatencyBound {
+                        at_least: at_least.as_ref().map(|d| d.0 .0),
+                        at_most: at_most.as_ref().map(|d| d.0 .0),
+                    },
+                };
+                match (bound.at_least, bound.at_most) {
+                    (None, None) => {
+                        Err(self.err(name.span(), "a latency bound needs at_least or at_most"))
+                    }
+                    (Some(a), Some(b)) if a > b => Err(self.err(
+                        name.span(),
+                        format!("at_least {a:?} is above at_most {b:?}: nothing can hold"),
+                    )),
+                    _ => Ok(Some(bound)),
+                }
+            };
+            if l.throughput.is_some_and(|t| !t.is_finite() || t < 0.0) {
+                return Err(self.err(name.span(), "`throughput` is a rate of 0 or more"));
+            }
+            let e = LoadExpect {
+                failures: classes
+                    .into_iter()
+                    .filter_map(|(c, l)| l.map(|l| (c, l.0)))
+                    .collect(),
+                p50: bound(&l.p50)?,
+                p99: bound(&l.p99)?,
+                max: bound(&l.max)?,
+                throughput: l.throughput,
+                requests: l.requests,
+            };
+            if e == LoadExpect::default() {
+                return Err(self.err(name.span(), "an empty load expectation checks nothing"));
+            }
+            out.insert(name.get_ref().clone(), e);
+        }
+        Ok(out)
     }
 
     fn connect_expect(

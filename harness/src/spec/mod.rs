@@ -281,7 +281,40 @@ pub enum Action {
     },
     /// Check `/server-status?auto` now.
     Status(Vec<(String, StatusExpect)>),
+    /// Drive load in the background; awaited by its name.
+    Load(LoadStep),
 }
+
+/// A load: many connections driven while the scenario goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadStep {
+    /// Its name (in the requests' namespace: `await` waits for its end).
+    pub name: String,
+    pub connections: u32,
+    /// Requests per second over all connections (open model); `None`: closed model.
+    pub rate: Option<u32>,
+    pub duration: Duration,
+    /// Keep connections alive (default), or a new connection per request.
+    pub keepalive: bool,
+    /// Every connection is answered once before the load starts (and before the step ends),
+    /// so that the child owning each is known before a later step crashes one.
+    pub warm: bool,
+    pub mix: Vec<LoadMix>,
+    /// A request without a response after this long has timed out.
+    pub timeout: Duration,
+}
+
+/// One entry of a load's request mix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadMix {
+    /// The request path (`/fault/<fault>` for a fault).
+    pub path: String,
+    pub fault: Option<Fault>,
+    pub weight: u32,
+}
+
+/// Default per-request timeout of a load.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a `status` step expects of one `server-status?auto` key.
 #[derive(Debug, Clone, PartialEq)]
@@ -436,6 +469,30 @@ impl std::fmt::Display for Action {
                 let k: Vec<String> = keys.iter().map(|(k, e)| format!("{k}={e}")).collect();
                 write!(f, "server-status?auto: {}", k.join(", "))
             }
+            Action::Load(l) => {
+                let mix: Vec<String> = l
+                    .mix
+                    .iter()
+                    .map(|m| format!("{}×{}", m.weight, m.path))
+                    .collect();
+                write!(
+                    f,
+                    "load {}: {} connections, {}, {:?}, {}{}, mix {}",
+                    l.name,
+                    l.connections,
+                    l.rate
+                        .map(|r| format!("{r} requests/s"))
+                        .unwrap_or_else(|| "closed model".into()),
+                    l.duration,
+                    if l.keepalive {
+                        "keep-alive"
+                    } else {
+                        "a connection per request"
+                    },
+                    if l.warm { ", warmed first" } else { "" },
+                    mix.join(" ")
+                )
+            }
         }
     }
 }
@@ -571,6 +628,99 @@ pub struct Expect {
     pub events: BTreeMap<EventKind, Count>,
     pub seen: Vec<Condition>,
     pub never: Vec<Condition>,
+    /// Expectations on loads, by name.
+    pub loads: BTreeMap<String, LoadExpect>,
+}
+
+/// Which load requests a failure limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LoadClass {
+    /// No response, whatever the class.
+    Failed,
+    Refused,
+    Reset,
+    Closed,
+    Timeout,
+    /// Responses with a 5xx status.
+    ServerErrors,
+}
+
+impl LoadClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadClass::Failed => "failed",
+            LoadClass::Refused => "refused",
+            LoadClass::Reset => "reset",
+            LoadClass::Closed => "closed",
+            LoadClass::Timeout => "timeout",
+            LoadClass::ServerErrors => "server_errors",
+        }
+    }
+}
+
+/// At most so many, or so large a share of the requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    /// A fraction, 0–1.
+    Share(f64),
+}
+
+impl Limit {
+    /// Whether `n` of `total` keeps within it.
+    pub fn holds(&self, n: u64, total: u64) -> bool {
+        match *self {
+            Limit::Count(max) => n <= max,
+            Limit::Share(max) => total == 0 || n as f64 <= max * total as f64,
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Count(n) => write!(f, "≤ {n}"),
+            Limit::Share(s) => write!(f, "≤ {}%", s * 100.0),
+        }
+    }
+}
+
+/// Bounds on a latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyBound {
+    pub at_least: Option<Duration>,
+    pub at_most: Option<Duration>,
+}
+
+impl LatencyBound {
+    pub fn holds(&self, d: Duration) -> bool {
+        self.at_least.is_none_or(|l| d >= l) && self.at_most.is_none_or(|m| d <= m)
+    }
+}
+
+impl std::fmt::Display for LatencyBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.at_least, self.at_most) {
+            (Some(l), Some(m)) => write!(f, "{l:?} … {m:?}"),
+            (Some(l), None) => write!(f, "≥ {l:?}"),
+            (None, Some(m)) => write!(f, "≤ {m:?}"),
+            (None, None) => f.write_str("any"),
+        }
+    }
+}
+
+/// What a load must come to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadExpect {
+    pub failures: BTreeMap<LoadClass, Limit>,
+    /// Corrected latency percentiles.
+    pub p50: Option<LatencyBound>,
+    pub p99: Option<LatencyBound>,
+    pub max: Option<LatencyBound>,
+    /// Responses per second within the planned duration, at least.
+    pub throughput: Option<f64>,
+    /// How many requests it made.
+    pub requests: Option<Count>,
 }
 
 /// Bounds on how long a connection took to open.
@@ -617,6 +767,7 @@ impl Expect {
         self.events.extend(own.events.clone());
         self.seen.extend(own.seen.clone());
         self.never.extend(own.never.clone());
+        self.loads.extend(own.loads.clone());
         self
     }
 }
