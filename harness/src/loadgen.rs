@@ -117,6 +117,17 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
+/// Raises this process's soft limit on open descriptors to its hard limit: a load holds one
+/// per connection, and a server started afterwards inherits the room for its side of them.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 /// Runs `plan` to its end on this thread; times in the result are on `clock`.
 pub fn run(plan: &Plan, clock: Instant, progress: &mut dyn Progress) -> io::Result<LoadRun> {
     if plan.connections == 0 || plan.mix.is_empty() || plan.rate.is_some_and(|r| r <= 0.0) {

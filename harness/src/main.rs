@@ -370,6 +370,7 @@ fn load_cmd(args: &LoadArgs) -> i32 {
         eprintln!("error: --connections and --rate must be above 0");
         return 2;
     }
+    loadgen::raise_fd_limit();
     let mut plan = Plan::new("load", addr, args.connections, args.duration);
     plan.rate = args.rate;
     plan.keepalive = matches!(args.keepalive, OnOff::On);

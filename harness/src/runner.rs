@@ -73,6 +73,7 @@ pub fn refusal(case: &Case, mpm: Mpm, target: Target, caps: &Capabilities) -> Op
 
 /// Runs one case under one MPM against one target.
 pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
+    loadgen::raise_fd_limit();
     let mut rec = Recording::default();
     let caps = target.capabilities();
     if let Some(why) = refusal(case, mpm, target, &caps) {

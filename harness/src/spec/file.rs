@@ -661,17 +661,18 @@ pub struct ExpectFile {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadExpectFile {
-    /// Requests without a response, at most: a count (`0`) or a share of all (`"1%"`).
+    /// Requests without a response: a count (`0`: at most none), a share of all (`"1%"`), or
+    /// `{ at_least = …, at_most = … }`.
     pub failed: Option<LimitFile>,
-    /// Requests whose connection could not be opened, at most.
+    /// Requests whose connection could not be opened.
     pub refused: Option<LimitFile>,
-    /// Requests whose connection the server reset, at most.
+    /// Requests whose connection the server reset.
     pub reset: Option<LimitFile>,
-    /// Requests whose connection the server closed before the response, at most.
+    /// Requests whose connection the server closed before the response.
     pub closed: Option<LimitFile>,
-    /// Requests that timed out, at most.
+    /// Requests that timed out.
     pub timeout: Option<LimitFile>,
-    /// Responses with a 5xx status, at most.
+    /// Responses with a 5xx status.
     pub server_errors: Option<LimitFile>,
     /// Latency percentiles from each request's intended start: a duration (at most), or
     /// `{ at_least = …, at_most = … }`.
@@ -684,33 +685,81 @@ pub struct LoadExpectFile {
     pub requests: Option<Count>,
 }
 
-/// A failure limit: a count, or a share of the requests as `"N%"`.
+/// How many requests may end some way: a count (`0`: at most none), a share (`"1%"`: at most
+/// one in a hundred), or `{ at_least = …, at_most = … }` of either.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitFile(pub super::Limit);
+
+fn amount_of_count<E: de::Error>(n: i64) -> Result<super::Amount, E> {
+    u64::try_from(n)
+        .map(super::Amount::Count)
+        .map_err(|_| E::custom("a count is 0 or more"))
+}
+
+fn amount_of_share<E: de::Error>(s: &str) -> Result<super::Amount, E> {
+    s.trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|p| (0.0..=100.0).contains(p))
+        .map(|p| super::Amount::Share(p / 100.0))
+        .ok_or_else(|| E::custom(format!("`{s}` is not a share (`\"0.5%\"`, 0–100 %)")))
+}
+
+/// A count or a share, inside a `{ at_least, at_most }` table.
+struct AmountFile(super::Amount);
+
+impl<'de> Deserialize<'de> for AmountFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AmountFile, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AmountFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count (`0`) or a share (`\"1%\"`)")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<AmountFile, E> {
+                amount_of_count(n).map(AmountFile)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AmountFile, E> {
+                amount_of_share(s).map(AmountFile)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl<'de> Deserialize<'de> for LimitFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LimitFile, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = LimitFile;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a count (`0`) or a share (`\"1%\"`)")
+                f.write_str("a count (`0`), a share (`\"1%\"`) or `{ at_least, at_most }`")
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<LimitFile, E> {
-                u64::try_from(n)
-                    .map(|n| LimitFile(super::Limit::Count(n)))
-                    .map_err(|_| E::custom("a count is 0 or more"))
+                amount_of_count(n).map(|a| LimitFile(super::Limit::at_most(a)))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<LimitFile, E> {
-                let share = s
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|n| n.trim().parse::<f64>().ok())
-                    .filter(|p| (0.0..=100.0).contains(p))
-                    .ok_or_else(|| {
-                        E::custom(format!("`{s}` is not a share (`\"0.5%\"`, 0–100 %)"))
-                    })?;
-                Ok(LimitFile(super::Limit::Share(share / 100.0)))
+                amount_of_share(s).map(|a| LimitFile(super::Limit::at_most(a)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LimitFile, A::Error> {
+                let mut limit = super::Limit {
+                    at_least: None,
+                    at_most: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    let AmountFile(a) = map.next_value()?;
+                    match key.as_str() {
+                        "at_least" => limit.at_least = Some(a),
+                        "at_most" => limit.at_most = Some(a),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["at_least", "at_most"]))
+                        }
+                    }
+                }
+                if limit.at_least.is_none() && limit.at_most.is_none() {
+                    return Err(de::Error::custom("a limit needs at_least or at_most"));
+                }
+                Ok(LimitFile(limit))
             }
         }
         d.deserialize_any(V)
@@ -725,9 +774,19 @@ impl JsonSchema for LimitFile {
         #[derive(JsonSchema)]
         #[serde(untagged)]
         #[allow(dead_code)]
-        enum Limit {
+        enum Amount {
             Count(u64),
             Share(String),
+        }
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Limit {
+            AtMost(Amount),
+            Bounds {
+                at_least: Option<Amount>,
+                at_most: Option<Amount>,
+            },
         }
         Limit::json_schema(g)
     }

@@ -658,29 +658,65 @@ impl LoadClass {
     }
 }
 
-/// At most so many, or so large a share of the requests.
+/// A number of requests, or a share of them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Limit {
+pub enum Amount {
     Count(u64),
     /// A fraction, 0–1.
     Share(f64),
 }
 
+impl Amount {
+    /// `n` of `total` compared with the amount: below, equal or above.
+    fn compare(&self, n: u64, total: u64) -> std::cmp::Ordering {
+        match *self {
+            Amount::Count(c) => n.cmp(&c),
+            Amount::Share(s) => (n as f64)
+                .partial_cmp(&(s * total as f64))
+                .unwrap_or(std::cmp::Ordering::Equal),
+        }
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Amount::Count(n) => write!(f, "{n}"),
+            Amount::Share(s) => write!(f, "{}%", s * 100.0),
+        }
+    }
+}
+
+/// Bounds on how many requests of a load end some way: counts or shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub at_least: Option<Amount>,
+    pub at_most: Option<Amount>,
+}
+
 impl Limit {
+    /// At most `amount`.
+    pub fn at_most(amount: Amount) -> Limit {
+        Limit {
+            at_least: None,
+            at_most: Some(amount),
+        }
+    }
+
     /// Whether `n` of `total` keeps within it.
     pub fn holds(&self, n: u64, total: u64) -> bool {
-        match *self {
-            Limit::Count(max) => n <= max,
-            Limit::Share(max) => total == 0 || n as f64 <= max * total as f64,
-        }
+        self.at_least.is_none_or(|a| a.compare(n, total).is_ge())
+            && self.at_most.is_none_or(|a| a.compare(n, total).is_le())
     }
 }
 
 impl std::fmt::Display for Limit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Limit::Count(n) => write!(f, "≤ {n}"),
-            Limit::Share(s) => write!(f, "≤ {}%", s * 100.0),
+        match (self.at_least, self.at_most) {
+            (Some(l), Some(m)) => write!(f, "{l} … {m}"),
+            (Some(l), None) => write!(f, "≥ {l}"),
+            (None, Some(m)) => write!(f, "≤ {m}"),
+            (None, None) => f.write_str("any"),
         }
     }
 }

@@ -167,7 +167,7 @@ mod tests {
         ConnLife, Counts, LoadOutcome, LoadRequest, LoadShape, Percentiles,
     };
     use crate::observe::ErrorClass;
-    use crate::spec::Limit;
+    use crate::spec::{Amount, Limit};
 
     const DEAD: i32 = 7;
     const ALIVE: i32 = 8;
@@ -321,16 +321,34 @@ mod tests {
             checks[0].passed()
         };
         assert!(!one(e(|e| {
-            e.failures.insert(LoadClass::Failed, Limit::Count(0));
+            e.failures
+                .insert(LoadClass::Failed, Limit::at_most(Amount::Count(0)));
         })));
         assert!(one(e(|e| {
-            e.failures.insert(LoadClass::Closed, Limit::Share(0.5));
+            e.failures
+                .insert(LoadClass::Closed, Limit::at_most(Amount::Share(0.5)));
         })));
         assert!(!one(e(|e| {
-            e.failures.insert(LoadClass::Closed, Limit::Share(0.49));
+            e.failures
+                .insert(LoadClass::Closed, Limit::at_most(Amount::Share(0.49)));
         })));
         assert!(one(e(|e| {
-            e.failures.insert(LoadClass::Refused, Limit::Count(0));
+            e.failures
+                .insert(LoadClass::Refused, Limit::at_most(Amount::Count(0)));
+        })));
+        fn at_least(a: Amount) -> Limit {
+            Limit {
+                at_least: Some(a),
+                at_most: None,
+            }
+        }
+        assert!(one(e(|e| {
+            e.failures
+                .insert(LoadClass::Failed, at_least(Amount::Count(1)));
+        })));
+        assert!(!one(e(|e| {
+            e.failures
+                .insert(LoadClass::Failed, at_least(Amount::Share(0.51)));
         })));
         assert!(!one(e(|e| {
             e.p99 = Some(LatencyBound {
