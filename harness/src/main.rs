@@ -409,6 +409,10 @@ fn load_cmd(args: &LoadArgs) -> i32 {
         }
     };
     println!("{}", run.summary());
+    // The driver's own memory (ru_maxrss is in KiB on Linux): what its connections cost it.
+    if let Ok(usage) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
+        println!("  driver peak RSS: {} KiB", usage.max_rss());
+    }
     if let Some(file) = &args.json {
         let text = serde_json::to_string_pretty(&run).expect("serialisable");
         if let Err(e) = std::fs::write(file, text) {
