@@ -430,6 +430,51 @@ crash = { scope = "connection" }
     );
 }
 
+/// The oracle under load can fail too: one worker child owns every load connection, so its
+/// crash loses load requests that a `connection` scope does not allow; the check names them.
+#[test]
+fn the_crash_oracle_under_load_catches_a_wrong_blast_radius() {
+    let case = r#"
+id = "quick/wrong-radius-under-load"
+title = "claims prefork's isolation under worker, under load"
+[server]
+faults = true
+all = { KeepAliveTimeout = "30s", MaxKeepAliveRequests = 0 }
+threaded = { ServerLimit = 1, StartServers = 1, ThreadsPerChild = 8, MinSpareThreads = 1 }
+[[step]]
+wait = { idle_workers = 8 }
+[[step]]
+load = "traffic"
+connections = 4
+rate = 200
+duration = "1s"
+warm = true
+[[step]]
+open = "victim"
+[[step]]
+send = "victim"
+fault = "crash:segv"
+[[step]]
+await = ["victim", "traffic"]
+[expect.all]
+crash = { scope = "connection" }
+"#;
+    let specs = specs_with(case);
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--mpm", "worker"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("[FAILED] blast radius under load traffic")
+            && stdout.contains("requests failed that the crash does not explain"),
+        "{stdout}"
+    );
+}
+
 /// What the catalogue does not cover yet (issue: every statement and setting checked). The list
 /// may only shrink: a gap not listed here fails the test, and so does a listed gap that is
 /// covered now (take it off the list).
