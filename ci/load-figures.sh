@@ -38,14 +38,9 @@ cargo build --release -p mpm-harness -p refhttpd
 HARNESS=$ROOT/target/release/mpm-harness
 REFHTTPD=$ROOT/target/release/refhttpd
 
-start_nginx() { # sets SERVER_PID and SERVER_URL
-    local dir=$WORK/nginx port attempt
-    mkdir -p "$dir/htdocs"
-    printf 'refhttpd: it works\n' >"$dir/htdocs/index.html" # 19 bytes, as refhttpd's /
-    chmod -R a+rX "$dir"
-    for attempt in 1 2 3; do
-        port=$(free_port)
-        cat >"$dir/nginx.conf" <<EOF
+nginx_config() { # $1 port
+    local dir=$WORK/nginx
+    cat >"$dir/nginx.conf" <<EOF
 worker_processes 2;
 worker_rlimit_nofile 40000;
 daemon off;
@@ -58,23 +53,19 @@ http {
     keepalive_timeout 60s;
     client_body_temp_path $dir/tmp;
     server {
-        listen 127.0.0.1:$port backlog=4096;
+        listen 127.0.0.1:$1 backlog=4096;
         root $dir/htdocs;
     }
 }
 EOF
-        setsid "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>&1 &
-        SERVER_PID=$!
-        STARTED_GROUPS+=("$SERVER_PID")
-        if wait_port "$port" "$SERVER_PID"; then
-            SERVER_URL="http://127.0.0.1:$port/index.html"
-            return 0
-        fi
-        stop_group "$SERVER_PID"
-        cat "$dir/stdout" "$dir/error.log" >&2 2>/dev/null || true
-    done
-    echo "nginx did not start" >&2
-    exit 1
+}
+
+start_nginx() { # sets SERVER_PID and SERVER_URL
+    local dir=$WORK/nginx
+    mkdir -p "$dir/htdocs"
+    printf 'refhttpd: it works\n' >"$dir/htdocs/index.html" # 19 bytes, as refhttpd's /
+    chmod -R a+rX "$dir"
+    start_on_free_port nginx nginx_config /index.html "$dir" "$NGINX" -p "$dir" -c "$dir/nginx.conf"
 }
 
 # The driver, closed model, against a URL; prints "rps failed".

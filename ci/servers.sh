@@ -90,50 +90,67 @@ start_refhttpd() { # $1 mpm; sets SERVER_PID and SERVER_URL
     SERVER_URL="http://$(awk '{print $2}' <<<"$line")/"
 }
 
-start_apache() { # $1 mpm; sets SERVER_PID and SERVER_URL
-    local mpm=$1 dir=$WORK/apache-$1 port attempt
-    mkdir -p "$dir/htdocs"
-    chmod 755 "$dir" "$dir/htdocs"
-    printf 'refhttpd: it works\n' >"$dir/htdocs/index.html" # the same 19 bytes as refhttpd's /
-    chmod 644 "$dir/htdocs/index.html"
+# Starts a server on a free port (three tries, as another process may take the port first):
+# $1 its name, $2 a function that writes its configuration for the port given to it, $3 the
+# URL's path, $4 its directory (for stdout and error.log); the rest is the command. Sets
+# SERVER_PID and SERVER_URL.
+start_on_free_port() {
+    local name=$1 write_config=$2 path=$3 dir=$4 port attempt
+    shift 4
     for attempt in 1 2 3; do
         port=$(free_port)
-        {
-            echo "ServerRoot $dir"
-            echo "LoadModule mpm_${mpm}_module $MODULES/mod_mpm_${mpm}.so"
-            echo "LoadModule authz_core_module $MODULES/mod_authz_core.so"
-            if [ -e /etc/mime.types ]; then
-                echo "LoadModule mime_module $MODULES/mod_mime.so"
-                echo "TypesConfig /etc/mime.types"
-            fi
-            if [ "$(id -u)" -eq 0 ]; then
-                echo "User www-data"
-                echo "Group www-data"
-            fi
-            echo "ServerName localhost"
-            echo "Listen 127.0.0.1:$port"
-            echo "PidFile $dir/httpd.pid"
-            echo "ErrorLog $dir/error.log"
-            echo "DefaultRuntimeDir $dir"
-            echo "LogLevel warn"
-            echo "DocumentRoot $dir/htdocs"
-            echo "<Directory $dir/htdocs>"
-            echo "  Require all granted"
-            echo "</Directory>"
-            sizes "$mpm"
-        } >"$dir/httpd.conf"
-        setsid "$APACHE" -f "$dir/httpd.conf" -DFOREGROUND >"$dir/stdout" 2>&1 &
+        "$write_config" "$port"
+        setsid "$@" >"$dir/stdout" 2>&1 &
         SERVER_PID=$!
         STARTED_GROUPS+=("$SERVER_PID")
         if wait_port "$port" "$SERVER_PID"; then
-            SERVER_URL="http://127.0.0.1:$port/index.html"
+            SERVER_URL="http://127.0.0.1:$port$path"
             return 0
         fi
         stop_group "$SERVER_PID"
         cat "$dir/stdout" "$dir/error.log" >&2 2>/dev/null || true
     done
-    echo "apache2 did not start" >&2
+    echo "$name did not start" >&2
     exit 1
+}
+
+apache_config() { # $1 port; APACHE_DIR, APACHE_MPM
+    local dir=$APACHE_DIR mpm=$APACHE_MPM
+    {
+        echo "ServerRoot $dir"
+        echo "LoadModule mpm_${mpm}_module $MODULES/mod_mpm_${mpm}.so"
+        echo "LoadModule authz_core_module $MODULES/mod_authz_core.so"
+        if [ -e /etc/mime.types ]; then
+            echo "LoadModule mime_module $MODULES/mod_mime.so"
+            echo "TypesConfig /etc/mime.types"
+        fi
+        if [ "$(id -u)" -eq 0 ]; then
+            echo "User www-data"
+            echo "Group www-data"
+        fi
+        echo "ServerName localhost"
+        echo "Listen 127.0.0.1:$1"
+        echo "PidFile $dir/httpd.pid"
+        echo "ErrorLog $dir/error.log"
+        echo "DefaultRuntimeDir $dir"
+        echo "LogLevel warn"
+        echo "DocumentRoot $dir/htdocs"
+        echo "<Directory $dir/htdocs>"
+        echo "  Require all granted"
+        echo "</Directory>"
+        sizes "$mpm"
+    } >"$dir/httpd.conf"
+}
+
+start_apache() { # $1 mpm; sets SERVER_PID and SERVER_URL
+    APACHE_MPM=$1
+    APACHE_DIR=$WORK/apache-$1
+    mkdir -p "$APACHE_DIR/htdocs"
+    chmod 755 "$APACHE_DIR" "$APACHE_DIR/htdocs"
+    printf 'refhttpd: it works\n' >"$APACHE_DIR/htdocs/index.html" # the same 19 bytes as refhttpd's /
+    chmod 644 "$APACHE_DIR/htdocs/index.html"
+    start_on_free_port apache2 apache_config /index.html "$APACHE_DIR" \
+        "$APACHE" -f "$APACHE_DIR/httpd.conf" -DFOREGROUND
 }
 
 stop_server() {

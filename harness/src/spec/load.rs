@@ -917,27 +917,16 @@ impl Loader<'_> {
                 (LoadClass::ServerErrors, l.server_errors),
             ];
             let bound = |b: &Option<LatencyFile>| -> Result<Option<LatencyBound>> {
-                let Some(b) = b else { return Ok(None) };
-                let bound = match b {
-                    LatencyFile::AtMost(d) => LatencyBound {
-                        at_least: None,
-                        at_most: Some(d.0 .0),
-                    },
-                    LatencyFile::Bounds { at_least, at_most } => LatencyBound {
-                        at_least: at_least.as_ref().map(|d| d.0 .0),
-                        at_most: at_most.as_ref().map(|d| d.0 .0),
-                    },
-                };
-                match (bound.at_least, bound.at_most) {
-                    (None, None) => {
-                        Err(self.err(name.span(), "a latency bound needs at_least or at_most"))
+                let (at_least, at_most) = match b {
+                    None => return Ok(None),
+                    Some(LatencyFile::AtMost(d)) => (None, Some(d)),
+                    Some(LatencyFile::Bounds { at_least, at_most }) => {
+                        (at_least.as_ref(), at_most.as_ref())
                     }
-                    (Some(a), Some(b)) if a > b => Err(self.err(
-                        name.span(),
-                        format!("at_least {a:?} is above at_most {b:?}: nothing can hold"),
-                    )),
-                    _ => Ok(Some(bound)),
-                }
+                };
+                let (at_least, at_most) =
+                    self.duration_bounds(name, at_least, at_most, "a latency bound")?;
+                Ok(Some(LatencyBound { at_least, at_most }))
             };
             if l.throughput.is_some_and(|t| !t.is_finite() || t < 0.0) {
                 return Err(self.err(name.span(), "`throughput` is a rate of 0 or more"));
@@ -976,19 +965,31 @@ impl Loader<'_> {
                 ),
             ));
         }
-        let expect = ConnectExpect {
-            at_least: c.at_least.as_ref().map(|d| d.0 .0),
-            at_most: c.at_most.as_ref().map(|d| d.0 .0),
-        };
-        match (expect.at_least, expect.at_most) {
-            (None, None) => {
-                Err(self.err(name.span(), "a `connects` bound needs at_least or at_most"))
-            }
+        let (at_least, at_most) = self.duration_bounds(
+            name,
+            c.at_least.as_ref(),
+            c.at_most.as_ref(),
+            "a `connects` bound",
+        )?;
+        Ok(ConnectExpect { at_least, at_most })
+    }
+
+    /// Duration bounds as written: at least one given, and not the wrong way round.
+    fn duration_bounds(
+        &self,
+        at: &Spanned<String>,
+        at_least: Option<&Text<Dur>>,
+        at_most: Option<&Text<Dur>>,
+        what: &str,
+    ) -> Result<(Option<Duration>, Option<Duration>)> {
+        let (at_least, at_most) = (at_least.map(|d| d.0 .0), at_most.map(|d| d.0 .0));
+        match (at_least, at_most) {
+            (None, None) => Err(self.err(at.span(), format!("{what} needs at_least or at_most"))),
             (Some(l), Some(m)) if l > m => Err(self.err(
-                name.span(),
+                at.span(),
                 format!("at_least {l:?} is above at_most {m:?}: nothing can hold"),
             )),
-            _ => Ok(expect),
+            bounds => Ok(bounds),
         }
     }
 

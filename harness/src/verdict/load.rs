@@ -112,16 +112,29 @@ pub fn blast_radius(run: &LoadRun, dead: &BTreeSet<i32>, from: f64, process: boo
             ));
         }
     }
-    // The connections the dead child held when it died: every one must have ended with it.
+    // The connections the dead child held when it died. Under `process` scope every one must
+    // have ended with it; under `connection` scope none may have, but one that carried the
+    // crash (an idle one too is lost: the next request simply opens another).
+    let carried_crash: BTreeSet<u32> = run
+        .requests
+        .iter()
+        .filter(|r| r.fatal)
+        .map(|r| r.conn)
+        .collect();
     let mut held = 0;
     let mut survivors = Vec::new();
+    let mut cut = Vec::new();
     for (i, c) in run.connections.iter().enumerate() {
-        if !process || !owned_by_dead(c.owner) || c.ended_ms.is_some_and(|t| t < from) {
+        if !owned_by_dead(c.owner) || c.ended_ms.is_some_and(|t| t < from) {
             continue;
         }
         held += 1;
-        if !matches!(c.end, ConnEnd::UnderRequest | ConnEnd::WhileIdle) {
+        let ended_by_server = matches!(c.end, ConnEnd::UnderRequest | ConnEnd::WhileIdle);
+        if process && !ended_by_server {
             survivors.push(format!("{i} ({:?})", c.end));
+        }
+        if !process && ended_by_server && !carried_crash.contains(&(i as u32)) {
+            cut.push(format!("{i} ({:?})", c.end));
         }
     }
     let total = run.counts.requests;
@@ -143,6 +156,12 @@ pub fn blast_radius(run: &LoadRun, dead: &BTreeSet<i32>, from: f64, process: boo
         problems.push(format!(
             "connections of the crashed child that did not end: {}",
             survivors.join(", ")
+        ));
+    }
+    if !cut.is_empty() {
+        problems.push(format!(
+            "connections of the crashed child ended with it besides the crash's own: {}",
+            cut.join(", ")
         ));
     }
     if !problems.is_empty() {
@@ -292,6 +311,24 @@ mod tests {
             vec![request(0, 50.0, OK)],
         );
         assert!(blast_radius(&before, &dead(), 90.0, true).passed());
+    }
+
+    #[test]
+    fn under_connection_scope_an_idle_connection_lost_with_the_child_fails_the_oracle() {
+        // No request failed: the connection was idle when the child died, and the next request
+        // went on a new one. The connection was still lost.
+        let idle_lost = run(
+            vec![
+                life(DEAD, ConnEnd::WhileIdle, Some(101.0)),
+                life(ALIVE, ConnEnd::Open, None),
+            ],
+            vec![request(0, 50.0, OK), request(1, 120.0, OK)],
+        );
+        let c = blast_radius(&idle_lost, &dead(), 90.0, false);
+        assert!(!c.passed(), "{c:?}");
+        assert!(c.detail.contains("besides the crash's own"), "{c:?}");
+        // Under process scope that is just what must happen.
+        assert!(blast_radius(&idle_lost, &dead(), 90.0, true).passed());
     }
 
     #[test]
