@@ -240,6 +240,9 @@ struct Driver<'p> {
     warm_all: bool,
     /// Responses that came within the measured phase.
     answered_in_time: u64,
+    /// The driver itself could not go on (out of descriptors or ports): a harness error, not
+    /// the server's refusal.
+    broken: Option<io::Error>,
     scratch: Vec<u8>,
 }
 
@@ -288,6 +291,7 @@ impl<'p> Driver<'p> {
             warm_left: 0,
             warm_all: true,
             answered_in_time: 0,
+            broken: None,
             scratch: vec![0; 64 * 1024],
         })
     }
@@ -308,6 +312,7 @@ impl<'p> Driver<'p> {
             self.warm_left = self.plan.connections;
             while self.warm_left > 0 {
                 self.turn(&mut events)?;
+                self.check_broken()?;
             }
             progress.warmed(self.warm_all);
         }
@@ -330,6 +335,7 @@ impl<'p> Driver<'p> {
                 progress.interval(&self.close_window(now));
             }
             self.turn(&mut events)?;
+            self.check_broken()?;
         }
         // What the drain deadline left: requests still on their way or never sent.
         let now = Instant::now();
@@ -345,6 +351,19 @@ impl<'p> Driver<'p> {
             progress.interval(&self.close_window(now));
         }
         Ok(())
+    }
+
+    fn check_broken(&mut self) -> io::Result<()> {
+        match self.broken.take() {
+            Some(e) => Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "the load driver cannot open a connection ({e}): its own limit, not the \
+                     server's refusal (raise `ulimit -n`, or use fewer connections)"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Starts the measured phase: opens the keep-alive connections, then schedules (open
@@ -504,6 +523,11 @@ impl<'p> Driver<'p> {
         slot.connected = false;
         match stream {
             Ok(stream) => slot.stream = Some(stream),
+            Err(e) if driver_limit(&e) => {
+                slot.stream = None;
+                self.broken.get_or_insert(e);
+                self.refused(s, now);
+            }
             Err(_) => {
                 slot.stream = None;
                 self.refused(s, now);
@@ -827,6 +851,14 @@ impl<'p> Driver<'p> {
             ))),
         }
     }
+}
+
+/// An error of the driver's own making: no descriptor, memory or local port for a socket.
+fn driver_limit(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
 }
 
 /// The error class of a failed read or write.

@@ -400,12 +400,14 @@ impl Play<'_> {
         let store = self.store.clone();
         let handle = std::thread::spawn(move || {
             let run = loadgen::run(&plan, store.start(), &mut progress);
-            if let Ok(r) = &run {
-                store.push(Observation::LoadFinished {
-                    load: r.name.clone(),
-                    summary: r.summary(),
-                });
-            }
+            // Pushed whatever the end, so that no wait for the load outlasts it.
+            store.push(Observation::LoadFinished {
+                load: plan.name.clone(),
+                summary: match &run {
+                    Ok(r) => r.summary(),
+                    Err(e) => format!("{}: the driver failed: {e}", plan.name),
+                },
+            });
             run
         });
         self.loads.push((load.name.clone(), handle));

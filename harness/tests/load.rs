@@ -29,6 +29,10 @@ fn main() {
             cli_reports,
         ),
         Trial::test("the_cli_answers_bad_usage_with_exit_2", cli_bad_usage),
+        Trial::test(
+            "running_out_of_descriptors_is_the_drivers_error_not_a_refusal",
+            own_limit,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit();
 }
@@ -244,5 +248,25 @@ fn cli_bad_usage() -> Result<(), Failed> {
     ensure(
         out.status.code() == Some(1) && stderr.contains("no request was answered"),
         format!("{:?} {stderr}", out.status.code()),
+    )
+}
+
+/// With room for 64 descriptors, 200 connections cannot all be opened: that is the driver's
+/// limit, reported as an error (exit 1), not counted as requests the server refused.
+fn own_limit() -> Result<(), Failed> {
+    let server = Server::start(Mpm::Event, &[], false);
+    let out = Command::new("bash")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_mpm-harness"))
+        .args(["load", &format!("http://{}/", server.addr())])
+        .args(["--connections", "200", "--duration", "300ms"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure(
+        out.status.code() == Some(1)
+            && stderr.contains("the load driver cannot open a connection")
+            && !stdout.contains("requests/s:"),
+        format!("{:?}\n{stdout}\n{stderr}", out.status.code()),
     )
 }
