@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +53,9 @@ enum Command {
         /// Write every run's verdict and timeline as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write a self-contained HTML report here: the matrix and a picture of every run.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Run everything N times.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
@@ -67,6 +70,9 @@ enum Command {
         mpm: Mpm,
         #[arg(long, value_enum, default_value = "reference")]
         target: Target,
+        /// Also write the run as a self-contained HTML report (its picture, checks, timeline).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Validate spec files.
     Check {
@@ -133,13 +139,19 @@ fn main() {
             Ok(cases) => match command {
                 Command::List { filter } => list(&cases, filter.as_deref()),
                 Command::Coverage => coverage(&cases),
-                Command::Repro { case, mpm, target } => repro(&cases, &case, mpm, target),
+                Command::Repro {
+                    case,
+                    mpm,
+                    target,
+                    html,
+                } => repro(&cases, &case, mpm, target, html.as_deref()),
                 Command::Run {
                     filter,
                     mpm,
                     target,
                     junit,
                     json,
+                    html,
                     repeat,
                     jobs,
                 } => run(
@@ -158,6 +170,7 @@ fn main() {
                         },
                         junit,
                         json,
+                        html,
                         repeat: repeat.max(1),
                         jobs: jobs.max(1),
                     },
@@ -245,7 +258,7 @@ fn list(cases: &[Case], filter: Option<&str>) -> i32 {
     0
 }
 
-fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target) -> i32 {
+fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target, html: Option<&Path>) -> i32 {
     let Some(case) = cases.iter().find(|c| c.id == id) else {
         eprintln!("error: no case `{id}`; `mpm-harness list` shows them");
         return 2;
@@ -256,7 +269,22 @@ fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target) -> i32 {
     }
     let run = mpm_harness::execute(case, mpm, target);
     print!("{}", report::timeline(&run));
-    i32::from(!run.verdict.passed())
+    let code = i32::from(!run.verdict.passed());
+    if let Some(path) = html {
+        let title = format!("mpm-harness repro {id} --mpm {mpm} --target {target}");
+        let page = report::html::document(
+            &title,
+            std::slice::from_ref(case),
+            &[run],
+            &[target],
+            &[mpm],
+        );
+        if let Err(e) = std::fs::write(path, page) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
+        }
+    }
+    code
 }
 
 struct RunArgs {
@@ -265,6 +293,7 @@ struct RunArgs {
     targets: Vec<Target>,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    html: Option<PathBuf>,
     repeat: u32,
     jobs: usize,
 }
@@ -347,6 +376,18 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
     }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, report::json(&runs)) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
+        }
+    }
+    if let Some(path) = &args.html {
+        // In the catalogue's order, whatever order they finished in.
+        let mut ordered: Vec<&Run> = runs.iter().collect();
+        let place = |id: &str| cases.iter().position(|c| c.id == id).unwrap_or(usize::MAX);
+        ordered.sort_by_key(|r| (place(&r.case), r.mpm, r.target));
+        let ordered: Vec<Run> = ordered.into_iter().cloned().collect();
+        let page = report::html::document("mpm-harness run", cases, &ordered, &targets, &args.mpms);
+        if let Err(e) = std::fs::write(path, page) {
             eprintln!("error: writing {}: {e}", path.display());
             return 2;
         }

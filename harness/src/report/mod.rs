@@ -1,5 +1,9 @@
 //! Reports: the conformance matrix (rows = cases, columns = MPM × target), a run's timeline and
-//! verdict in words (`repro`, failures), JUnit XML and JSON.
+//! verdict in words (`repro`, failures), JUnit XML and JSON; the self-contained HTML report with
+//! a picture of every run ([`html`], [`picture`]).
+
+pub mod html;
+pub mod picture;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
