@@ -155,6 +155,169 @@ fn run_prints_the_matrix_and_writes_reports() {
     assert_eq!(runs.as_array().unwrap().len(), 3);
 }
 
+/// Two warmed connections and a crash on one: a case whose picture has lanes to count.
+const CRASH_CASE: &str = r#"
+id = "quick/crash"
+title = "a crash beside an idle connection"
+[server]
+faults = true
+all = { KeepAliveTimeout = "30s" }
+prefork = { StartServers = 3, MinSpareServers = 1, MaxSpareServers = 3 }
+threaded = { ServerLimit = 1, StartServers = 1, ThreadsPerChild = 3, MinSpareThreads = 1 }
+[[step]]
+wait = { idle_workers = 3 }
+[[step]]
+open = ["a", "b"]
+[[step]]
+send = "a"
+as = "warm-a"
+[[step]]
+await = "warm-a"
+[[step]]
+send = "b"
+as = "warm-b"
+[[step]]
+await = "warm-b"
+[[step]]
+send = "b"
+fault = "crash:segv"
+as = "crash"
+[[step]]
+await = "crash"
+[[step]]
+wait = { child_exits = 1 }
+"#;
+
+/// The HTML report is well-formed, self-contained, and each run's picture has a lane for every
+/// connection the run's recording names and every process it saw (as read from the JSON report,
+/// not by the picture's own code).
+#[test]
+fn the_html_report_draws_every_connection_and_process_of_each_run() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let specs = specs_with(CRASH_CASE);
+    let out_dir = tempfile::tempdir().unwrap();
+    let json = out_dir.path().join("runs.json");
+    let html = out_dir.path().join("report.html");
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["run", "--json"])
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    for outside in ["src=", "<link", "@import", "url(", "href=\"http"] {
+        assert!(!page.contains(outside), "`{outside}` in the report");
+    }
+    // Expected, from the JSON: per (mpm, target), the connections and pids of the scenario.
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut expected: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)> =
+        BTreeMap::new();
+    for run in runs.as_array().unwrap() {
+        let key = (
+            run["mpm"].as_str().unwrap().to_string(),
+            run["target"].as_str().unwrap().to_string(),
+        );
+        let (conns, pids) = expected.entry(key).or_default();
+        let rec = &run["recording"];
+        pids.insert(rec["master"].to_string());
+        for e in rec["timeline"].as_array().unwrap() {
+            if e["kind"] == "teardown" {
+                break;
+            }
+            if let Some(c) = e["conn"].as_str() {
+                conns.insert(c.to_string());
+            }
+            for pid in [&e["served_by"]["pid"], &e["pid"]] {
+                if pid.is_i64() && e["kind"] != "server_event" && e["kind"] != "killed" {
+                    pids.insert(pid.to_string());
+                }
+            }
+            for pid in e["pids"].as_array().into_iter().flatten() {
+                pids.insert(pid.to_string());
+            }
+        }
+        assert!(conns.contains("a") && conns.contains("b"), "{conns:?}");
+        assert!(
+            pids.len() >= 3,
+            "master, the crashed child, another: {pids:?}"
+        );
+    }
+    // Drawn: the lanes inside each run's section (the first picture; the zoom repeats them).
+    let body = page.trim_start_matches("<!DOCTYPE html>\n");
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut drawn: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)> =
+        BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    loop {
+        let event = reader.read_event().expect("well-formed XML");
+        let e = match event {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => e,
+            _ => continue,
+        };
+        let attrs: BTreeMap<String, String> = e
+            .attributes()
+            .map(|a| a.expect("an attribute"))
+            .map(|a| {
+                (
+                    String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                    String::from_utf8_lossy(&a.value).into_owned(),
+                )
+            })
+            .collect();
+        let class = attrs.get("class").map(String::as_str).unwrap_or("");
+        if e.name().as_ref() == b"section" && class == "run" {
+            current = Some((attrs["data-mpm"].clone(), attrs["data-target"].clone()));
+        }
+        let Some(key) = &current else { continue };
+        let (conns, pids) = drawn.entry(key.clone()).or_default();
+        match class {
+            "lane conn" => {
+                conns.insert(attrs["data-name"].clone());
+            }
+            "lane proc" => {
+                pids.insert(attrs["data-pid"].clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(drawn.len(), 3, "a section per run");
+    for (key, (conns, pids)) in &expected {
+        let (drawn_conns, drawn_pids) = &drawn[key];
+        assert_eq!(drawn_conns, conns, "connections of {key:?}");
+        assert!(
+            pids.is_subset(drawn_pids),
+            "{key:?}: {pids:?} not all in {drawn_pids:?}"
+        );
+    }
+}
+
+#[test]
+fn repro_writes_the_html_report_of_its_run() {
+    let specs = specs_with(QUICK_CASE);
+    let out_dir = tempfile::tempdir().unwrap();
+    let html = out_dir.path().join("repro.html");
+    let out = harness()
+        .arg("--specs")
+        .arg(specs.path())
+        .args(["repro", "quick/hello", "--mpm", "event", "--html"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("quick/hello under event against reference: PASS"));
+    assert!(
+        page.contains("class=\"lane conn\" data-name=\"a\""),
+        "{page}"
+    );
+}
+
 #[test]
 fn a_failing_expectation_is_exit_1_and_explains_itself() {
     let specs = specs_with(&QUICK_CASE.replace("status = 200", "status = 404"));

@@ -385,10 +385,13 @@ impl Picture {
     fn heat_map(&self, out: &mut String, y: f64) -> f64 {
         let row = (240.0 / self.board.len() as f64).clamp(1.5, 6.0);
         let mut last_pid = None;
+        let mut labelled_at = f64::NEG_INFINITY;
         for (i, r) in self.board.iter().enumerate() {
             let ry = y + i as f64 * row;
-            if r.pid != last_pid {
+            // A process's label where its rows begin, when it does not overlap the last one.
+            if r.pid != last_pid && ry - labelled_at >= 9.0 {
                 last_pid = r.pid;
+                labelled_at = ry;
                 let _ = write!(
                     out,
                     "<text x=\"12\" y=\"{:.1}\" font-size=\"9\" fill=\"#555\">{}</text>",
