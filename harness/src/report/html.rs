@@ -218,7 +218,7 @@ fn run_section(out: &mut String, id: &str, run: &Run) {
             picture.svg_between(&format!("{id}-zoom"), from, to)
         );
     }
-    checks(out, id, &run.verdict.checks);
+    checks(out, id, &run.verdict.checks, !picture.windows.is_empty());
     let _ = write!(
         out,
         "<details><summary>timeline (text)</summary><pre>{}</pre></details></section>",
@@ -226,7 +226,7 @@ fn run_section(out: &mut String, id: &str, run: &Run) {
     );
 }
 
-fn checks(out: &mut String, id: &str, checks: &[Check]) {
+fn checks(out: &mut String, id: &str, checks: &[Check], has_fault: bool) {
     if checks.is_empty() {
         return;
     }
@@ -240,7 +240,11 @@ fn checks(out: &mut String, id: &str, checks: &[Check]) {
             Status::NotJudged(why) => ("not-judged", format!("not judged: {why}")),
         };
         let what = if c.failed() {
-            format!("<a href=\"#{}\">{}</a>", moment(id, &c.what), esc(&c.what))
+            format!(
+                "<a href=\"#{}\">{}</a>",
+                moment(id, &c.what, has_fault),
+                esc(&c.what)
+            )
         } else {
             esc(&c.what)
         };
@@ -254,9 +258,9 @@ fn checks(out: &mut String, id: &str, checks: &[Check]) {
     out.push_str("</table>");
 }
 
-/// Where a failed check shows in the picture: its step's marker, its request's bar, or the
-/// run.
-fn moment(id: &str, what: &str) -> String {
+/// Where a failed check shows in the picture: its step's marker, its request's bar, the first
+/// fault window for the crash oracle's checks, or the run.
+fn moment(id: &str, what: &str, has_fault: bool) -> String {
     if let Some(line) = what
         .strip_prefix("line ")
         .and_then(|r| r.split(':').next())
@@ -269,6 +273,12 @@ fn moment(id: &str, what: &str) -> String {
         .and_then(|r| r.split([':', ' ']).next())
     {
         return format!("{id}-req-{}", anchor(name));
+    }
+    let about_the_crash = ["blast radius", "a child crashed", "pool whole again"]
+        .iter()
+        .any(|p| what.starts_with(p));
+    if about_the_crash && has_fault {
+        return format!("{id}-fault-0");
     }
     id.to_string()
 }

@@ -196,11 +196,16 @@ impl Picture {
         }
         let height = y + 8.0 + self.legend_height();
         let mut back = String::new();
-        for (from, to, what) in self.windows.iter().filter(|w| self.shows(w.0, w.1)) {
+        for (n, (from, to, what)) in self
+            .windows
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| self.shows(w.0, w.1))
+        {
             let (a, b) = (self.x(*from), self.x(*to).max(self.x(*from) + 2.0));
             let _ = write!(
                 back,
-                r##"<rect class="window" x="{a:.1}" y="20" width="{:.1}" height="{:.1}" fill="#c62828" fill-opacity="0.10"><title>{}</title></rect>"##,
+                r##"<rect class="window" id="{id}-fault-{n}" x="{a:.1}" y="20" width="{:.1}" height="{:.1}" fill="#c62828" fill-opacity="0.10"><title>{}</title></rect>"##,
                 b - a,
                 height - 20.0,
                 esc(&format!("fault window: {what}"))
