@@ -445,21 +445,26 @@ fn finish(shared: &Shared, store: &Store, conn: &str, class: ErrorClass) {
         .unwrap_or_else(|e| e.into_inner())
         .drain(..)
         .collect();
-    for p in pending {
-        store.push(Observation::RequestFailed {
+    let mut observations: Vec<Observation> = pending
+        .into_iter()
+        .map(|p| Observation::RequestFailed {
             request: p.name,
             conn: conn.to_string(),
             class,
             latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
-        });
-    }
-    drop(ended);
+        })
+        .collect();
     if !by_client {
-        store.push(Observation::ConnClosedByServer {
+        observations.push(Observation::ConnClosedByServer {
             conn: conn.to_string(),
             class,
         });
     }
+    // At one moment and before `ended` is released: a step that saw a request fail here, and
+    // anything sent after it, finds the connection's end recorded too (the scenario may end
+    // a moment later; explore found a run where the end came after the teardown).
+    store.push_all(observations);
+    drop(ended);
 }
 
 fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Response) {

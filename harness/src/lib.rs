@@ -18,7 +18,9 @@
 //! - [`runner`]: plays a case against a target into a recording (judges nothing);
 //! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
 //! - [`report`]: matrix, timeline, JUnit, JSON;
-//! - [`coverage`]: which cases check each statement and set each directive.
+//! - [`coverage`]: which cases check each statement and set each directive;
+//! - [`model`]: an executable model of each MPM (pure), and [`explore`]: random scenarios run
+//!   against a server and judged against it, a disagreement shrunk to a case file.
 //!
 //! No module uses one that comes after it in this list (`tests/architecture.rs` checks it): the
 //! runner drives the targets, drivers and observers it starts but never sees the verdict; the
@@ -28,8 +30,10 @@ pub mod client;
 pub mod condition;
 pub mod coverage;
 pub mod driver;
+pub mod explore;
 pub mod guard;
 pub mod loadgen;
+pub mod model;
 pub mod observe;
 pub mod report;
 pub mod runner;

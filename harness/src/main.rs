@@ -84,6 +84,28 @@ enum Command {
     /// Which cases check each SPEC.md statement (per MPM and target) and set each directive;
     /// exit 1 while anything is uncovered.
     Coverage,
+    /// Random scenarios judged against an executable model of each MPM; a disagreement is shrunk
+    /// to a minimal case file under --out. Exit 0 when every run agreed, 1 on a mismatch.
+    Explore {
+        /// MPMs to explore (default: all three).
+        #[arg(long, value_enum)]
+        mpm: Vec<Mpm>,
+        /// Targets (default: reference).
+        #[arg(long, value_enum)]
+        target: Vec<Target>,
+        /// Scenarios per MPM and target.
+        #[arg(long, default_value_t = 100)]
+        runs: u32,
+        /// The same seed replays the same scenarios (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where a minimal disagreeing case is written (default: the catalogue's `found/`).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Judge against a deliberately wrong model (the explorer's self-test).
+        #[arg(long, value_enum, hide = true)]
+        pretend: Option<Pretend>,
+    },
     /// Drive load against any HTTP/1.1 server (as wrk or oha do): a progress line each second,
     /// then requests/s and latency percentiles, corrected for coordinated omission and raw.
     Load(LoadArgs),
@@ -114,6 +136,15 @@ struct LoadArgs {
     json: Option<PathBuf>,
 }
 
+/// Wrong models for the explorer's self-test.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Pretend {
+    /// Prefork whose crash takes every connection, as worker's does.
+    PreforkLosesEverything,
+    /// Worker whose crash takes only its own connection, as prefork's does.
+    WorkerLosesOne,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum OnOff {
     On,
@@ -134,6 +165,14 @@ fn main() {
         }
         Command::Check { files } => check(&files),
         Command::Load(args) => load_cmd(&args),
+        Command::Explore {
+            mpm,
+            target,
+            runs,
+            seed,
+            out,
+            pretend,
+        } => explore_cmd(mpm, target, runs, seed, out, pretend),
         command => match load(cli.specs) {
             Err(code) => code,
             Ok(cases) => match command {
@@ -495,4 +534,90 @@ fn target_of(url: &str) -> Result<(std::net::SocketAddr, String), String> {
         .next()
         .ok_or_else(|| format!("{authority} has no address"))?;
     Ok((addr, path))
+}
+
+/// `mpm-harness explore`.
+fn explore_cmd(
+    mpms: Vec<Mpm>,
+    targets: Vec<Target>,
+    runs: u32,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    pretend: Option<Pretend>,
+) -> i32 {
+    use mpm_harness::explore::{self, Outcome, Settings};
+    use mpm_harness::model::Model;
+
+    if runs == 0 {
+        eprintln!("error: --runs must be above 0");
+        return 2;
+    }
+    let mpms = if mpms.is_empty() {
+        Mpm::ALL.to_vec()
+    } else {
+        mpms
+    };
+    let targets = if targets.is_empty() {
+        vec![Target::Reference]
+    } else {
+        targets
+    };
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let out = out.unwrap_or_else(|| mpm_harness::default_specs_dir().join("found"));
+    let mut code = 0;
+    for target in targets {
+        if let Err(why) = target.available() {
+            eprintln!("error: target {target} is not available: {why}");
+            return 2;
+        }
+        for &mpm in &mpms {
+            let model = match (pretend, mpm) {
+                (Some(Pretend::PreforkLosesEverything), Mpm::Prefork) => {
+                    Model::pretending(mpm, Mpm::Worker)
+                }
+                (Some(Pretend::WorkerLosesOne), Mpm::Worker) => {
+                    Model::pretending(mpm, Mpm::Prefork)
+                }
+                _ => Model::of(mpm),
+            };
+            let settings = Settings {
+                mpm,
+                target,
+                runs,
+                seed,
+                out: out.clone(),
+                model,
+            };
+            println!("== explore {mpm} on {target}: {runs} scenarios, --seed {seed}");
+            match explore::explore(&settings, |line| println!("{line}")) {
+                Ok(Outcome::Agreed { runs, took }) => println!(
+                    "{mpm} on {target}: all {runs} scenarios agreed with the model, in {:.1} s \
+                     ({:.0} a minute)",
+                    took.as_secs_f64(),
+                    f64::from(runs) * 60.0 / took.as_secs_f64().max(0.001)
+                ),
+                Ok(Outcome::Mismatch(f)) => {
+                    code = 1;
+                    println!(
+                        "{mpm} on {target}: MISMATCH, shrunk to {} ({} runs, {:.1} s)\n  \
+                         {}\n  written: {}",
+                        explore::describe(&f.scenario),
+                        f.runs,
+                        f.took.as_secs_f64(),
+                        f.why,
+                        f.path.display()
+                    );
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
+        }
+    }
+    code
 }

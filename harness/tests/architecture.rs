@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// From the bottom up.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 14] = [
+    "model",
     "condition",
     "spec",
     "observe",
@@ -18,6 +19,7 @@ const LAYERS: [&str; 12] = [
     "verdict",
     "report",
     "coverage",
+    "explore",
 ];
 
 fn sources(module: &str) -> Vec<PathBuf> {

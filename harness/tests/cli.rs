@@ -668,3 +668,79 @@ fn coverage_of_the_catalogue_only_grows() {
     let expected = if KNOWN_GAPS.is_empty() { 0 } else { 1 };
     assert_eq!(out.status.code(), Some(expected), "{stdout}");
 }
+
+/// The explorer finds a wrong model: told that prefork's crash takes every connection (as
+/// worker's does), it disagrees with the real reference server, shrinks the scenario to a few
+/// steps, and writes a case that `check` accepts and `run` fails on the same way.
+#[test]
+fn explore_finds_a_wrong_model_and_shrinks_it_to_a_case() {
+    let out = tempfile::tempdir().unwrap();
+    let found = out.path().join("found");
+    let run = harness()
+        .args([
+            "explore", "--mpm", "prefork", "--runs", "150", "--seed", "1",
+        ])
+        .args(["--pretend", "prefork-loses-everything", "--out"])
+        .arg(&found)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("MISMATCH, shrunk to"), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(&found).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let path = files[0].path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("--seed 1"),
+        "the seed is in a comment:\n{text}"
+    );
+    // A few steps: the crash and what shows it (the scenario has at most two operations).
+    let title = text
+        .lines()
+        .find(|l| l.starts_with("title"))
+        .expect("a title");
+    let ops = title.split(';').nth(1).unwrap_or("");
+    assert!(
+        ops.matches(',').count() <= 1 && ops.contains("crash"),
+        "{title}"
+    );
+    let check = harness().arg("check").arg(&path).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+    let again = harness()
+        .arg("--specs")
+        .arg(out.path())
+        .args(["run", "--mpm", "prefork"])
+        .output()
+        .unwrap();
+    let again_out = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.status.code(), Some(1), "{again_out}");
+    assert!(again_out.contains("[FAILED] request last-"), "{again_out}");
+}
+
+/// Against the real models the reference agrees, and the same seed replays the same
+/// scenarios.
+#[test]
+fn explore_agrees_with_the_reference_and_replays_its_seed() {
+    let explore = || {
+        let out = tempfile::tempdir().unwrap();
+        let run = harness()
+            .args(["explore", "--runs", "12", "--seed", "42", "--out"])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert_eq!(run.status.code(), Some(0), "{stdout}");
+        assert_eq!(stdout.matches("scenarios agreed with the model").count(), 3);
+        assert!(std::fs::read_dir(out.path()).unwrap().next().is_none());
+        // The scenarios, without their timings.
+        stdout
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(explore(), explore());
+    let bad = harness().args(["explore", "--runs", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,380 @@
+//! Explore: scenarios nobody wrote, judged against the model of their MPM.
+//!
+//! A proptest strategy generates [`Scenario`]s; the [`Model`] predicts every request and every
+//! connection's end; the scenario and its predictions are written as a case file (TOML, the
+//! catalogue's own format), loaded back as any case is, run against a real server and judged by
+//! the verdict. A disagreement is shrunk by proptest — each candidate run on the server again —
+//! to a minimal scenario, whose case file (with the seed in a comment) is written for anyone to
+//! commit: `check` accepts it and `run` fails on it the same way.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use refhttpd::Mpm;
+
+use crate::model::{End, Model, Op, Predicted, Scenario};
+use crate::spec::Target;
+use crate::verdict::{Run, RunResult};
+
+/// The most connections and operations a generated scenario has: a run takes well under a
+/// second.
+const MAX_CONNECTIONS: usize = 4;
+const MAX_OPS: usize = 6;
+/// How long a held request holds its worker.
+const HOLD: &str = "sleep:400ms";
+
+/// Scenarios: one to four connections, up to six operations on them.
+pub fn scenarios() -> impl Strategy<Value = Scenario> {
+    (1..=MAX_CONNECTIONS).prop_flat_map(|n| {
+        let op = prop_oneof![
+            3 => (0..n).prop_map(|conn| Op::Request { conn }),
+            2 => (0..n).prop_map(|conn| Op::Hold { conn }),
+            2 => (0..n).prop_map(|conn| Op::Crash { conn }),
+            1 => (0..n).prop_map(|conn| Op::Close { conn }),
+        ];
+        proptest::collection::vec(op, 0..=MAX_OPS).prop_map(move |ops| Scenario {
+            connections: n,
+            ops,
+        })
+    })
+}
+
+/// What to explore.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mpm: Mpm,
+    pub target: Target,
+    pub runs: u32,
+    pub seed: u64,
+    /// Where a minimal disagreeing case is written.
+    pub out: PathBuf,
+    pub model: Model,
+}
+
+/// What exploring came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every scenario agreed with the model.
+    Agreed { runs: u32, took: Duration },
+    /// A disagreement, shrunk and written.
+    Mismatch(Finding),
+}
+
+/// A minimal disagreeing scenario.
+#[derive(Debug)]
+pub struct Finding {
+    pub path: PathBuf,
+    pub scenario: Scenario,
+    /// Runs on the server, generation and shrinking together.
+    pub runs: u32,
+    pub took: Duration,
+    /// The verdict's failed checks on the minimal case.
+    pub why: String,
+}
+
+/// Generates, predicts, runs and compares `settings.runs` scenarios; shrinks the first that
+/// disagrees. `progress` hears a line per run. An error is a harness failure (a server that
+/// would not start), not a disagreement.
+pub fn explore(settings: &Settings, progress: impl Fn(&str)) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&settings.seed.to_le_bytes());
+    let config = Config {
+        cases: settings.runs,
+        failure_persistence: None,
+        max_shrink_iters: 200,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let runs = std::cell::Cell::new(0u32);
+    let broken: std::cell::RefCell<Option<String>> = Default::default();
+    let result = runner.run(&scenarios(), |scenario| {
+        if broken.borrow().is_some() {
+            return Ok(());
+        }
+        runs.set(runs.get() + 1);
+        let text = case_text(&scenario, settings, None);
+        let run = match run_text(&text, settings) {
+            Ok(run) => run,
+            Err(e) => {
+                *broken.borrow_mut() = Some(e);
+                return Ok(());
+            }
+        };
+        progress(&format!(
+            "[{:>4}] {} {}",
+            runs.get(),
+            run.verdict.result.as_str(),
+            describe(&scenario)
+        ));
+        match run.verdict.result {
+            RunResult::Passed => Ok(()),
+            RunResult::Failed => Err(TestCaseError::fail(failed_checks(&run))),
+            RunResult::Error => {
+                *broken.borrow_mut() = run.verdict.error.clone().or(Some("error".into()));
+                Ok(())
+            }
+        }
+    });
+    if let Some(e) = broken.into_inner() {
+        return Err(e);
+    }
+    match result {
+        Ok(()) => Ok(Outcome::Agreed {
+            runs: runs.get(),
+            took: started.elapsed(),
+        }),
+        Err(TestError::Fail(why, minimal)) => {
+            let path = write_finding(&minimal, settings, why.message())?;
+            Ok(Outcome::Mismatch(Finding {
+                path,
+                scenario: minimal,
+                runs: runs.get(),
+                took: started.elapsed(),
+                why: why.to_string(),
+            }))
+        }
+        Err(TestError::Abort(why)) => Err(format!("exploring stopped: {why}")),
+    }
+}
+
+/// Loads `text` as a case and runs it under the settings' MPM and target.
+fn run_text(text: &str, settings: &Settings) -> Result<Run, String> {
+    let case = crate::spec::parse(Path::new("explored.toml"), text)
+        .map_err(|e| format!("the explorer wrote a case the loader refuses: {e}\n{text}"))?;
+    Ok(crate::execute(&case, settings.mpm, settings.target))
+}
+
+fn failed_checks(run: &Run) -> String {
+    run.verdict
+        .checks
+        .iter()
+        .filter(|c| c.failed())
+        .map(|c| format!("{}: {}", c.what, c.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The scenario in a line.
+pub fn describe(s: &Scenario) -> String {
+    let ops: Vec<String> = s
+        .ops
+        .iter()
+        .map(|op| match op {
+            Op::Hold { conn } => format!("hold c{conn}"),
+            Op::Crash { conn } => format!("crash c{conn}"),
+            Op::Close { conn } => format!("close c{conn}"),
+            Op::Request { conn } => format!("request c{conn}"),
+        })
+        .collect();
+    format!("{} connections; {}", s.connections, ops.join(", "))
+}
+
+fn write_finding(s: &Scenario, settings: &Settings, why: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(&settings.out)
+        .map_err(|e| format!("{}: {e}", settings.out.display()))?;
+    let name = format!(
+        "{}-{}-seed-{}",
+        settings.mpm.as_str(),
+        settings.target.as_str(),
+        settings.seed
+    );
+    let path = settings.out.join(format!("{name}.toml"));
+    let text = case_text(s, settings, Some(why));
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The case file of a scenario: settings sized for it, the steps, and the model's predictions
+/// as expectations for the settings' MPM.
+pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> String {
+    let mpm = settings.mpm;
+    let prediction = settings.model.predict(s);
+    let n = s.connections;
+    let mut t = String::new();
+    if let Some(why) = found {
+        let _ = writeln!(
+            t,
+            "# Found by `mpm-harness explore --mpm {mpm} --target {} --seed {}` and shrunk: the\n\
+             # server disagreed with the model of {mpm} (its crash takes: {}).\n\
+             # What the verdict said: {}\n",
+            settings.target,
+            settings.seed,
+            if settings.model.one_child
+                && settings.model.blast_radius == mpm_faults::BlastRadius::Process
+            {
+                "every connection"
+            } else {
+                "its own connection"
+            },
+            why.replace('\n', " ")
+        );
+    }
+    let _ = writeln!(
+        t,
+        "id = \"found/{}-{}-seed-{}\"\ntitle = \"explored: {}\"\nmpms = [\"{mpm}\"]\ntargets = [\"{}\"]\ntags = [\"explored\"]\n",
+        mpm.as_str(),
+        settings.target.as_str(),
+        settings.seed,
+        describe(s),
+        settings.target.as_str()
+    );
+    let (pool, threads) = (n + 2, n + 2);
+    let _ = writeln!(
+        t,
+        "[server]\nfaults = true\nall = {{ KeepAliveTimeout = \"30s\", MaxKeepAliveRequests = 0 }}\n\
+         prefork = {{ StartServers = {pool}, MinSpareServers = 1, MaxSpareServers = {pool}, ServerLimit = {pool}, MaxRequestWorkers = {pool} }}\n\
+         threaded = {{ ServerLimit = 1, StartServers = 1, ThreadsPerChild = {threads}, MaxRequestWorkers = {threads}, MinSpareThreads = 1, MaxSpareThreads = {threads} }}\n"
+    );
+    let _ = writeln!(
+        t,
+        "[[step]]\nwait = {{ idle_workers = {{ at_least = {pool} }} }}\n"
+    );
+    // Each connection warmed alone, so that the process owning it is known; under event the
+    // worker is back before the next one (EV-5).
+    for c in 0..n {
+        let _ = writeln!(
+            t,
+            "[[step]]\nopen = \"c{c}\"\n[[step]]\nsend = \"c{c}\"\nas = \"warm-{c}\"\n[[step]]\nawait = \"warm-{c}\""
+        );
+        if mpm == Mpm::Event {
+            let _ = writeln!(t, "[[step]]\nwait = {{ busy_workers = 0 }}");
+        }
+        t.push('\n');
+    }
+    let mut held = Vec::new();
+    for (k, op) in s.ops.iter().enumerate() {
+        match op {
+            Op::Hold { conn } => {
+                let _ = writeln!(
+                    t,
+                    "[[step]]\nsend = \"c{conn}\"\nfault = \"{HOLD}\"\nas = \"hold-{k}\"\n"
+                );
+                held.push(format!("\"hold-{k}\""));
+            }
+            Op::Crash { conn } => {
+                let _ = writeln!(
+                    t,
+                    "[[step]]\nsend = \"c{conn}\"\nfault = \"crash:segv\"\nas = \"crash-{k}\"\n[[step]]\nawait = \"crash-{k}\"\n"
+                );
+            }
+            Op::Close { conn } => {
+                let _ = writeln!(t, "[[step]]\nclose = \"c{conn}\"\n");
+            }
+            Op::Request { conn } => {
+                let _ = writeln!(
+                    t,
+                    "[[step]]\nsend = \"c{conn}\"\nas = \"req-{k}\"\n[[step]]\nawait = \"req-{k}\"\n"
+                );
+            }
+        }
+    }
+    // A request on every connection the client did not close: whether it is answered says
+    // whether the server kept the connection.
+    let closed_by_client = |c: usize| {
+        s.ops
+            .iter()
+            .any(|op| matches!(op, Op::Close { conn } if *conn == c))
+    };
+    let mut last = Vec::new();
+    for c in (0..n).filter(|c| !closed_by_client(*c)) {
+        let _ = writeln!(t, "[[step]]\nsend = \"c{c}\"\nas = \"last-{c}\"");
+        last.push(format!("\"last-{c}\""));
+    }
+    let awaited: Vec<String> = held.into_iter().chain(last).collect();
+    if !awaited.is_empty() {
+        let _ = writeln!(t, "[[step]]\nawait = [{}]\n", awaited.join(", "));
+    }
+    // The predictions.
+    let _ = writeln!(t, "[expect.{mpm}]");
+    let mut requests: Vec<String> = Vec::new();
+    for r in &prediction.requests {
+        let sent = !r.name.starts_with("last-") || !closed_by_client(r.conn);
+        if !sent {
+            continue;
+        }
+        requests.push(match r.outcome {
+            Predicted::Answered => format!("\"{}\" = 200", r.name),
+            Predicted::Failed => format!("\"{}\" = \"failed\"", r.name),
+        });
+    }
+    // The model does not name the last requests of connections it thinks closed by the
+    // server; they are sent all the same, and must fail.
+    for (c, end) in prediction.ends.iter().enumerate() {
+        if *end == End::ClosedByServer && !closed_by_client(c) {
+            requests.push(format!("\"last-{c}\" = \"failed\""));
+        }
+    }
+    if !requests.is_empty() {
+        let _ = writeln!(t, "requests = {{ {} }}", requests.join(", "));
+    }
+    let cut: Vec<String> = (0..n)
+        .filter(|c| prediction.ends[*c] == End::ClosedByServer)
+        .map(|c| format!("\"c{c}\""))
+        .collect();
+    let kept: Vec<String> = (0..n)
+        .filter(|c| prediction.ends[*c] != End::ClosedByServer)
+        .map(|c| format!("{{ closed = [\"c{c}\"] }}"))
+        .collect();
+    if !cut.is_empty() {
+        let _ = writeln!(t, "seen = [{{ closed = [{}] }}]", cut.join(", "));
+    }
+    if !kept.is_empty() {
+        let _ = writeln!(t, "never = [{}]", kept.join(", "));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(mpm: Mpm) -> Settings {
+        Settings {
+            mpm,
+            target: Target::Reference,
+            runs: 1,
+            seed: 7,
+            out: PathBuf::from("/nonexistent"),
+            model: Model::of(mpm),
+        }
+    }
+
+    proptest! {
+        /// Whatever the generator makes, the explorer writes a case the loader accepts, for
+        /// every MPM, and the expectations name every request it sends.
+        #[test]
+        fn every_scenario_is_a_valid_case(s in scenarios()) {
+            for mpm in Mpm::ALL {
+                let text = case_text(&s, &settings(mpm), Some("why"));
+                let case = crate::spec::parse(Path::new("x.toml"), &text);
+                prop_assert!(case.is_ok(), "{:?}\n{}", case.err(), text);
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_beside_a_held_request_is_predicted_per_mpm() {
+        let s = Scenario {
+            connections: 2,
+            ops: vec![Op::Hold { conn: 0 }, Op::Crash { conn: 1 }],
+        };
+        let prefork = case_text(&s, &settings(Mpm::Prefork), None);
+        assert!(prefork.contains("\"hold-0\" = 200"), "{prefork}");
+        assert!(
+            prefork.contains("never = [{ closed = [\"c0\"] }]"),
+            "{prefork}"
+        );
+        let worker = case_text(&s, &settings(Mpm::Worker), None);
+        assert!(worker.contains("\"hold-0\" = \"failed\""), "{worker}");
+        assert!(worker.contains("\"last-0\" = \"failed\""), "{worker}");
+        assert!(
+            worker.contains("seen = [{ closed = [\"c0\", \"c1\"] }]"),
+            "{worker}"
+        );
+    }
+}
