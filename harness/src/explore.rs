@@ -297,10 +297,12 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         if !sent {
             continue;
         }
-        requests.push(match r.outcome {
-            Predicted::Answered => format!("\"{}\" = 200", r.name),
-            Predicted::Failed => format!("\"{}\" = \"failed\"", r.name),
-        });
+        match r.outcome {
+            Predicted::Answered => requests.push(format!("\"{}\" = 200", r.name)),
+            Predicted::Failed => requests.push(format!("\"{}\" = \"failed\"", r.name)),
+            // Left open by timing: any outcome (it is awaited all the same).
+            Predicted::Either => {}
+        }
     }
     // The model does not name the last requests of connections it thinks closed by the
     // server; they are sent all the same, and must fail.
@@ -317,7 +319,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         .map(|c| format!("\"c{c}\""))
         .collect();
     let kept: Vec<String> = (0..n)
-        .filter(|c| prediction.ends[*c] != End::ClosedByServer)
+        .filter(|c| matches!(prediction.ends[*c], End::Open | End::ClosedByClient))
         .map(|c| format!("{{ closed = [\"c{c}\"] }}"))
         .collect();
     if !cut.is_empty() {

@@ -51,6 +51,8 @@ pub enum Predicted {
     Answered,
     /// No response: the connection was cut (or already closed by the server).
     Failed,
+    /// Timing decides: either may be seen, and the model does not guess.
+    Either,
 }
 
 /// One request of the scenario as the explorer sends it, with its prediction.
@@ -70,6 +72,9 @@ pub enum End {
     ClosedByClient,
     /// Closed by the server (its process died).
     ClosedByServer,
+    /// Closed by the server, then by the client before the client may have seen it: which the
+    /// client saw first is timing.
+    ClosedByEither,
 }
 
 /// Every prediction for one scenario under one MPM.
@@ -142,12 +147,29 @@ impl Model {
                 Op::Request { .. } => format!("req-{k}"),
             };
             // An awaited request or a crash on a connection queues behind what is held there:
-            // by the time it is answered, the held request was answered.
-            if open && matches!(op, Op::Request { .. } | Op::Crash { .. }) {
-                held.retain(|&h| requests[h].conn != c);
+            // by the time it is answered, the held request was answered. Waiting so takes as
+            // long as a held request lasts, so every other request held meanwhile, sent about
+            // the same time, ends about then too: whether it ends before what comes next (a
+            // crash, a close) is timing, and the model does not guess.
+            if open
+                && matches!(op, Op::Request { .. } | Op::Crash { .. })
+                && held.iter().any(|&h| requests[h].conn == c)
+            {
+                let others: Vec<usize> = held
+                    .iter()
+                    .copied()
+                    .filter(|&h| requests[h].conn != c)
+                    .collect();
+                for h in others {
+                    requests[h].outcome = Predicted::Either;
+                }
+                held.clear();
             }
             match op {
                 Op::Close { .. } => {
+                    if ends[c] == End::ClosedByServer {
+                        ends[c] = End::ClosedByEither;
+                    }
                     if open {
                         ends[c] = End::ClosedByClient;
                         // The client gives up on what it still waited for there.
@@ -341,6 +363,44 @@ mod tests {
                 ("crash-3", Failed)
             ]
         );
+    }
+
+    #[test]
+    fn a_crash_behind_a_held_request_leaves_the_others_to_timing() {
+        // The crash on c0 waits for c0's held request (400 ms); the one held on c1, sent just
+        // before, ends about then.
+        let s = Scenario {
+            connections: 2,
+            ops: vec![
+                Op::Hold { conn: 1 },
+                Op::Hold { conn: 0 },
+                Op::Crash { conn: 0 },
+            ],
+        };
+        let p = Model::of(Mpm::Worker).predict(&s);
+        use Predicted::*;
+        assert_eq!(
+            outcomes(&p),
+            [
+                ("hold-0", Either),
+                ("hold-1", Answered),
+                ("crash-2", Failed)
+            ]
+        );
+        assert_eq!(p.ends, [End::ClosedByServer; 2]);
+        // The same under prefork: the wait is as long.
+        let p = Model::of(Mpm::Prefork).predict(&s);
+        assert_eq!(p.requests[0].outcome, Either);
+    }
+
+    #[test]
+    fn a_close_after_the_servers_leaves_open_which_was_seen() {
+        let s = Scenario {
+            connections: 2,
+            ops: vec![Op::Crash { conn: 0 }, Op::Close { conn: 1 }],
+        };
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(p.ends, [End::ClosedByServer, End::ClosedByEither]);
     }
 
     #[test]
