@@ -46,6 +46,13 @@ fn harness() -> Command {
     Command::new(cargo_bin("mpm-harness"))
 }
 
+/// The harness on the catalogue in `specs`.
+fn harness_on(specs: &std::path::Path) -> Command {
+    let mut cmd = harness();
+    cmd.arg("--specs").arg(specs);
+    cmd
+}
+
 fn specs_with(case: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("quick")).unwrap();
@@ -91,12 +98,7 @@ fn check_names_file_line_and_column_and_exits_2() {
 #[test]
 fn a_bad_catalogue_is_exit_2_not_a_panic() {
     let specs = specs_with("id = \"x\"\ntitle = \"t\"\n[[step]]\nopen = 3\n");
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
-        .arg("list")
-        .output()
-        .unwrap();
+    let out = harness_on(specs.path()).arg("list").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("case.toml:4:8"),
@@ -107,12 +109,7 @@ fn a_bad_catalogue_is_exit_2_not_a_panic() {
 #[test]
 fn list_names_every_case_mpm_and_target() {
     let specs = specs_with(QUICK_CASE);
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
-        .arg("list")
-        .output()
-        .unwrap();
+    let out = harness_on(specs.path()).arg("list").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     for mpm in ["prefork", "worker", "event"] {
         assert!(
@@ -132,9 +129,7 @@ fn run_prints_the_matrix_and_writes_reports() {
     let out_dir = tempfile::tempdir().unwrap();
     let junit = out_dir.path().join("junit.xml");
     let json = out_dir.path().join("runs.json");
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["run", "--junit"])
         .arg(&junit)
         .arg("--json")
@@ -198,9 +193,7 @@ fn the_html_report_draws_every_connection_and_process_of_each_run() {
     let out_dir = tempfile::tempdir().unwrap();
     let json = out_dir.path().join("runs.json");
     let html = out_dir.path().join("report.html");
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["run", "--json"])
         .arg(&json)
         .arg("--html")
@@ -302,9 +295,7 @@ fn repro_writes_the_html_report_of_its_run() {
     let specs = specs_with(QUICK_CASE);
     let out_dir = tempfile::tempdir().unwrap();
     let html = out_dir.path().join("repro.html");
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["repro", "quick/hello", "--mpm", "event", "--html"])
         .arg(&html)
         .output()
@@ -321,9 +312,7 @@ fn repro_writes_the_html_report_of_its_run() {
 #[test]
 fn a_failing_expectation_is_exit_1_and_explains_itself() {
     let specs = specs_with(&QUICK_CASE.replace("status = 200", "status = 404"));
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["run", "--mpm", "worker"])
         .output()
         .unwrap();
@@ -401,9 +390,7 @@ fn a_step_the_target_cannot_decide_is_an_error_not_a_timeout() {
     assert_ne!(case, QUICK_CASE);
     let specs = specs_with(&case);
     let started = Instant::now();
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["run", "--target", "apache", "--mpm", "event"])
         .output()
         .unwrap();
@@ -420,9 +407,7 @@ fn a_step_the_target_cannot_decide_is_an_error_not_a_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5), "it waited");
     let xml_dir = tempfile::tempdir().unwrap();
     let junit = xml_dir.path().join("j.xml");
-    let _ = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let _ = harness_on(specs.path())
         .args(["run", "--target", "apache", "--mpm", "event", "--junit"])
         .arg(&junit)
         .output()
@@ -484,9 +469,7 @@ fn kill_harness_mid_case(target: &str) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let mut child = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let mut child = harness_on(specs.path())
         .args(["run", "--mpm", "worker", "--target", target])
         .env("MPM_HARNESS_TEST_PARENT", &me)
         .env("TMPDIR", tmp.path())
@@ -540,9 +523,7 @@ fn is_zombie(pid: i32) -> bool {
 /// Runs `case` alone under worker against the reference: the exit code and what it printed.
 fn run_under_worker(case: &str) -> (Option<i32>, String) {
     let specs = specs_with(case);
-    let out = harness()
-        .arg("--specs")
-        .arg(specs.path())
+    let out = harness_on(specs.path())
         .args(["run", "--mpm", "worker"])
         .output()
         .unwrap();

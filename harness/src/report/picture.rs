@@ -70,6 +70,23 @@ pub struct ProcLane {
     pub replaces: Option<i32>,
 }
 
+impl ProcLane {
+    /// A process first seen at `from_ms`, of which nothing else is known yet.
+    fn new(pid: i32, master: bool, from_ms: f64) -> ProcLane {
+        ProcLane {
+            pid,
+            master,
+            from_ms,
+            to_ms: None,
+            ending: None,
+            crashed: false,
+            generation: None,
+            slot: None,
+            replaces: None,
+        }
+    }
+}
+
 /// One row of the scoreboard heat map: a worker of one process, its state over time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoardRow {
@@ -623,17 +640,7 @@ fn conn_lanes(timeline: &[Entry]) -> Vec<ConnLane> {
 fn proc_lanes(timeline: &[Entry], master: Option<i32>, span_ms: f64) -> Vec<ProcLane> {
     let mut lanes: Vec<ProcLane> = Vec::new();
     if let Some(pid) = master {
-        lanes.push(ProcLane {
-            pid,
-            master: true,
-            from_ms: 0.0,
-            to_ms: None,
-            ending: None,
-            crashed: false,
-            generation: None,
-            slot: None,
-            replaces: None,
-        });
+        lanes.push(ProcLane::new(pid, true, 0.0));
     }
     let mut slot_holder: BTreeMap<u64, i32> = BTreeMap::new();
     let mut dead: Vec<i32> = Vec::new();
@@ -641,17 +648,7 @@ fn proc_lanes(timeline: &[Entry], master: Option<i32>, span_ms: f64) -> Vec<Proc
         match lanes.iter().position(|l| l.pid == pid) {
             Some(i) => i,
             None => {
-                lanes.push(ProcLane {
-                    pid,
-                    master: false,
-                    from_ms: at,
-                    to_ms: None,
-                    ending: None,
-                    crashed: false,
-                    generation: None,
-                    slot: None,
-                    replaces: None,
-                });
+                lanes.push(ProcLane::new(pid, false, at));
                 lanes.len() - 1
             }
         }
