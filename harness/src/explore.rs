@@ -33,6 +33,7 @@ pub fn scenarios() -> impl Strategy<Value = Scenario> {
             3 => (0..n).prop_map(|conn| Op::Request { conn }),
             2 => (0..n).prop_map(|conn| Op::Hold { conn }),
             2 => (0..n).prop_map(|conn| Op::Crash { conn }),
+            1 => (0..n).prop_map(|conn| Op::Kill { conn }),
             1 => (0..n).prop_map(|conn| Op::Close { conn }),
         ];
         proptest::collection::vec(op, 0..=MAX_OPS).prop_map(move |ops| Scenario {
@@ -169,6 +170,7 @@ pub fn describe(s: &Scenario) -> String {
             Op::Crash { conn } => format!("crash c{conn}"),
             Op::Close { conn } => format!("close c{conn}"),
             Op::Request { conn } => format!("request c{conn}"),
+            Op::Kill { conn } => format!("kill c{conn}'s child"),
         })
         .collect();
     format!("{} connections; {}", s.connections, ops.join(", "))
@@ -246,6 +248,11 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         }
         t.push('\n');
     }
+    let closed_before = |c: usize, k: usize| {
+        s.ops[..k]
+            .iter()
+            .any(|op| matches!(op, Op::Close { conn } if *conn == c))
+    };
     let mut held = Vec::new();
     for (k, op) in s.ops.iter().enumerate() {
         match op {
@@ -265,6 +272,16 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             Op::Close { conn } => {
                 let _ = writeln!(t, "[[step]]\nclose = \"c{conn}\"\n");
             }
+            // SIGKILL to the child that answered the warm-up, then until the server has ended
+            // the connection (at once when an earlier death did). Not after the client's own
+            // close of it: the server's end would never be seen.
+            Op::Kill { conn } if !closed_before(*conn, k) => {
+                let _ = writeln!(
+                    t,
+                    "[[step]]\nkill_child_of = \"warm-{conn}\"\n[[step]]\nwait = {{ closed = [\"c{conn}\"] }}\nwithin = \"3s\"\n"
+                );
+            }
+            Op::Kill { .. } => {}
             Op::Request { conn } => {
                 let _ = writeln!(
                     t,

@@ -22,6 +22,9 @@ pub enum Op {
     Crash { conn: usize },
     /// The client closes the connection.
     Close { conn: usize },
+    /// SIGKILL to the child that answered the connection's warm-up request, and a wait for the
+    /// server to end the connection.
+    Kill { conn: usize },
     /// A plain request, awaited.
     Request { conn: usize },
 }
@@ -29,9 +32,11 @@ pub enum Op {
 impl Op {
     pub fn conn(self) -> usize {
         match self {
-            Op::Hold { conn } | Op::Crash { conn } | Op::Close { conn } | Op::Request { conn } => {
-                conn
-            }
+            Op::Hold { conn }
+            | Op::Crash { conn }
+            | Op::Close { conn }
+            | Op::Request { conn }
+            | Op::Kill { conn } => conn,
         }
     }
 }
@@ -143,7 +148,7 @@ impl Model {
             let name = match op {
                 Op::Hold { .. } => format!("hold-{k}"),
                 Op::Crash { .. } => format!("crash-{k}"),
-                Op::Close { .. } => String::new(),
+                Op::Close { .. } | Op::Kill { .. } => String::new(),
                 Op::Request { .. } => format!("req-{k}"),
             };
             // An awaited request or a crash on a connection queues behind what is held there:
@@ -212,13 +217,15 @@ impl Model {
                     conn: c,
                     outcome: Predicted::Answered,
                 }),
-                Op::Crash { .. } if open => {
+                Op::Crash { .. } | Op::Kill { .. } if open => {
                     crashes += 1;
-                    requests.push(Request {
-                        name,
-                        conn: c,
-                        outcome: Predicted::Failed,
-                    });
+                    if matches!(op, Op::Crash { .. }) {
+                        requests.push(Request {
+                            name,
+                            conn: c,
+                            outcome: Predicted::Failed,
+                        });
+                    }
                     let dead = owner[c];
                     let cut: Vec<usize> = (0..s.connections)
                         .filter(|&o| {
@@ -253,6 +260,9 @@ impl Model {
                     conn: c,
                     outcome: Predicted::Failed,
                 }),
+                // Killing a child that is gone already (its connection closed by an earlier
+                // death, or by the client: then the explorer does not kill) does nothing.
+                Op::Kill { .. } => {}
             }
         }
         // A request on every connection still open at the end.
@@ -409,6 +419,21 @@ mod tests {
         };
         let p = Model::of(Mpm::Event).predict(&s);
         assert_eq!(p.ends, [End::ClosedByServer, End::ClosedByEither]);
+    }
+
+    #[test]
+    fn a_kill_cuts_as_a_crash_does_without_a_request() {
+        let s = Scenario {
+            connections: 2,
+            ops: vec![Op::Hold { conn: 1 }, Op::Kill { conn: 0 }],
+        };
+        use Predicted::*;
+        let p = Model::of(Mpm::Prefork).predict(&s);
+        assert_eq!(outcomes(&p), [("hold-0", Answered), ("last-1", Answered)]);
+        assert_eq!(p.ends, [End::ClosedByServer, End::Open]);
+        let w = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(outcomes(&w), [("hold-0", Failed)]);
+        assert_eq!(w.ends, [End::ClosedByServer; 2]);
     }
 
     #[test]

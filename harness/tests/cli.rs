@@ -676,14 +676,14 @@ fn explore_finds_a_wrong_model_and_shrinks_it_to_a_case() {
         text.contains("--seed 1"),
         "the seed is in a comment:\n{text}"
     );
-    // A few steps: the crash and what shows it (the scenario has at most two operations).
+    // A few steps: the crash (or kill) and what shows it (at most two operations).
     let title = text
         .lines()
         .find(|l| l.starts_with("title"))
         .expect("a title");
     let ops = title.split(';').nth(1).unwrap_or("");
     assert!(
-        ops.matches(',').count() <= 1 && ops.contains("crash"),
+        ops.matches(',').count() <= 1 && (ops.contains("crash") || ops.contains("kill")),
         "{title}"
     );
     let check = harness().arg("check").arg(&path).output().unwrap();
