@@ -216,9 +216,7 @@ impl Play<'_> {
                 request,
                 fault,
             } => {
-                let fatal = fault
-                    .as_ref()
-                    .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process);
+                let fatal = fatal(fault.as_ref());
                 match self.conns.get_mut(conn) {
                     Some(c) => c.send(self.store, name, request),
                     None => self.refused(conn, name),
@@ -378,10 +376,7 @@ impl Play<'_> {
                 .map(|m| MixEntry {
                     path: m.path.clone(),
                     weight: m.weight,
-                    fatal: m
-                        .fault
-                        .as_ref()
-                        .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process),
+                    fatal: fatal(m.fault.as_ref()),
                 })
                 .collect(),
             timeout: load.timeout,
@@ -544,6 +539,12 @@ impl Play<'_> {
         }
         self.conns.clear();
     }
+}
+
+/// Whether a request carrying `fault` is designed to take down its process (the crash oracle's
+/// "carried the crash").
+fn fatal(fault: Option<&mpm_faults::Fault>) -> bool {
+    fault.is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process)
 }
 
 /// Whether process `pid` is stopped (`T` in /proc) before `within` has passed.

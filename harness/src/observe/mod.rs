@@ -742,6 +742,17 @@ pub enum StepResult {
     Failed { why: String },
 }
 
+impl StepResult {
+    /// Whether the step came to a failure: a wait or await that never held, a check that did
+    /// not hold, a step that could not act.
+    pub fn failed(&self) -> bool {
+        !matches!(
+            self,
+            StepResult::Held | StepResult::Checked { held: true, .. }
+        )
+    }
+}
+
 /// One decided step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {

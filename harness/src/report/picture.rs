@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::observe::load::Interval;
-use crate::observe::{Entry, ErrorClass, Observation, StepResult};
+use crate::observe::{Entry, ErrorClass, Observation};
 use crate::verdict::Run;
 
 /// Width of the drawing and of the label column, in px.
@@ -805,12 +805,10 @@ fn fault_windows(run: &Run) -> Vec<(f64, f64, String)> {
 
 /// The steps whose result failed, at the moment each began.
 fn failed_steps(run: &Run) -> Vec<Mark> {
-    let failed =
-        |r: &StepResult| !matches!(r, StepResult::Held | StepResult::Checked { held: true, .. });
     run.recording
         .steps
         .iter()
-        .filter(|s| failed(&s.result))
+        .filter(|s| s.result.failed())
         .filter_map(|s| {
             let at = run.recording.timeline.iter().find_map(|e| match &e.what {
                 Observation::Step { line, .. } if *line == s.line => Some(e.at_ms),
@@ -905,7 +903,7 @@ pub fn esc(text: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::observe::{Ending, Recording, Sent, ServedBy, Summary};
+    use crate::observe::{Ending, Recording, Sent, ServedBy, StepResult, Summary};
     use crate::verdict::{Check, RunResult, Verdict};
     use refhttpd::Mpm;
 
