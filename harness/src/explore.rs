@@ -253,6 +253,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             .iter()
             .any(|op| matches!(op, Op::Close { conn } if *conn == c))
     };
+    let closed_by_client = |c: usize| closed_before(c, s.ops.len());
     let mut held = Vec::new();
     for (k, op) in s.ops.iter().enumerate() {
         match op {
@@ -292,11 +293,6 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     }
     // A request on every connection the client did not close: whether it is answered says
     // whether the server kept the connection.
-    let closed_by_client = |c: usize| {
-        s.ops
-            .iter()
-            .any(|op| matches!(op, Op::Close { conn } if *conn == c))
-    };
     let mut last = Vec::new();
     for c in (0..n).filter(|c| !closed_by_client(*c)) {
         let _ = writeln!(t, "[[step]]\nsend = \"c{c}\"\nas = \"last-{c}\"");
@@ -310,22 +306,11 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     let _ = writeln!(t, "[expect.{mpm}]");
     let mut requests: Vec<String> = Vec::new();
     for r in &prediction.requests {
-        let sent = !r.name.starts_with("last-") || !closed_by_client(r.conn);
-        if !sent {
-            continue;
-        }
         match r.outcome {
             Predicted::Answered => requests.push(format!("\"{}\" = 200", r.name)),
             Predicted::Failed => requests.push(format!("\"{}\" = \"failed\"", r.name)),
             // Left open by timing: any outcome (it is awaited all the same).
             Predicted::Either => {}
-        }
-    }
-    // The model does not name the last requests of connections it thinks closed by the
-    // server; they are sent all the same, and must fail.
-    for (c, end) in prediction.ends.iter().enumerate() {
-        if *end == End::ClosedByServer && !closed_by_client(c) {
-            requests.push(format!("\"last-{c}\" = \"failed\""));
         }
     }
     if !requests.is_empty() {

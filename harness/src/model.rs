@@ -42,7 +42,7 @@ impl Op {
 }
 
 /// A scenario: `connections` warmed keep-alive connections, then `ops` in order, then a
-/// request on every connection still open.
+/// request on every connection the client did not close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     pub connections: usize,
@@ -265,15 +265,19 @@ impl Model {
                 Op::Kill { .. } => {}
             }
         }
-        // A request on every connection still open at the end.
+        // A request on every connection the client did not close: answered where the
+        // server kept the connection, failed where it ended it.
         for (c, end) in ends.iter().enumerate() {
-            if *end == End::Open {
-                requests.push(Request {
-                    name: format!("last-{c}"),
-                    conn: c,
-                    outcome: Predicted::Answered,
-                });
-            }
+            let outcome = match end {
+                End::Open => Predicted::Answered,
+                End::ClosedByServer => Predicted::Failed,
+                End::ClosedByClient | End::ClosedByEither => continue,
+            };
+            requests.push(Request {
+                name: format!("last-{c}"),
+                conn: c,
+                outcome,
+            });
         }
         Prediction {
             requests,
@@ -320,6 +324,7 @@ mod tests {
                 ("hold-0", Answered),
                 ("crash-1", Failed),
                 ("last-0", Answered),
+                ("last-1", Failed),
                 ("last-2", Answered)
             ]
         );
@@ -334,7 +339,13 @@ mod tests {
             use Predicted::*;
             assert_eq!(
                 outcomes(&p),
-                [("hold-0", Failed), ("crash-1", Failed)],
+                [
+                    ("hold-0", Failed),
+                    ("crash-1", Failed),
+                    ("last-0", Failed),
+                    ("last-1", Failed),
+                    ("last-2", Failed)
+                ],
                 "{mpm}"
             );
             assert_eq!(p.ends, [End::ClosedByServer; 3], "{mpm}");
@@ -382,7 +393,12 @@ mod tests {
         use Predicted::*;
         assert_eq!(
             outcomes(&p),
-            [("hold-0", Either), ("hold-1", Failed), ("crash-3", Failed)]
+            [
+                ("hold-0", Either),
+                ("hold-1", Failed),
+                ("crash-3", Failed),
+                ("last-0", Failed)
+            ]
         );
     }
 
@@ -403,7 +419,13 @@ mod tests {
         use Predicted::*;
         assert_eq!(
             outcomes(&p),
-            [("hold-0", Either), ("hold-1", Either), ("crash-2", Failed)]
+            [
+                ("hold-0", Either),
+                ("hold-1", Either),
+                ("crash-2", Failed),
+                ("last-0", Failed),
+                ("last-1", Failed)
+            ]
         );
         assert_eq!(p.ends, [End::ClosedByServer; 2]);
         // The same under prefork: the wait is as long.
@@ -429,10 +451,20 @@ mod tests {
         };
         use Predicted::*;
         let p = Model::of(Mpm::Prefork).predict(&s);
-        assert_eq!(outcomes(&p), [("hold-0", Answered), ("last-1", Answered)]);
+        assert_eq!(
+            outcomes(&p),
+            [
+                ("hold-0", Answered),
+                ("last-0", Failed),
+                ("last-1", Answered)
+            ]
+        );
         assert_eq!(p.ends, [End::ClosedByServer, End::Open]);
         let w = Model::of(Mpm::Event).predict(&s);
-        assert_eq!(outcomes(&w), [("hold-0", Failed)]);
+        assert_eq!(
+            outcomes(&w),
+            [("hold-0", Failed), ("last-0", Failed), ("last-1", Failed)]
+        );
         assert_eq!(w.ends, [End::ClosedByServer; 2]);
     }
 
