@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use refhttpd::Mpm;
 
-use crate::model::{End, Model, Op, Predicted, Scenario};
+use crate::model::{End, Latency, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
 use crate::spec::Target;
 use crate::verdict::{Run, RunResult};
 
@@ -23,24 +23,36 @@ use crate::verdict::{Run, RunResult};
 /// second.
 const MAX_CONNECTIONS: usize = 4;
 const MAX_OPS: usize = 6;
-/// How long a held request holds its worker.
-const HOLD: &str = "sleep:400ms";
+/// The most spare workers (beyond one per connection).
+const MAX_SPARE: usize = 2;
+/// How long a wait for the server to settle (a replacement started, a close done) may take.
+const SETTLE: &str = "5s";
 
-/// Scenarios: one to four connections, up to six operations on them.
+/// Scenarios: one to four connections, zero to two spare workers, MaxKeepAliveRequests
+/// unlimited or one to three, up to six operations. Shrinking goes towards fewer connections,
+/// no spare worker, no MaxKeepAliveRequests and fewer, plainer operations.
 pub fn scenarios() -> impl Strategy<Value = Scenario> {
-    (1..=MAX_CONNECTIONS).prop_flat_map(|n| {
-        let op = prop_oneof![
-            3 => (0..n).prop_map(|conn| Op::Request { conn }),
-            2 => (0..n).prop_map(|conn| Op::Hold { conn }),
-            2 => (0..n).prop_map(|conn| Op::Crash { conn }),
-            1 => (0..n).prop_map(|conn| Op::Kill { conn }),
-            1 => (0..n).prop_map(|conn| Op::Close { conn }),
-        ];
-        proptest::collection::vec(op, 0..=MAX_OPS).prop_map(move |ops| Scenario {
-            connections: n,
-            ops,
+    (
+        1..=MAX_CONNECTIONS,
+        0..=MAX_SPARE,
+        prop_oneof![3 => Just(0u32), 1 => 1..=3u32],
+    )
+        .prop_flat_map(|(n, spare, max_keepalive)| {
+            let op = prop_oneof![
+                3 => (0..n).prop_map(|conn| Op::Request { conn }),
+                2 => (0..n).prop_map(|conn| Op::Hold { conn }),
+                2 => (0..n).prop_map(|conn| Op::Crash { conn }),
+                2 => Just(Op::Probe),
+                1 => (0..n).prop_map(|conn| Op::Kill { conn }),
+                1 => (0..n).prop_map(|conn| Op::Close { conn }),
+            ];
+            proptest::collection::vec(op, 0..=MAX_OPS).prop_map(move |ops| Scenario {
+                connections: n,
+                spare,
+                max_keepalive,
+                ops,
+            })
         })
-    })
 }
 
 /// What to explore.
@@ -171,9 +183,19 @@ pub fn describe(s: &Scenario) -> String {
             Op::Close { conn } => format!("close c{conn}"),
             Op::Request { conn } => format!("request c{conn}"),
             Op::Kill { conn } => format!("kill c{conn}'s child"),
+            Op::Probe => "probe".to_string(),
         })
         .collect();
-    format!("{} connections; {}", s.connections, ops.join(", "))
+    let limit = match s.max_keepalive {
+        0 => String::new(),
+        m => format!(", MaxKeepAliveRequests {m}"),
+    };
+    format!(
+        "{} connections, {} workers{limit}; {}",
+        s.connections,
+        s.workers(),
+        ops.join(", ")
+    )
 }
 
 fn write_finding(s: &Scenario, settings: &Settings, why: &str) -> Result<PathBuf, String> {
@@ -202,7 +224,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         let _ = writeln!(
             t,
             "# Found by `mpm-harness explore --mpm {mpm} --target {} --seed {}` and shrunk: the\n\
-             # server disagreed with the model of {mpm} (its crash takes: {}).\n\
+             # server disagreed with the model of {mpm} (its crash takes: {}; keep-alive {}).\n\
              # What the verdict said: {}\n",
             settings.target,
             settings.seed,
@@ -212,6 +234,11 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                 "every connection"
             } else {
                 "its own connection"
+            },
+            if settings.model.keepalive_holds_worker {
+                "holds a worker"
+            } else {
+                "frees the worker"
             },
             why.replace('\n', " ")
         );
@@ -225,12 +252,15 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         describe(s),
         settings.target.as_str()
     );
-    let (pool, threads) = (n + 2, n + 2);
+    // The pool stays whole: prefork's spare minimum is the pool, so a dead child is always
+    // replaced (PM-2), and worker's and event's one child is replaced as it dies.
+    let pool = s.workers();
     let _ = writeln!(
         t,
-        "[server]\nfaults = true\nall = {{ KeepAliveTimeout = \"30s\", MaxKeepAliveRequests = 0 }}\n\
-         prefork = {{ StartServers = {pool}, MinSpareServers = 1, MaxSpareServers = {pool}, ServerLimit = {pool}, MaxRequestWorkers = {pool} }}\n\
-         threaded = {{ ServerLimit = 1, StartServers = 1, ThreadsPerChild = {threads}, MaxRequestWorkers = {threads}, MinSpareThreads = 1, MaxSpareThreads = {threads} }}\n"
+        "[server]\nfaults = true\nall = {{ KeepAliveTimeout = \"30s\", MaxKeepAliveRequests = {} }}\n\
+         prefork = {{ StartServers = {pool}, MinSpareServers = {pool}, MaxSpareServers = {pool}, ServerLimit = {pool}, MaxRequestWorkers = {pool} }}\n\
+         threaded = {{ ServerLimit = 1, StartServers = 1, ThreadsPerChild = {pool}, MaxRequestWorkers = {pool}, MinSpareThreads = 1, MaxSpareThreads = {pool} }}\n",
+        s.max_keepalive
     );
     let _ = writeln!(
         t,
@@ -260,7 +290,8 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             Op::Hold { conn } => {
                 let _ = writeln!(
                     t,
-                    "[[step]]\nsend = \"c{conn}\"\nfault = \"{HOLD}\"\nas = \"hold-{k}\"\n"
+                    "[[step]]\nsend = \"c{conn}\"\nfault = \"sleep:{}ms\"\nas = \"hold-{k}\"\n",
+                    HOLD.as_millis()
                 );
                 held.push(format!("\"hold-{k}\""));
             }
@@ -283,6 +314,28 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                 );
             }
             Op::Kill { .. } => {}
+            // Once the workers the model expects free are idle (what the probe's answer
+            // depends on: a replacement started, a close done), a new connection whose client
+            // gives up after PROBE_TIMEOUT.
+            Op::Probe => {
+                let idle = prediction
+                    .idle_before_probe
+                    .iter()
+                    .find(|(op, _)| *op == k)
+                    .map_or(0, |(_, n)| *n);
+                if idle > 0 {
+                    let _ = writeln!(
+                        t,
+                        "[[step]]\nwait = {{ idle_workers = {{ at_least = {idle} }} }}\nwithin = \"{SETTLE}\""
+                    );
+                }
+                let _ = writeln!(
+                    t,
+                    "[[step]]\nopen = \"p{k}\"\n[[step]]\nsend = \"p{k}\"\nas = \"probe-{k}\"\n\
+                     [[step]]\nawait = \"probe-{k}\"\ntimeout = \"{}ms\"\n[[step]]\nclose = \"p{k}\"\n",
+                    PROBE_TIMEOUT.as_millis()
+                );
+            }
             Op::Request { conn } => {
                 let _ = writeln!(
                     t,
@@ -306,11 +359,24 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     let _ = writeln!(t, "[expect.{mpm}]");
     let mut requests: Vec<String> = Vec::new();
     for r in &prediction.requests {
-        match r.outcome {
-            Predicted::Answered => requests.push(format!("\"{}\" = 200", r.name)),
-            Predicted::Failed => requests.push(format!("\"{}\" = \"failed\"", r.name)),
+        match (r.outcome, r.latency) {
+            (Predicted::Answered, Some(Latency { at_least, at_most })) => {
+                let least = if at_least.is_zero() {
+                    String::new()
+                } else {
+                    format!(", latency_at_least = \"{}ms\"", at_least.as_millis())
+                };
+                requests.push(format!(
+                    "\"{}\" = {{ status = 200{least}, latency_at_most = \"{}ms\" }}",
+                    r.name,
+                    at_most.as_millis()
+                ))
+            }
+            (Predicted::Answered, None) => requests.push(format!("\"{}\" = 200", r.name)),
+            (Predicted::Failed, _) => requests.push(format!("\"{}\" = \"failed\"", r.name)),
+            (Predicted::TimedOut, _) => requests.push(format!("\"{}\" = \"timeout\"", r.name)),
             // Left open by timing: any outcome (it is awaited all the same).
-            Predicted::Either => {}
+            (Predicted::Either, _) => {}
         }
     }
     if !requests.is_empty() {
@@ -365,10 +431,17 @@ mod tests {
     fn a_crash_beside_a_held_request_is_predicted_per_mpm() {
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![Op::Hold { conn: 0 }, Op::Crash { conn: 1 }],
         };
         let prefork = case_text(&s, &settings(Mpm::Prefork), None);
-        assert!(prefork.contains("\"hold-0\" = 200"), "{prefork}");
+        assert!(
+            prefork.contains(
+                "\"hold-0\" = { status = 200, latency_at_least = \"400ms\", latency_at_most = \"2400ms\" }"
+            ),
+            "{prefork}"
+        );
         assert!(
             prefork.contains("never = [{ closed = [\"c0\"] }]"),
             "{prefork}"

@@ -143,6 +143,8 @@ enum Pretend {
     PreforkLosesEverything,
     /// Worker whose crash takes only its own connection, as prefork's does.
     WorkerLosesOne,
+    /// Event that keeps a worker through each keep-alive wait, as worker does.
+    EventKeepsWorkers,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -581,6 +583,9 @@ fn explore_cmd(
                 }
                 (Some(Pretend::WorkerLosesOne), Mpm::Worker) => {
                     Model::pretending(mpm, Mpm::Prefork)
+                }
+                (Some(Pretend::EventKeepsWorkers), Mpm::Event) => {
+                    Model::pretending(mpm, Mpm::Worker)
                 }
                 _ => Model::of(mpm),
             };

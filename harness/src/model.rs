@@ -1,22 +1,46 @@
 //! An executable model of each MPM: given a scenario, what SPEC.md says every request comes to
-//! and how every connection ends. Pure: no I/O, no clock.
+//! (and within what latency) and how every connection ends. Pure: no I/O, no clock.
 //!
-//! The scenarios it speaks of ([`Scenario`]) are those the explorer generates: a pool sized so
-//! that every connection gets a worker of its own (prefork: a child each; worker and event: one
-//! child with a thread each), connections warmed one at a time so that each is owned by a known
-//! process, then operations — a request held in its handler (`sleep`), a crash, a close, a plain
-//! request — and finally a request on every connection still open. What decides the outcomes
-//! there is the crash's blast radius (PF-2: the crashing connection; WK-3, EV-6: every
-//! connection of the child, busy or idle) and keep-alive: a connection the server did not close
-//! serves its next request (KA-1 with MaxKeepAliveRequests 0 and a long KeepAliveTimeout).
+//! The scenarios it speaks of ([`Scenario`]) are those the explorer generates: a pool of one
+//! worker per connection plus `spare` (prefork: a child each; worker and event: one child with a
+//! thread each), connections warmed one at a time so that each is owned by a known process, then
+//! operations — a request held in its handler (`sleep`), a crash, a kill, a close, a plain
+//! request, a probe (a new connection whose client gives up after [`PROBE_TIMEOUT`]) — and
+//! finally a request on every connection still open. What decides the outcomes:
+//!
+//! - the crash's blast radius (PF-2: the crashing connection; WK-3, EV-6: every connection of the
+//!   child, busy or idle);
+//! - keep-alive holding: under prefork and worker a connection keeps its worker through every
+//!   keep-alive wait (PF-1, WK-2), so a probe finds a worker only while fewer connections are
+//!   open than there are workers — otherwise it waits in the backlog (PF-3, WK-4) for longer
+//!   than its client does; under event a worker is free after each response (EV-1), and a
+//!   probe that finds every worker busy makes the listener close its idle keep-alive
+//!   connections (EV-5);
+//! - MaxKeepAliveRequests (KA-1: after that many requests *after the first*, the response
+//!   closes the connection), and a crash's replacement (PM-4) restoring the pool;
+//! - pipelining behind a held request on the same connection.
+//!
+//! Where timing decides, the prediction says so ([`Predicted::Either`], [`End::Unknown`]) and
+//! never guesses.
+
+use std::time::Duration;
 
 use mpm_faults::BlastRadius;
 use refhttpd::Mpm;
 
+/// How long a held request holds its worker.
+pub const HOLD: Duration = Duration::from_millis(400);
+/// How long a probe's client waits for its response before it gives up.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// What an answered request may take beyond the holds it waits for: generous, so that a busy
+/// machine does not fail a run, and far below a keep-alive wait (30 s) that a wrong worker
+/// assignment would cost.
+pub const SLACK: Duration = Duration::from_secs(2);
+
 /// One operation of a scenario, on connection `conn` (an index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// A request that holds its worker for a while (`sleep:…`), left in flight.
+    /// A request that holds its worker for [`HOLD`] (`sleep:…`), left in flight.
     Hold { conn: usize },
     /// A request that crashes its child (`crash:segv`), awaited, and the death waited for.
     Crash { conn: usize },
@@ -27,45 +51,73 @@ pub enum Op {
     Kill { conn: usize },
     /// A plain request, awaited.
     Request { conn: usize },
+    /// A new connection with a plain request, once the workers the model expects free are idle;
+    /// its client gives up after [`PROBE_TIMEOUT`], then closes it.
+    Probe,
 }
 
 impl Op {
-    pub fn conn(self) -> usize {
+    /// The scenario connection it acts on (a probe opens its own).
+    pub fn conn(self) -> Option<usize> {
         match self {
             Op::Hold { conn }
             | Op::Crash { conn }
             | Op::Close { conn }
             | Op::Request { conn }
-            | Op::Kill { conn } => conn,
+            | Op::Kill { conn } => Some(conn),
+            Op::Probe => None,
         }
     }
 }
 
-/// A scenario: `connections` warmed keep-alive connections, then `ops` in order, then a
-/// request on every connection the client did not close.
+/// A scenario: `connections` warmed keep-alive connections on a pool of `connections + spare`
+/// workers, then `ops` in order, then a request on every connection the client did not close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     pub connections: usize,
+    /// Workers beyond one per connection.
+    pub spare: usize,
+    /// MaxKeepAliveRequests (0: unlimited).
+    pub max_keepalive: u32,
     pub ops: Vec<Op>,
+}
+
+impl Scenario {
+    /// The pool: processes under prefork, threads of the one child under worker and event.
+    pub fn workers(&self) -> usize {
+        self.connections + self.spare
+    }
 }
 
 /// What a request comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Predicted {
-    /// Answered, 200.
+    /// Answered, 200, within the latency window.
     Answered,
     /// No response: the connection was cut (or already closed by the server).
     Failed,
-    /// Timing decides: either may be seen, and the model does not guess.
+    /// No response before the client gave up (a probe waiting for a worker).
+    TimedOut,
+    /// Timing decides: any of the outcomes may be seen, and the model does not guess.
     Either,
+}
+
+/// How long an answered request takes, from sent to response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub at_least: Duration,
+    pub at_most: Duration,
 }
 
 /// One request of the scenario as the explorer sends it, with its prediction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub name: String,
-    pub conn: usize,
+    /// Its connection; `None` for a probe (on a connection of its own).
+    pub conn: Option<usize>,
     pub outcome: Predicted,
+    /// When answered.
+    pub latency: Option<Latency>,
 }
 
 /// How a connection ends, by the end of the scenario.
@@ -75,11 +127,13 @@ pub enum End {
     Open,
     /// Closed by the client (`close`).
     ClosedByClient,
-    /// Closed by the server (its process died).
+    /// Closed by the server (its process died, or MaxKeepAliveRequests).
     ClosedByServer,
     /// Closed by the server, then by the client before the client may have seen it: which the
     /// client saw first is timing.
     ClosedByEither,
+    /// Open or closed by the server: timing decides (EV-5, a crash that may not have run).
+    Unknown,
 }
 
 /// Every prediction for one scenario under one MPM.
@@ -87,8 +141,12 @@ pub enum End {
 pub struct Prediction {
     pub requests: Vec<Request>,
     pub ends: Vec<End>,
-    /// Child deaths the scenario causes.
+    /// Child deaths the scenario causes (crashes and kills that find their child).
     pub crashes: usize,
+    /// Per probe (the index of its operation): how many workers are idle, at least, once the
+    /// server has settled (replacements started, closes done) — what the explorer waits for
+    /// before sending it.
+    pub idle_before_probe: Vec<(usize, usize)>,
 }
 
 /// A model of one MPM.
@@ -100,6 +158,11 @@ pub struct Model {
     pub one_child: bool,
     /// What a crash takes down.
     pub blast_radius: BlastRadius,
+    /// Whether a worker keeps its connection through keep-alive waits (PF-1, WK-2) or is free
+    /// after each response (EV-1).
+    pub keepalive_holds_worker: bool,
+    /// EV-5: a listener that had to wait for a worker closes its idle keep-alive connections.
+    pub closes_idle_when_busy: bool,
 }
 
 impl Model {
@@ -110,18 +173,29 @@ impl Model {
                 mpm,
                 one_child: false,
                 blast_radius: BlastRadius::Connection,
+                keepalive_holds_worker: true,
+                closes_idle_when_busy: false,
             },
-            Mpm::Worker | Mpm::Event => Model {
+            Mpm::Worker => Model {
                 mpm,
                 one_child: true,
                 blast_radius: BlastRadius::Process,
+                keepalive_holds_worker: true,
+                closes_idle_when_busy: false,
+            },
+            Mpm::Event => Model {
+                mpm,
+                one_child: true,
+                blast_radius: BlastRadius::Process,
+                keepalive_holds_worker: false,
+                closes_idle_when_busy: true,
             },
         }
     }
 
     /// A deliberately wrong model (the explorer's self-test): `mpm` behaving as `like` does —
-    /// prefork whose connections share a child that a crash takes down whole, or worker whose
-    /// crash takes only its own connection.
+    /// prefork whose connections share a child that a crash takes down whole, worker whose
+    /// crash takes only its own connection, or event that keeps its workers through keep-alive.
     pub fn pretending(mpm: Mpm, like: Mpm) -> Model {
         Model {
             mpm,
@@ -129,168 +203,419 @@ impl Model {
         }
     }
 
-    /// Predicts every request and every connection's end. Operations on a connection that is
-    /// already closed are requests that fail at once (a crash there crashes nothing).
+    /// Predicts every request and every connection's end.
     pub fn predict(&self, s: &Scenario) -> Prediction {
-        let mut ends = vec![End::Open; s.connections];
-        // The process each open connection belongs to: one child per connection (prefork's
-        // pool), or one child for all (worker and event, ServerLimit 1). A number per
-        // generation of children, so that a replacement is another process.
-        let mut owner: Vec<usize> = (0..s.connections).map(|c| self.first_owner(c)).collect();
-        let mut next_process = s.connections + 1;
-        let mut requests: Vec<Request> = Vec::new();
-        // Requests in flight (held): index into `requests`.
-        let mut held: Vec<usize> = Vec::new();
-        let mut crashes = 0;
+        let mut sim = Sim::new(self, s);
         for (k, op) in s.ops.iter().enumerate() {
-            let c = op.conn();
-            let open = ends[c] == End::Open;
-            let name = match op {
-                Op::Hold { .. } => format!("hold-{k}"),
-                Op::Crash { .. } => format!("crash-{k}"),
-                Op::Close { .. } | Op::Kill { .. } => String::new(),
-                Op::Request { .. } => format!("req-{k}"),
-            };
-            // An awaited request or a crash on a connection queues behind what is held there:
-            // by the time it is answered, the held request was answered. Waiting so takes as
-            // long as a held request lasts, so every other request held meanwhile, sent about
-            // the same time, ends about then too: whether it ends before what comes next (a
-            // crash, a close) is timing, and the model does not guess.
-            if open
-                && matches!(op, Op::Request { .. } | Op::Crash { .. })
-                && held.iter().any(|&h| requests[h].conn == c)
-            {
-                let others: Vec<usize> = held
-                    .iter()
-                    .copied()
-                    .filter(|&h| requests[h].conn != c)
-                    .collect();
-                for h in others {
-                    requests[h].outcome = Predicted::Either;
-                }
-                // A crash pipelined behind a held request: the held one's handler finishes, but
-                // Apache's prefork and worker flush a response only when no pipelined request
-                // is waiting (`ap_process_request`: `if (!c->data_in_input_filters)` flush),
-                // so the crash may take the response with it; the reference sends it first.
-                // Either is allowed (docs/spec-notes.md, HT-2).
-                if matches!(op, Op::Crash { .. }) {
-                    let mine: Vec<usize> = held
-                        .iter()
-                        .copied()
-                        .filter(|&h| requests[h].conn == c)
-                        .collect();
-                    for h in mine {
-                        requests[h].outcome = Predicted::Either;
-                    }
-                }
-                held.clear();
-            }
-            match op {
-                Op::Close { .. } => {
-                    if ends[c] == End::ClosedByServer {
-                        ends[c] = End::ClosedByEither;
-                    }
-                    if open {
-                        ends[c] = End::ClosedByClient;
-                        // The client gives up on what it still waited for there.
-                        let here: Vec<usize> = held
-                            .iter()
-                            .copied()
-                            .filter(|&h| requests[h].conn == c)
-                            .collect();
-                        for h in here {
-                            requests[h].outcome = Predicted::Failed;
-                        }
-                        held.retain(|&h| requests[h].conn != c);
-                    }
-                }
-                Op::Hold { .. } if open => {
-                    held.push(requests.len());
-                    requests.push(Request {
-                        name,
-                        conn: c,
-                        outcome: Predicted::Answered,
-                    });
-                }
-                Op::Request { .. } if open => requests.push(Request {
-                    name,
-                    conn: c,
-                    outcome: Predicted::Answered,
-                }),
-                Op::Crash { .. } | Op::Kill { .. } if open => {
-                    crashes += 1;
-                    if matches!(op, Op::Crash { .. }) {
-                        requests.push(Request {
-                            name,
-                            conn: c,
-                            outcome: Predicted::Failed,
-                        });
-                    }
-                    let dead = owner[c];
-                    let cut: Vec<usize> = (0..s.connections)
-                        .filter(|&o| {
-                            ends[o] == End::Open
-                                && match self.blast_radius {
-                                    BlastRadius::Connection => o == c,
-                                    _ => owner[o] == dead,
-                                }
-                        })
-                        .collect();
-                    for &o in &cut {
-                        ends[o] = End::ClosedByServer;
-                    }
-                    // The requests held on cut connections die with them.
-                    for &h in &held {
-                        if cut.contains(&requests[h].conn) {
-                            requests[h].outcome = Predicted::Failed;
-                        }
-                    }
-                    held.retain(|&h| !cut.contains(&requests[h].conn));
-                    // The replacement is another process.
-                    for o in &mut owner {
-                        if *o == dead {
-                            *o = next_process;
-                        }
-                    }
-                    next_process += 1;
-                }
-                // On a closed connection: the request fails at once.
-                Op::Hold { .. } | Op::Request { .. } | Op::Crash { .. } => requests.push(Request {
-                    name,
-                    conn: c,
-                    outcome: Predicted::Failed,
-                }),
-                // Killing a child that is gone already (its connection closed by an earlier
-                // death, or by the client: then the explorer does not kill) does nothing.
-                Op::Kill { .. } => {}
-            }
+            sim.step(k, *op);
         }
-        // A request on every connection the client did not close: answered where the
-        // server kept the connection, failed where it ended it.
-        for (c, end) in ends.iter().enumerate() {
-            let outcome = match end {
-                End::Open => Predicted::Answered,
-                End::ClosedByServer => Predicted::Failed,
-                End::ClosedByClient | End::ClosedByEither => continue,
-            };
-            requests.push(Request {
-                name: format!("last-{c}"),
-                conn: c,
-                outcome,
-            });
-        }
-        Prediction {
-            requests,
-            ends,
-            crashes,
+        sim.finish()
+    }
+}
+
+/// A connection as the model tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Its last request (MaxKeepAliveRequests) is sent: the server closes it after that
+    /// response, and anything after fails.
+    Doomed,
+    /// Open or closed by the server.
+    Unknown,
+    ByServer,
+    ByClient,
+    ByEither,
+}
+
+impl State {
+    /// The server may still hold it.
+    fn live(self) -> bool {
+        matches!(self, State::Open | State::Doomed | State::Unknown)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    state: State,
+    /// The process that owns it: a number per process, so that a replacement is another.
+    owner: usize,
+    /// Requests sent on it, the warm-up included.
+    sent: u32,
+}
+
+/// A request left in flight.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    request: usize,
+    conn: usize,
+    /// Certainly still in flight (false: it may have ended, the model lost track of when).
+    certain: bool,
+}
+
+/// The model's walk through one scenario.
+struct Sim<'a> {
+    model: &'a Model,
+    workers: usize,
+    max_keepalive: u32,
+    conns: Vec<Conn>,
+    requests: Vec<Request>,
+    held: Vec<Held>,
+    crashes: usize,
+    next_process: usize,
+    idle_before_probe: Vec<(usize, usize)>,
+}
+
+impl<'a> Sim<'a> {
+    fn new(model: &'a Model, s: &Scenario) -> Sim<'a> {
+        let conns = (0..s.connections)
+            .map(|c| Conn {
+                state: State::Open,
+                owner: if model.one_child { usize::MAX } else { c },
+                sent: 1,
+            })
+            .collect();
+        Sim {
+            model,
+            workers: s.workers(),
+            max_keepalive: s.max_keepalive,
+            conns,
+            requests: Vec::new(),
+            held: Vec::new(),
+            crashes: 0,
+            next_process: s.connections + 1,
+            idle_before_probe: Vec::new(),
         }
     }
 
-    fn first_owner(&self, conn: usize) -> usize {
-        if self.one_child {
-            usize::MAX
+    fn step(&mut self, k: usize, op: Op) {
+        let Some(c) = op.conn() else {
+            return self.probe(k);
+        };
+        match op {
+            Op::Hold { .. } => self.hold(k, c),
+            Op::Request { .. } => self.request(k, c),
+            Op::Crash { .. } => self.crash(k, c),
+            Op::Close { .. } => self.close(c),
+            Op::Kill { .. } => self.kill(c),
+            Op::Probe => unreachable!("a probe has no connection"),
+        }
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        conn: Option<usize>,
+        outcome: Predicted,
+        latency: Option<Latency>,
+    ) -> usize {
+        self.requests.push(Request {
+            name,
+            conn,
+            outcome,
+            latency: latency.filter(|_| outcome == Predicted::Answered),
+        });
+        self.requests.len() - 1
+    }
+
+    /// Counts a request sent on an open connection: the one that reaches MaxKeepAliveRequests
+    /// after the first is answered with a close (KA-1).
+    fn count(&mut self, c: usize) {
+        let conn = &mut self.conns[c];
+        conn.sent += 1;
+        if self.max_keepalive > 0 && conn.sent > self.max_keepalive && conn.state == State::Open {
+            conn.state = State::Doomed;
+        }
+    }
+
+    /// Whether a request sent now on `c` finds the connection closed (or closing behind what
+    /// is in flight): it fails, and does nothing on the server.
+    fn refused_by(&self, c: usize) -> bool {
+        matches!(
+            self.conns[c].state,
+            State::Doomed | State::ByServer | State::ByClient | State::ByEither
+        )
+    }
+
+    /// The holds in flight on `c`.
+    fn holds_on(&self, c: usize) -> u32 {
+        self.held.iter().filter(|h| h.conn == c).count() as u32
+    }
+
+    /// An awaited request (or crash) on `c` queues behind what is held there: by the time it is
+    /// answered, those held requests were answered. Waiting so takes as long as a held request
+    /// lasts, so every other request held meanwhile, sent about the same time, ends about then
+    /// too: whether it ends before what comes next is timing, and the model does not guess.
+    fn wait_behind_holds(&mut self, c: usize, crash: bool) {
+        if self.holds_on(c) == 0 {
+            return;
+        }
+        for h in &mut self.held {
+            if h.conn != c {
+                h.certain = false;
+                self.requests[h.request].outcome = Predicted::Either;
+            } else if crash {
+                // A crash pipelined behind a held request: the held one's handler finishes,
+                // but Apache's prefork and worker flush a response only when no pipelined
+                // request is waiting (`ap_process_request`: `if (!c->data_in_input_filters)`
+                // flush), so the crash may take the response with it; the reference sends it
+                // first. Either is allowed (docs/spec-notes.md, HT-2).
+                self.requests[h.request].outcome = Predicted::Either;
+            }
+        }
+        self.held.retain(|h| h.conn != c);
+    }
+
+    /// What an answered request on `c` may take: the holds before it there, and the slack.
+    fn window(&self, c: usize, own: Duration) -> Latency {
+        Latency {
+            at_least: own,
+            at_most: HOLD * self.holds_on(c) + own + SLACK,
+        }
+    }
+
+    fn hold(&mut self, k: usize, c: usize) {
+        let name = format!("hold-{k}");
+        if self.refused_by(c) {
+            self.push(name, Some(c), Predicted::Failed, None);
+            return;
+        }
+        let outcome = if self.conns[c].state == State::Unknown {
+            Predicted::Either
         } else {
-            conn
+            Predicted::Answered
+        };
+        let window = self.window(c, HOLD);
+        self.count(c);
+        let request = self.push(name, Some(c), outcome, Some(window));
+        self.held.push(Held {
+            request,
+            conn: c,
+            certain: outcome == Predicted::Answered,
+        });
+    }
+
+    fn request(&mut self, k: usize, c: usize) {
+        let name = format!("req-{k}");
+        let refused = self.refused_by(c);
+        let unknown = self.conns[c].state == State::Unknown;
+        let window = self.window(c, Duration::ZERO);
+        self.wait_behind_holds(c, false);
+        let outcome = match (refused, unknown) {
+            (true, _) => Predicted::Failed,
+            (false, true) => Predicted::Either,
+            (false, false) => Predicted::Answered,
+        };
+        if !refused {
+            self.count(c);
+        }
+        self.push(name, Some(c), outcome, Some(window));
+    }
+
+    fn crash(&mut self, k: usize, c: usize) {
+        let name = format!("crash-{k}");
+        if self.refused_by(c) {
+            // Nothing crashes; behind a held last request it waits for that one's response.
+            self.wait_behind_holds(c, false);
+            self.push(name, Some(c), Predicted::Failed, None);
+            return;
+        }
+        let unknown = self.conns[c].state == State::Unknown;
+        self.wait_behind_holds(c, true);
+        self.count(c);
+        if unknown {
+            self.push(name, Some(c), Predicted::Either, None);
+            self.maybe_cut(c);
+        } else {
+            self.push(name, Some(c), Predicted::Failed, None);
+            self.cut(c);
+        }
+    }
+
+    /// The client's close: what it still waited for there it gives up on.
+    fn close(&mut self, c: usize) {
+        let state = self.conns[c].state;
+        let in_flight = self.held.iter().any(|h| h.conn == c && h.certain);
+        let idle_doomed = state == State::Doomed && !in_flight;
+        self.conns[c].state = match state {
+            State::Open => State::ByClient,
+            // The server closed it after its last response, or will.
+            State::Doomed if idle_doomed => State::ByEither,
+            State::Doomed => State::ByClient,
+            State::ByServer | State::Unknown | State::ByEither => State::ByEither,
+            State::ByClient => State::ByClient,
+        };
+        for h in self.held.iter().filter(|h| h.conn == c) {
+            if h.certain {
+                self.requests[h.request].outcome = Predicted::Failed;
+            }
+        }
+        self.held.retain(|h| h.conn != c);
+    }
+
+    /// SIGKILL to the child that answered `c`'s warm-up: if it is alive (the server may still
+    /// hold `c`), it dies with every connection it holds. The explorer does not kill after the
+    /// client's own close.
+    fn kill(&mut self, c: usize) {
+        if self.conns[c].state.live() {
+            self.cut(c);
+        }
+    }
+
+    /// `c`'s child dies: the connections it holds (per the blast radius) are cut, the requests
+    /// in flight there fail, and a replacement (another process) takes its place.
+    fn cut(&mut self, c: usize) {
+        self.crashes += 1;
+        let dead = self.conns[c].owner;
+        let cut = self.taken_with(c);
+        for &o in &cut {
+            self.conns[o].state = State::ByServer;
+        }
+        for h in self.held.iter().filter(|h| cut.contains(&h.conn)) {
+            if h.certain {
+                self.requests[h.request].outcome = Predicted::Failed;
+            }
+        }
+        self.held.retain(|h| !cut.contains(&h.conn));
+        let next = self.next_process;
+        for conn in &mut self.conns {
+            if conn.owner == dead {
+                conn.owner = next;
+            }
+        }
+        self.next_process += 1;
+    }
+
+    /// A crash that may or may not run (its connection may be closed already): what it would
+    /// take is open or closed, and what is in flight there may end either way.
+    fn maybe_cut(&mut self, c: usize) {
+        for o in self.taken_with(c) {
+            self.conns[o].state = State::Unknown;
+            for h in self.held.iter_mut().filter(|h| h.conn == o) {
+                h.certain = false;
+                self.requests[h.request].outcome = Predicted::Either;
+            }
+        }
+    }
+
+    /// The connections a death of `c`'s child takes down.
+    fn taken_with(&self, c: usize) -> Vec<usize> {
+        let dead = self.conns[c].owner;
+        (0..self.conns.len())
+            .filter(|&o| {
+                self.conns[o].state.live()
+                    && match self.model.blast_radius {
+                        BlastRadius::Connection => o == c,
+                        _ => self.conns[o].owner == dead,
+                    }
+            })
+            .collect()
+    }
+
+    fn count_state(&self, f: impl Fn(usize, State) -> bool) -> usize {
+        (0..self.conns.len())
+            .filter(|&c| f(c, self.conns[c].state))
+            .count()
+    }
+
+    /// A new connection: answered when a worker is free for it before its client gives up.
+    fn probe(&mut self, k: usize) {
+        let name = format!("probe-{k}");
+        let workers = self.workers;
+        let latency = Some(Latency {
+            at_least: Duration::ZERO,
+            at_most: PROBE_TIMEOUT,
+        });
+        if self.model.keepalive_holds_worker {
+            // Every connection the server holds keeps its worker (PF-1, WK-2); a doomed one
+            // frees it after its last response, one whose end is unknown may.
+            let surely = self.count_state(|_, s| s == State::Open);
+            let maybe = self.count_state(|c, s| {
+                s == State::Unknown || (s == State::Doomed && self.holds_on(c) > 0)
+            });
+            self.idle_before_probe
+                .push((k, workers.saturating_sub(surely + maybe)));
+            let outcome = if workers > surely + maybe {
+                Predicted::Answered
+            } else if workers <= surely {
+                Predicted::TimedOut
+            } else {
+                Predicted::Either
+            };
+            if outcome != Predicted::Answered {
+                self.lose_track_of_holds();
+            }
+            self.push(name, None, outcome, latency);
+        } else {
+            // A worker is free after each response (EV-1): only the holds in flight keep
+            // theirs, and they end before the probe's client gives up.
+            let mut busy: Vec<usize> = self.held.iter().map(|h| h.conn).collect();
+            busy.sort_unstable();
+            busy.dedup();
+            self.idle_before_probe
+                .push((k, workers.saturating_sub(busy.len())));
+            if busy.len() >= workers && self.model.closes_idle_when_busy {
+                // EV-5: the listener had to wait for a worker; it closes its idle keep-alive
+                // connections — which of the busy ones are idle by then is timing.
+                for conn in &mut self.conns {
+                    if conn.state == State::Open {
+                        conn.state = State::Unknown;
+                    }
+                }
+            }
+            if busy.len() >= workers {
+                self.lose_track_of_holds();
+            }
+            self.push(name, None, Predicted::Answered, latency);
+        }
+    }
+
+    /// The probe waited (its client's timeout, or a hold's end): the holds in flight may have
+    /// ended meanwhile.
+    fn lose_track_of_holds(&mut self) {
+        for h in &mut self.held {
+            h.certain = false;
+        }
+    }
+
+    /// A request on every connection the client did not close: answered where the server kept
+    /// the connection, failed where it ended it.
+    fn finish(mut self) -> Prediction {
+        let mut ends: Vec<End> = self
+            .conns
+            .iter()
+            .map(|c| match c.state {
+                State::Open => End::Open,
+                // Its last request is sent on it.
+                State::Doomed | State::ByServer => End::ClosedByServer,
+                State::Unknown => End::Unknown,
+                State::ByClient => End::ClosedByClient,
+                State::ByEither => End::ClosedByEither,
+            })
+            .collect();
+        for (c, end) in ends.iter_mut().enumerate() {
+            let state = self.conns[c].state;
+            let outcome = match state {
+                State::ByClient | State::ByEither => continue,
+                State::Open => Predicted::Answered,
+                State::Unknown => Predicted::Either,
+                State::Doomed | State::ByServer => Predicted::Failed,
+            };
+            let window = self.window(c, Duration::ZERO);
+            if state == State::Open {
+                self.count(c);
+                if self.conns[c].state == State::Doomed {
+                    // This one reaches MaxKeepAliveRequests: its response closes the
+                    // connection as the scenario ends, seen or not.
+                    *end = End::Unknown;
+                }
+            }
+            self.push(format!("last-{c}"), Some(c), outcome, Some(window));
+        }
+        Prediction {
+            requests: self.requests,
+            ends,
+            crashes: self.crashes,
+            idle_before_probe: self.idle_before_probe,
         }
     }
 }
@@ -310,6 +635,8 @@ mod tests {
     fn crash_beside_a_held_request() -> Scenario {
         Scenario {
             connections: 3,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![Op::Hold { conn: 0 }, Op::Crash { conn: 1 }],
         }
     }
@@ -356,6 +683,8 @@ mod tests {
     fn what_happens_on_a_closed_connection_fails_and_crashes_nothing() {
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![
                 Op::Close { conn: 0 },
                 Op::Crash { conn: 0 },
@@ -382,6 +711,8 @@ mod tests {
         // the client's close of c1 gives up on the one held there.
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![
                 Op::Hold { conn: 0 },
                 Op::Hold { conn: 1 },
@@ -409,6 +740,8 @@ mod tests {
         // about then.
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![
                 Op::Hold { conn: 1 },
                 Op::Hold { conn: 0 },
@@ -437,6 +770,8 @@ mod tests {
     fn a_close_after_the_servers_leaves_open_which_was_seen() {
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![Op::Crash { conn: 0 }, Op::Close { conn: 1 }],
         };
         let p = Model::of(Mpm::Event).predict(&s);
@@ -447,6 +782,8 @@ mod tests {
     fn a_kill_cuts_as_a_crash_does_without_a_request() {
         let s = Scenario {
             connections: 2,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![Op::Hold { conn: 1 }, Op::Kill { conn: 0 }],
         };
         use Predicted::*;
@@ -480,6 +817,8 @@ mod tests {
     fn a_second_crash_takes_only_what_the_first_left() {
         let s = Scenario {
             connections: 3,
+            spare: 2,
+            max_keepalive: 0,
             ops: vec![Op::Crash { conn: 0 }, Op::Crash { conn: 2 }],
         };
         let p = Model::of(Mpm::Prefork).predict(&s);
@@ -490,5 +829,161 @@ mod tests {
         );
         let w = Model::of(Mpm::Worker).predict(&s);
         assert_eq!(w.crashes, 1, "the second crash finds its connection closed");
+    }
+
+    fn tight(connections: usize, max_keepalive: u32, ops: Vec<Op>) -> Scenario {
+        Scenario {
+            connections,
+            spare: 0,
+            max_keepalive,
+            ops,
+        }
+    }
+
+    fn probe(p: &Prediction) -> Predicted {
+        p.requests
+            .iter()
+            .find(|r| r.name.starts_with("probe"))
+            .expect("a probe")
+            .outcome
+    }
+
+    #[test]
+    fn with_every_worker_holding_a_keepalive_connection_a_probe_waits_except_under_event() {
+        let s = tight(2, 0, vec![Op::Probe]);
+        for mpm in [Mpm::Prefork, Mpm::Worker] {
+            let p = Model::of(mpm).predict(&s);
+            assert_eq!(probe(&p), Predicted::TimedOut, "{mpm}");
+            assert_eq!(p.idle_before_probe, [(0, 0)], "{mpm}");
+        }
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(probe(&p), Predicted::Answered);
+        assert_eq!(p.idle_before_probe, [(0, 2)]);
+        assert_eq!(
+            p.ends,
+            [End::Open; 2],
+            "nothing waited: nothing closed early"
+        );
+        // A spare worker serves it under every MPM.
+        let spare = Scenario { spare: 1, ..s };
+        for mpm in Mpm::ALL {
+            assert_eq!(probe(&Model::of(mpm).predict(&spare)), Predicted::Answered);
+        }
+    }
+
+    #[test]
+    fn a_close_or_a_crash_frees_a_worker_for_the_probe() {
+        for first in [
+            Op::Close { conn: 0 },
+            Op::Crash { conn: 0 },
+            Op::Kill { conn: 1 },
+        ] {
+            let s = tight(2, 0, vec![first, Op::Probe]);
+            for mpm in [Mpm::Prefork, Mpm::Worker] {
+                let p = Model::of(mpm).predict(&s);
+                assert_eq!(probe(&p), Predicted::Answered, "{mpm} after {first:?}");
+            }
+        }
+        // Under worker the crash frees both (the replacement's two threads), under prefork one.
+        let s = tight(2, 0, vec![Op::Crash { conn: 0 }, Op::Probe]);
+        assert_eq!(
+            Model::of(Mpm::Worker).predict(&s).idle_before_probe,
+            [(1, 2)]
+        );
+        assert_eq!(
+            Model::of(Mpm::Prefork).predict(&s).idle_before_probe,
+            [(1, 1)]
+        );
+    }
+
+    #[test]
+    fn max_keepalive_requests_closes_after_that_many_after_the_first() {
+        // MaxKeepAliveRequests 1: the warm-up and one more; the third fails.
+        let s = tight(1, 1, vec![Op::Request { conn: 0 }, Op::Request { conn: 0 }]);
+        use Predicted::*;
+        for mpm in Mpm::ALL {
+            let p = Model::of(mpm).predict(&s);
+            assert_eq!(
+                outcomes(&p),
+                [("req-0", Answered), ("req-1", Failed), ("last-0", Failed)],
+                "{mpm}"
+            );
+            assert_eq!(p.ends, [End::ClosedByServer], "{mpm}");
+        }
+        // The closed connection's worker is free again: a probe is answered.
+        let s = tight(1, 1, vec![Op::Request { conn: 0 }, Op::Probe]);
+        assert_eq!(probe(&Model::of(Mpm::Worker).predict(&s)), Answered);
+        // When the last request is the scenario's last, the close may or may not be seen.
+        let s = tight(1, 1, vec![]);
+        let p = Model::of(Mpm::Prefork).predict(&s);
+        assert_eq!(outcomes(&p), [("last-0", Answered)]);
+        assert_eq!(p.ends, [End::Unknown]);
+        // A crash behind a held last request never runs.
+        let s = tight(2, 1, vec![Op::Hold { conn: 0 }, Op::Crash { conn: 0 }]);
+        let p = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(p.crashes, 0);
+        assert_eq!(p.requests[0].outcome, Answered);
+        assert_eq!(p.ends, [End::ClosedByServer, End::Unknown]);
+    }
+
+    #[test]
+    fn a_probe_that_finds_every_event_worker_busy_leaves_the_keepalive_ends_to_timing() {
+        // EV-5: both workers hold a request when the probe arrives.
+        let s = tight(
+            2,
+            0,
+            vec![Op::Hold { conn: 0 }, Op::Hold { conn: 1 }, Op::Probe],
+        );
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(probe(&p), Predicted::Answered);
+        assert_eq!(p.idle_before_probe, [(2, 0)]);
+        assert_eq!(p.ends, [End::Unknown; 2]);
+        use Predicted::*;
+        assert_eq!(
+            outcomes(&p)[..2],
+            [("hold-0", Answered), ("hold-1", Answered)]
+        );
+        // Worker: the probe waits, and the connections stay.
+        let w = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(probe(&w), TimedOut);
+        assert_eq!(w.ends, [End::Open; 2]);
+    }
+
+    #[test]
+    fn event_pretending_to_keep_its_workers_predicts_a_wait() {
+        let s = tight(1, 0, vec![Op::Probe]);
+        let wrong = Model::pretending(Mpm::Event, Mpm::Worker).predict(&s);
+        assert_eq!(probe(&wrong), Predicted::TimedOut);
+        assert_eq!(
+            probe(&Model::of(Mpm::Event).predict(&s)),
+            Predicted::Answered
+        );
+    }
+
+    #[test]
+    fn latency_windows_count_the_holds_ahead() {
+        let s = Scenario {
+            connections: 1,
+            spare: 1,
+            max_keepalive: 0,
+            ops: vec![
+                Op::Hold { conn: 0 },
+                Op::Hold { conn: 0 },
+                Op::Request { conn: 0 },
+            ],
+        };
+        let p = Model::of(Mpm::Worker).predict(&s);
+        let window = |name: &str| {
+            p.requests
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| r.latency)
+                .expect("answered")
+        };
+        assert_eq!(window("hold-0").at_least, HOLD);
+        assert_eq!(window("hold-1").at_most, HOLD * 2 + SLACK);
+        assert_eq!(window("req-2").at_least, Duration::ZERO);
+        assert_eq!(window("req-2").at_most, HOLD * 2 + SLACK);
+        assert_eq!(window("last-0").at_most, SLACK);
     }
 }

@@ -283,7 +283,11 @@ impl Play<'_> {
                 }
             }),
             Action::Load(load) => return self.load(step, load),
-            Action::Await { requests, within } => {
+            Action::Await {
+                requests,
+                within,
+                give_up,
+            } => {
                 let done = |s: &crate::observe::State, r: &String| {
                     s.outcomes.contains_key(r) || s.loads_finished.contains(r)
                 };
@@ -295,6 +299,11 @@ impl Play<'_> {
                         let s = self.store.lock();
                         requests.iter().filter(|r| !done(&s, r)).cloned().collect()
                     };
+                    if *give_up {
+                        self.give_up_on(&pending);
+                        self.record(step, StepResult::GaveUp { requests: pending });
+                        return true;
+                    }
                     self.record(step, StepResult::Pending { requests: pending });
                     return false;
                 }
@@ -489,6 +498,22 @@ impl Play<'_> {
     fn observed(&self, condition: &Condition) -> String {
         let s = self.store.lock();
         format!("{} (state: {})", condition.observed(&*s), s.describe())
+    }
+
+    /// The client gives up on these requests: it closes their connections, and what was still
+    /// waiting there ends as `timeout`.
+    fn give_up_on(&mut self, requests: &[String]) {
+        let conns: Vec<String> = self
+            .sent
+            .iter()
+            .filter(|s| requests.contains(&s.name))
+            .map(|s| s.conn.clone())
+            .collect();
+        for conn in conns {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.close();
+            }
+        }
     }
 
     fn note_sent(&mut self, conn: &str, name: &str, fatal: bool) {

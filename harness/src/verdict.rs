@@ -185,7 +185,7 @@ impl Judge<'_> {
             .filter_map(|s| {
                 let what = format!("line {}: {}", s.line, s.text);
                 match &s.result {
-                    StepResult::Held => None,
+                    StepResult::Held | StepResult::GaveUp { .. } => None,
                     StepResult::TimedOut { observed } => Some(Check::fail(
                         what,
                         format!("never held; last observed {observed}"),

@@ -110,6 +110,28 @@ fn keep_alive_holds_workers_except_under_event(#[values("prefork", "worker", "ev
     }
 }
 
+/// EV-1 after a request that came while the worker was busy on the same connection: the worker
+/// serves it, then gives the connection back to the listener — it does not wait there for a
+/// request that is not coming (found by `mpm-harness explore`: the readiness of the second
+/// request, recorded while the worker had the connection, sent it to a worker again).
+#[test]
+fn event_frees_the_worker_after_a_request_that_came_while_it_was_busy() {
+    let server = two_workers("event", "30s").start();
+    server.wait_idle_workers(2);
+    let mut c = server.connect();
+    assert_eq!(c.get("/").unwrap().status, 200);
+    c.send_get("/fault/sleep:300ms");
+    server.wait_scoreboard("the sleep on a worker", |s| s.busy_workers() == 1);
+    c.send_get("/");
+    assert_eq!(c.read_response().unwrap().status, 200);
+    assert_eq!(c.read_response().unwrap().status, 200);
+    let s = server.wait_scoreboard("both workers idle, the connection in the listener", |s| {
+        s.idle_workers() == 2 && s.conns_async_keepalive() == 1
+    });
+    assert_eq!(s.busy_workers(), 0);
+    assert_eq!(c.get("/").unwrap().status, 200, "the connection is kept");
+}
+
 /// KA-1: after MaxKeepAliveRequests keep-alive requests (the first request plus N more, as
 /// Apache counts) the last response says `Connection: close` and the server closes; an idle
 /// connection is closed after KeepAliveTimeout.

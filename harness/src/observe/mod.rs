@@ -736,6 +736,9 @@ pub enum StepResult {
     TimedOut { observed: String },
     /// An `await` ended with requests still pending.
     Pending { requests: Vec<String> },
+    /// An `await` with a `timeout` passed it: the client gave up on these requests (not a
+    /// failure: their outcome, `timeout`, is judged as any other).
+    GaveUp { requests: Vec<String> },
     /// A `check`: whether it held and what was observed.
     Checked { held: bool, observed: String },
     /// The step could not act on the server (no child to kill, the master gone).
@@ -748,7 +751,7 @@ impl StepResult {
     pub fn failed(&self) -> bool {
         !matches!(
             self,
-            StepResult::Held | StepResult::Checked { held: true, .. }
+            StepResult::Held | StepResult::GaveUp { .. } | StepResult::Checked { held: true, .. }
         )
     }
 }

@@ -547,6 +547,8 @@ pub struct StepFile {
     /// `load`: the weighted request mix (default `[{ path = "/" }]`).
     pub mix: Option<Vec<MixFile>>,
     /// `load`: a request without a response after this long has timed out (default 10s).
+    /// `await`: the client gives up on the requests still waiting after this long (closes
+    /// their connections; their outcome is `timeout`) and the scenario goes on.
     pub timeout: Option<Text<Dur>>,
     /// `kill_child_of`: the signal (`SIGKILL`, `SIGSEGV`, …).
     pub with: Option<Text<SignalName>>,

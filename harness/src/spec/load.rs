@@ -414,9 +414,21 @@ impl Loader<'_> {
                 for r in &names.get_ref().0 {
                     self.known_request(r, names.span(), "`await`")?;
                 }
+                if s.within.is_some() && s.timeout.is_some() {
+                    return Err(self.err(
+                        span,
+                        "an `await` takes `within` (the scenario stops there when it passes) \
+                         or `timeout` (the client gives up and the scenario goes on), not both",
+                    ));
+                }
+                let give_up = s.timeout.as_ref().map(|t| t.0 .0);
+                if give_up.is_some_and(|t| t.is_zero()) {
+                    return Err(self.err(span, "an `await`'s `timeout` must be above 0"));
+                }
                 Action::Await {
                     requests: names.get_ref().0.clone(),
-                    within,
+                    within: give_up.unwrap_or(within),
+                    give_up: give_up.is_some(),
                 }
             }
             "wait" => Action::Wait {
@@ -495,7 +507,7 @@ impl Loader<'_> {
             ("keepalive", s.keepalive.is_some(), &["load"]),
             ("warm", s.warm, &["load"]),
             ("mix", s.mix.is_some(), &["load"]),
-            ("timeout", s.timeout.is_some(), &["load"]),
+            ("timeout", s.timeout.is_some(), &["load", "await"]),
             ("with", s.with.is_some(), &["kill_child_of"]),
             ("reason", s.reason.is_some(), &["sleep"]),
         ];

@@ -261,9 +261,13 @@ pub enum Action {
     Reset(Vec<String>),
     HalfClose(Vec<String>),
     Close(Vec<String>),
+    /// Wait until every named request has an outcome, at most `within`; `give_up`: the client
+    /// then gives up on those still waiting (closes their connections: outcome `timeout`) and
+    /// the scenario goes on, instead of stopping there.
     Await {
         requests: Vec<String>,
         within: Duration,
+        give_up: bool,
     },
     Wait {
         condition: Condition,
@@ -453,9 +457,18 @@ impl std::fmt::Display for Action {
             Action::Reset(n) => write!(f, "reset {}", n.join(", ")),
             Action::HalfClose(n) => write!(f, "half-close {}", n.join(", ")),
             Action::Close(n) => write!(f, "close {}", n.join(", ")),
-            Action::Await { requests, within } => {
-                write!(f, "await {} (within {within:?})", requests.join(", "))
-            }
+            Action::Await {
+                requests,
+                within,
+                give_up: false,
+            } => write!(f, "await {} (within {within:?})", requests.join(", ")),
+            Action::Await {
+                requests, within, ..
+            } => write!(
+                f,
+                "await {} (the client gives up after {within:?})",
+                requests.join(", ")
+            ),
             Action::Wait { condition, within } => {
                 write!(f, "wait for {condition} (within {within:?})")
             }

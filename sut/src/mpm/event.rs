@@ -191,6 +191,11 @@ fn worker_loop(shared: &ChildShared, pool: &Pool, thread: usize) {
     w.slot.set_state(WorkerState::Dead);
 }
 
+/// Whether the (non-blocking) connection has bytes to read, or its end: a peek, nothing taken.
+fn still_readable(stream: &TcpStream) -> bool {
+    !matches!(stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
 /// Serves requests on a connection while they keep coming without a wait.
 fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
     let Task {
@@ -391,7 +396,11 @@ impl<'a> Listener<'a> {
         if self.shared.is_graceful() {
             return self.close(key);
         }
-        if readable {
+        // A readiness event recorded while the worker had the connection may be for bytes the
+        // worker has read since (a pipelined request it served): hand it back only for bytes
+        // still waiting, or the client's close, else a worker would sit through the keep-alive
+        // wait (EV-1). Bytes that come later raise a new event.
+        if readable && still_readable(&conn.stream) {
             self.conns[key] = Held::Busy { readable: false };
             return self.dispatch(conn, key);
         }
