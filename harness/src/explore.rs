@@ -285,7 +285,23 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     };
     let closed_by_client = |c: usize| closed_before(c, s.ops.len());
     let mut held = Vec::new();
+    // Waits for the server to settle where the model needs it (before every probe; under
+    // event before a request on an idle keep-alive connection).
+    let settle = |t: &mut String, k: usize| {
+        let idle = prediction
+            .idle_before
+            .iter()
+            .find(|(op, _)| *op == k)
+            .map_or(0, |(_, n)| *n);
+        if idle > 0 {
+            let _ = writeln!(
+                t,
+                "[[step]]\nwait = {{ idle_workers = {{ at_least = {idle} }} }}\nwithin = \"{SETTLE}\""
+            );
+        }
+    };
     for (k, op) in s.ops.iter().enumerate() {
+        settle(&mut t, k);
         match op {
             Op::Hold { conn } => {
                 let _ = writeln!(
@@ -317,21 +333,13 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             // Once the workers the model expects free are idle (what the probe's answer
             // depends on: a replacement started, a close done), a new connection whose client
             // gives up after PROBE_TIMEOUT.
+            // `Connection: close`: the server ends the probe's connection after its response,
+            // so no worker has to notice the client's close later (under Apache's event a
+            // worker reads that end, and a request arriving meanwhile may find none free).
             Op::Probe => {
-                let idle = prediction
-                    .idle_before_probe
-                    .iter()
-                    .find(|(op, _)| *op == k)
-                    .map_or(0, |(_, n)| *n);
-                if idle > 0 {
-                    let _ = writeln!(
-                        t,
-                        "[[step]]\nwait = {{ idle_workers = {{ at_least = {idle} }} }}\nwithin = \"{SETTLE}\""
-                    );
-                }
                 let _ = writeln!(
                     t,
-                    "[[step]]\nopen = \"p{k}\"\n[[step]]\nsend = \"p{k}\"\nas = \"probe-{k}\"\n\
+                    "[[step]]\nopen = \"p{k}\"\n[[step]]\nsend = \"p{k}\"\nconnection_close = true\nas = \"probe-{k}\"\n\
                      [[step]]\nawait = \"probe-{k}\"\ntimeout = \"{}ms\"\n[[step]]\nclose = \"p{k}\"\n",
                     PROBE_TIMEOUT.as_millis()
                 );
@@ -346,9 +354,16 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     }
     // A request on every connection the client did not close: whether it is answered says
     // whether the server kept the connection.
+    // Where the model settles the server first (event, an idle connection), one at a time.
     let mut last = Vec::new();
     for c in (0..n).filter(|c| !closed_by_client(*c)) {
+        let k = s.ops.len() + c;
+        let alone = prediction.idle_before.iter().any(|(op, _)| *op == k);
+        settle(&mut t, k);
         let _ = writeln!(t, "[[step]]\nsend = \"c{c}\"\nas = \"last-{c}\"");
+        if alone {
+            let _ = writeln!(t, "[[step]]\nawait = \"last-{c}\"");
+        }
         last.push(format!("\"last-{c}\""));
     }
     let awaited: Vec<String> = held.into_iter().chain(last).collect();

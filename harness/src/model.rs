@@ -28,6 +28,9 @@ use std::time::Duration;
 use mpm_faults::BlastRadius;
 use refhttpd::Mpm;
 
+/// AsyncRequestWorkerFactor, Apache's default (the explorer does not set it).
+const ASYNC_REQUEST_WORKER_FACTOR: usize = 2;
+
 /// How long a held request holds its worker.
 pub const HOLD: Duration = Duration::from_millis(400);
 /// How long a probe's client waits for its response before it gives up.
@@ -143,10 +146,15 @@ pub struct Prediction {
     pub ends: Vec<End>,
     /// Child deaths the scenario causes (crashes and kills that find their child).
     pub crashes: usize,
-    /// Per probe (the index of its operation): how many workers are idle, at least, once the
-    /// server has settled (replacements started, closes done) — what the explorer waits for
-    /// before sending it.
-    pub idle_before_probe: Vec<(usize, usize)>,
+    /// Before an operation (its index; the number of operations + a connection: before that
+    /// connection's last request, which is then awaited alone),
+    /// how many workers are idle, at least, once the server has settled (replacements
+    /// started, closes done, the worker of the last response back): what the explorer waits
+    /// for before it. Before every probe; under event also before a request on an idle
+    /// keep-alive connection, since Apache shows a worker that has just answered as busy for
+    /// a moment (EV-1), and a request arriving then on an idle connection while the other
+    /// workers are busy is closed unanswered (EV-8) — a race the model does not predict.
+    pub idle_before: Vec<(usize, usize)>,
 }
 
 /// A model of one MPM.
@@ -209,7 +217,7 @@ impl Model {
         for (k, op) in s.ops.iter().enumerate() {
             sim.step(k, *op);
         }
-        sim.finish()
+        sim.finish(s.ops.len())
     }
 }
 
@@ -262,7 +270,9 @@ struct Sim<'a> {
     held: Vec<Held>,
     crashes: usize,
     next_process: usize,
-    idle_before_probe: Vec<(usize, usize)>,
+    idle_before: Vec<(usize, usize)>,
+    /// Event: a probe found every worker busy, so the child may have stopped accepting.
+    may_not_accept: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -283,7 +293,8 @@ impl<'a> Sim<'a> {
             held: Vec::new(),
             crashes: 0,
             next_process: s.connections + 1,
-            idle_before_probe: Vec::new(),
+            idle_before: Vec::new(),
+            may_not_accept: false,
         }
     }
 
@@ -291,6 +302,9 @@ impl<'a> Sim<'a> {
         let Some(c) = op.conn() else {
             return self.probe(k);
         };
+        if !matches!(op, Op::Close { .. } | Op::Kill { .. }) {
+            self.settle_before_arrival(k, c);
+        }
         match op {
             Op::Hold { .. } => self.hold(k, c),
             Op::Request { .. } => self.request(k, c),
@@ -299,6 +313,40 @@ impl<'a> Sim<'a> {
             Op::Kill { .. } => self.kill(c),
             Op::Probe => unreachable!("a probe has no connection"),
         }
+    }
+
+    /// Event: a request about to arrive on `c` while it is idle in keep-alive waits until the
+    /// workers not holding a request are idle. When it may still find every worker busy — the
+    /// others held, and the one left busy for a moment with what the server does in the
+    /// background (the last response, a lingering close) — it may be closed unanswered
+    /// (EV-8), and the listener's idle connections with it (EV-5).
+    fn settle_before_arrival(&mut self, k: usize, c: usize) {
+        if self.model.keepalive_holds_worker
+            || self.conns[c].state != State::Open
+            || self.holds_on(c) > 0
+        {
+            return;
+        }
+        let busy = self.busy_conns();
+        if self.idle_before.last().map(|(op, _)| *op) != Some(k) {
+            self.idle_before
+                .push((k, self.workers.saturating_sub(busy)));
+        }
+        if busy + 1 >= self.workers && self.model.closes_idle_when_busy {
+            for conn in &mut self.conns {
+                if conn.state == State::Open {
+                    conn.state = State::Unknown;
+                }
+            }
+        }
+    }
+
+    /// The connections with a request held in flight (or that may still be).
+    fn busy_conns(&self) -> usize {
+        let mut busy: Vec<usize> = self.held.iter().map(|h| h.conn).collect();
+        busy.sort_unstable();
+        busy.dedup();
+        busy.len()
     }
 
     fn push(
@@ -444,12 +492,20 @@ impl<'a> Sim<'a> {
             State::ByServer | State::Unknown | State::ByEither => State::ByEither,
             State::ByClient => State::ByClient,
         };
-        for h in self.held.iter().filter(|h| h.conn == c) {
-            if h.certain {
-                self.requests[h.request].outcome = Predicted::Failed;
-            }
+        self.end_held(|h| h.conn == c);
+    }
+
+    /// The held requests `which` picks lose their connection: those certainly in flight fail,
+    /// those that may have ended already are left to timing.
+    fn end_held(&mut self, which: impl Fn(&Held) -> bool) {
+        for h in self.held.iter().filter(|h| which(h)) {
+            self.requests[h.request].outcome = if h.certain {
+                Predicted::Failed
+            } else {
+                Predicted::Either
+            };
         }
-        self.held.retain(|h| h.conn != c);
+        self.held.retain(|h| !which(h));
     }
 
     /// SIGKILL to the child that answered `c`'s warm-up: if it is alive (the server may still
@@ -470,12 +526,7 @@ impl<'a> Sim<'a> {
         for &o in &cut {
             self.conns[o].state = State::ByServer;
         }
-        for h in self.held.iter().filter(|h| cut.contains(&h.conn)) {
-            if h.certain {
-                self.requests[h.request].outcome = Predicted::Failed;
-            }
-        }
-        self.held.retain(|h| !cut.contains(&h.conn));
+        self.end_held(|h| cut.contains(&h.conn));
         let next = self.next_process;
         for conn in &mut self.conns {
             if conn.owner == dead {
@@ -532,7 +583,7 @@ impl<'a> Sim<'a> {
             let maybe = self.count_state(|c, s| {
                 s == State::Unknown || (s == State::Doomed && self.holds_on(c) > 0)
             });
-            self.idle_before_probe
+            self.idle_before
                 .push((k, workers.saturating_sub(surely + maybe)));
             let outcome = if workers > surely + maybe {
                 Predicted::Answered
@@ -541,19 +592,13 @@ impl<'a> Sim<'a> {
             } else {
                 Predicted::Either
             };
-            if outcome != Predicted::Answered {
-                self.lose_track_of_holds();
-            }
             self.push(name, None, outcome, latency);
         } else {
             // A worker is free after each response (EV-1): only the holds in flight keep
             // theirs, and they end before the probe's client gives up.
-            let mut busy: Vec<usize> = self.held.iter().map(|h| h.conn).collect();
-            busy.sort_unstable();
-            busy.dedup();
-            self.idle_before_probe
-                .push((k, workers.saturating_sub(busy.len())));
-            if busy.len() >= workers && self.model.closes_idle_when_busy {
+            let busy = self.busy_conns();
+            self.idle_before.push((k, workers.saturating_sub(busy)));
+            if busy >= workers && self.model.closes_idle_when_busy {
                 // EV-5: the listener had to wait for a worker; it closes its idle keep-alive
                 // connections — which of the busy ones are idle by then is timing.
                 for conn in &mut self.conns {
@@ -562,11 +607,29 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
-            if busy.len() >= workers {
-                self.lose_track_of_holds();
+            // Having stopped accepting, Apache's child starts again only while it holds fewer
+            // connections than ThreadsPerChild + AsyncRequestWorkerFactor × (idle workers − 1)
+            // (event.c `connections_above_limit`, "off by listeners_disabled() to avoid flip
+            // flop"; EV-4 without the − 1): a child of one thread holding one keep-alive
+            // connection waits for it to close (docs/spec-notes.md, EV-4). The reference
+            // accepts again. Either is allowed.
+            let live = self.count_state(|_, s| s.live());
+            if busy >= workers {
+                self.may_not_accept = true;
             }
-            self.push(name, None, Predicted::Answered, latency);
+            let outcome = if self.may_not_accept
+                && live + ASYNC_REQUEST_WORKER_FACTOR >= workers * (1 + ASYNC_REQUEST_WORKER_FACTOR)
+            {
+                Predicted::Either
+            } else {
+                Predicted::Answered
+            };
+            self.push(name, None, outcome, latency);
         }
+        // The wait for idle workers before it, and the probe itself, may take a while (a
+        // lingering close, a replacement's start, the client's timeout): the holds in flight
+        // may have ended meanwhile.
+        self.lose_track_of_holds();
     }
 
     /// The probe waited (its client's timeout, or a hold's end): the holds in flight may have
@@ -579,7 +642,12 @@ impl<'a> Sim<'a> {
 
     /// A request on every connection the client did not close: answered where the server kept
     /// the connection, failed where it ended it.
-    fn finish(mut self) -> Prediction {
+    fn finish(mut self, ops: usize) -> Prediction {
+        // Under event the last requests on idle connections go out one at a time, each once
+        // the server has settled (numbered after the operations, one per connection).
+        for c in 0..self.conns.len() {
+            self.settle_before_arrival(ops + c, c);
+        }
         let mut ends: Vec<End> = self
             .conns
             .iter()
@@ -615,7 +683,7 @@ impl<'a> Sim<'a> {
             requests: self.requests,
             ends,
             crashes: self.crashes,
-            idle_before_probe: self.idle_before_probe,
+            idle_before: self.idle_before,
         }
     }
 }
@@ -854,11 +922,12 @@ mod tests {
         for mpm in [Mpm::Prefork, Mpm::Worker] {
             let p = Model::of(mpm).predict(&s);
             assert_eq!(probe(&p), Predicted::TimedOut, "{mpm}");
-            assert_eq!(p.idle_before_probe, [(0, 0)], "{mpm}");
+            assert_eq!(p.idle_before, [(0, 0)], "{mpm}");
         }
         let p = Model::of(Mpm::Event).predict(&s);
         assert_eq!(probe(&p), Predicted::Answered);
-        assert_eq!(p.idle_before_probe, [(0, 2)]);
+        // Before the probe, and before each last request (the previous one's worker back).
+        assert_eq!(p.idle_before, [(0, 2), (1, 2), (2, 2)]);
         assert_eq!(
             p.ends,
             [End::Open; 2],
@@ -886,20 +955,18 @@ mod tests {
         }
         // Under worker the crash frees both (the replacement's two threads), under prefork one.
         let s = tight(2, 0, vec![Op::Crash { conn: 0 }, Op::Probe]);
-        assert_eq!(
-            Model::of(Mpm::Worker).predict(&s).idle_before_probe,
-            [(1, 2)]
-        );
-        assert_eq!(
-            Model::of(Mpm::Prefork).predict(&s).idle_before_probe,
-            [(1, 1)]
-        );
+        assert_eq!(Model::of(Mpm::Worker).predict(&s).idle_before, [(1, 2)]);
+        assert_eq!(Model::of(Mpm::Prefork).predict(&s).idle_before, [(1, 1)]);
     }
 
     #[test]
     fn max_keepalive_requests_closes_after_that_many_after_the_first() {
-        // MaxKeepAliveRequests 1: the warm-up and one more; the third fails.
-        let s = tight(1, 1, vec![Op::Request { conn: 0 }, Op::Request { conn: 0 }]);
+        // MaxKeepAliveRequests 1: the warm-up and one more; the third fails. (A spare worker:
+        // under event a child of one leaves every request to timing, EV-8.)
+        let s = Scenario {
+            spare: 1,
+            ..tight(1, 1, vec![Op::Request { conn: 0 }, Op::Request { conn: 0 }])
+        };
         use Predicted::*;
         for mpm in Mpm::ALL {
             let p = Model::of(mpm).predict(&s);
@@ -936,12 +1003,15 @@ mod tests {
         );
         let p = Model::of(Mpm::Event).predict(&s);
         assert_eq!(probe(&p), Predicted::Answered);
-        assert_eq!(p.idle_before_probe, [(2, 0)]);
+        // Before each hold the other worker is idle; before the probe none is.
+        assert_eq!(p.idle_before, [(0, 2), (1, 1), (2, 0)]);
         assert_eq!(p.ends, [End::Unknown; 2]);
         use Predicted::*;
+        // The second hold arrives with one worker left, which may be busy a moment longer
+        // with the first one's arrival (EV-8): it is left to timing.
         assert_eq!(
             outcomes(&p)[..2],
-            [("hold-0", Answered), ("hold-1", Answered)]
+            [("hold-0", Answered), ("hold-1", Either)]
         );
         // Worker: the probe waits, and the connections stay.
         let w = Model::of(Mpm::Worker).predict(&s);
@@ -985,5 +1055,85 @@ mod tests {
         assert_eq!(window("req-2").at_least, Duration::ZERO);
         assert_eq!(window("req-2").at_most, HOLD * 2 + SLACK);
         assert_eq!(window("last-0").at_most, SLACK);
+    }
+
+    #[test]
+    fn a_one_thread_event_child_that_stopped_accepting_may_not_start_again() {
+        // Apache: 1 thread, 1 keep-alive connection, below its limit only with none.
+        let s = tight(1, 0, vec![Op::Hold { conn: 0 }, Op::Probe, Op::Probe]);
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(p.requests[1].outcome, Predicted::Either);
+        assert_eq!(p.requests[2].outcome, Predicted::Either);
+        // Once the connection is gone it accepts.
+        let s = tight(
+            1,
+            0,
+            vec![
+                Op::Hold { conn: 0 },
+                Op::Probe,
+                Op::Close { conn: 0 },
+                Op::Probe,
+            ],
+        );
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(probe_named(&p, "probe-3"), Predicted::Answered);
+        // Two threads: three connections would be needed.
+        let s = tight(
+            2,
+            0,
+            vec![Op::Hold { conn: 0 }, Op::Hold { conn: 1 }, Op::Probe],
+        );
+        assert_eq!(
+            probe(&Model::of(Mpm::Event).predict(&s)),
+            Predicted::Answered
+        );
+    }
+
+    fn probe_named(p: &Prediction, name: &str) -> Predicted {
+        p.requests
+            .iter()
+            .find(|r| r.name == name)
+            .expect(name)
+            .outcome
+    }
+
+    #[test]
+    fn a_hold_before_a_probe_may_end_while_the_server_settles() {
+        // Apache worker: the probe waits for the lingering close of c2 (MaxKeepAliveRequests)
+        // to free its thread; the hold on c1 may end meanwhile, before the crash.
+        let s = Scenario {
+            connections: 4,
+            spare: 1,
+            max_keepalive: 1,
+            ops: vec![
+                Op::Hold { conn: 1 },
+                Op::Request { conn: 2 },
+                Op::Probe,
+                Op::Crash { conn: 0 },
+            ],
+        };
+        let p = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(probe_named(&p, "hold-0"), Predicted::Either);
+        assert_eq!(probe_named(&p, "probe-2"), Predicted::Answered);
+        assert_eq!(p.ends[0], End::ClosedByServer);
+    }
+
+    #[test]
+    fn under_event_a_request_that_may_find_every_worker_busy_is_left_to_timing() {
+        use Predicted::*;
+        // One thread: every arrival may meet the worker still busy with the last response.
+        let s = tight(1, 0, vec![Op::Request { conn: 0 }]);
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(outcomes(&p), [("req-0", Either), ("last-0", Either)]);
+        assert_eq!(p.ends, [End::Unknown]);
+        // A spare thread: answered, and the same under worker with none.
+        let spare = Scenario {
+            spare: 1,
+            ..s.clone()
+        };
+        let p = Model::of(Mpm::Event).predict(&spare);
+        assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
+        let p = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
     }
 }

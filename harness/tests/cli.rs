@@ -650,18 +650,16 @@ fn coverage_of_the_catalogue_only_grows() {
     assert_eq!(out.status.code(), Some(expected), "{stdout}");
 }
 
-/// The explorer finds a wrong model: told that prefork's crash takes every connection (as
-/// worker's does), it disagrees with the real reference server, shrinks the scenario to a few
-/// steps, and writes a case that `check` accepts and `run` fails on the same way.
-#[test]
-fn explore_finds_a_wrong_model_and_shrinks_it_to_a_case() {
+/// Explores `mpm` against the real reference, judged by the wrong model `pretend`: the
+/// explorer must disagree, shrink, and write one case that `check` accepts and `run` fails on
+/// with a failed request whose name starts with `fails_on`. Returns the shrunk operations
+/// (the title after its `;`).
+fn explore_finds_a_wrong_model(mpm: &str, pretend: &str, fails_on: &str) -> String {
     let out = tempfile::tempdir().unwrap();
     let found = out.path().join("found");
     let run = harness()
-        .args([
-            "explore", "--mpm", "prefork", "--runs", "150", "--seed", "1",
-        ])
-        .args(["--pretend", "prefork-loses-everything", "--out"])
+        .args(["explore", "--mpm", mpm, "--runs", "150", "--seed", "1"])
+        .args(["--pretend", pretend, "--out"])
         .arg(&found)
         .output()
         .unwrap();
@@ -676,27 +674,50 @@ fn explore_finds_a_wrong_model_and_shrinks_it_to_a_case() {
         text.contains("--seed 1"),
         "the seed is in a comment:\n{text}"
     );
-    // A few steps: the crash (or kill) and what shows it (at most two operations).
-    let title = text
-        .lines()
-        .find(|l| l.starts_with("title"))
-        .expect("a title");
-    let ops = title.split(';').nth(1).unwrap_or("");
-    assert!(
-        ops.matches(',').count() <= 1 && (ops.contains("crash") || ops.contains("kill")),
-        "{title}"
-    );
     let check = harness().arg("check").arg(&path).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{check:?}");
     let again = harness()
         .arg("--specs")
         .arg(out.path())
-        .args(["run", "--mpm", "prefork"])
+        .args(["run", "--mpm", mpm])
         .output()
         .unwrap();
     let again_out = String::from_utf8_lossy(&again.stdout);
     assert_eq!(again.status.code(), Some(1), "{again_out}");
-    assert!(again_out.contains("[FAILED] request last-"), "{again_out}");
+    assert!(
+        again_out.contains(&format!("[FAILED] request {fails_on}")),
+        "{again_out}"
+    );
+    let title = text
+        .lines()
+        .find(|l| l.starts_with("title"))
+        .expect("a title");
+    title
+        .split(';')
+        .nth(1)
+        .unwrap_or("")
+        .trim_end_matches('"')
+        .to_string()
+}
+
+/// Told that prefork's crash takes every connection (as worker's does), the explorer finds the
+/// mismatch and shrinks it to a few steps: the crash (or kill) and what shows it.
+#[test]
+fn explore_finds_a_prefork_that_loses_everything() {
+    let ops = explore_finds_a_wrong_model("prefork", "prefork-loses-everything", "last-");
+    assert!(
+        ops.matches(',').count() <= 1 && (ops.contains("crash") || ops.contains("kill")),
+        "{ops}"
+    );
+}
+
+/// Told that event keeps a worker through each keep-alive wait (as worker does), the explorer
+/// finds that event answers a new connection the wrong model expects to wait, and shrinks the
+/// scenario to that probe.
+#[test]
+fn explore_finds_an_event_that_keeps_its_workers() {
+    let ops = explore_finds_a_wrong_model("event", "event-keeps-workers", "probe-");
+    assert_eq!(ops.trim(), "probe");
 }
 
 /// Against the real models the reference agrees, and the same seed replays the same
