@@ -598,7 +598,11 @@ impl<'a> Sim<'a> {
             // theirs, and they end before the probe's client gives up.
             let busy = self.busy_conns();
             self.idle_before.push((k, workers.saturating_sub(busy)));
-            if busy >= workers && self.model.closes_idle_when_busy {
+            // Every worker may be busy when it arrives: those holding requests, and the one
+            // left busy for a moment with the last response or a close (as in
+            // `settle_before_arrival`).
+            let pressed = busy + 1 >= workers;
+            if pressed && self.model.closes_idle_when_busy {
                 // EV-5: the listener had to wait for a worker; it closes its idle keep-alive
                 // connections — which of the busy ones are idle by then is timing.
                 for conn in &mut self.conns {
@@ -614,7 +618,7 @@ impl<'a> Sim<'a> {
             // connection waits for it to close (docs/spec-notes.md, EV-4). The reference
             // accepts again. Either is allowed.
             let live = self.count_state(|_, s| s.live());
-            if busy >= workers {
+            if pressed {
                 self.may_not_accept = true;
             }
             let outcome = if self.may_not_accept
@@ -1021,7 +1025,7 @@ mod tests {
 
     #[test]
     fn event_pretending_to_keep_its_workers_predicts_a_wait() {
-        let s = tight(1, 0, vec![Op::Probe]);
+        let s = tight(2, 0, vec![Op::Probe]);
         let wrong = Model::pretending(Mpm::Event, Mpm::Worker).predict(&s);
         assert_eq!(probe(&wrong), Predicted::TimedOut);
         assert_eq!(
