@@ -1036,15 +1036,14 @@ mod tests {
 
     #[test]
     fn latency_windows_count_the_holds_ahead() {
+        let ops = vec![
+            Op::Hold { conn: 0 },
+            Op::Hold { conn: 0 },
+            Op::Request { conn: 0 },
+        ];
         let s = Scenario {
-            connections: 1,
             spare: 1,
-            max_keepalive: 0,
-            ops: vec![
-                Op::Hold { conn: 0 },
-                Op::Hold { conn: 0 },
-                Op::Request { conn: 0 },
-            ],
+            ..tight(1, 0, ops)
         };
         let p = Model::of(Mpm::Worker).predict(&s);
         let window = |name: &str| {
