@@ -42,6 +42,7 @@ pub fn scenarios() -> impl Strategy<Value = Scenario> {
         2 => Just(Op::Probe),
         1 => conn.clone().prop_map(|conn| Op::Kill { conn }),
         1 => conn.prop_map(|conn| Op::Close { conn }),
+        1 => Just(Op::Restart),
     ];
     (
         1..=MAX_CONNECTIONS,
@@ -65,7 +66,7 @@ fn fold(op: Op, n: usize) -> Op {
         Op::Close { conn } => Op::Close { conn: conn % n },
         Op::Kill { conn } => Op::Kill { conn: conn % n },
         Op::Request { conn } => Op::Request { conn: conn % n },
-        Op::Probe => Op::Probe,
+        Op::Probe | Op::Restart => op,
     }
 }
 
@@ -198,6 +199,7 @@ pub fn describe(s: &Scenario) -> String {
             Op::Request { conn } => format!("request c{conn}"),
             Op::Kill { conn } => format!("kill c{conn}'s child"),
             Op::Probe => "probe".to_string(),
+            Op::Restart => "restart (HUP)".to_string(),
         })
         .collect();
     let limit = match s.max_keepalive {
@@ -357,6 +359,23 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                      [[step]]\nawait = \"probe-{k}\"\ntimeout = \"{}ms\"\n[[step]]\nclose = \"p{k}\"\n",
                     PROBE_TIMEOUT.as_millis()
                 );
+            }
+            // HUP, then until the server has ended every connection the client kept (Apache's
+            // old children go once their handlers return: 400 ms here).
+            Op::Restart => {
+                let _ = writeln!(t, "[[step]]\nsignal = \"restart\"");
+                let kept: Vec<String> = (0..n)
+                    .filter(|c| !closed_before(*c, k))
+                    .map(|c| format!("\"c{c}\""))
+                    .collect();
+                if !kept.is_empty() {
+                    let _ = writeln!(
+                        t,
+                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"8s\"",
+                        kept.join(", ")
+                    );
+                }
+                t.push('\n');
             }
             Op::Request { conn } => {
                 let _ = writeln!(

@@ -57,6 +57,10 @@ pub enum Op {
     /// A new connection with a plain request, once the workers the model expects free are idle;
     /// its client gives up after [`PROBE_TIMEOUT`], then closes it.
     Probe,
+    /// SIGHUP to the master (PM-6): every connection the server holds is closed, requests in
+    /// flight are cut, a new generation serves; then a wait until the server has ended every
+    /// connection the client did not close.
+    Restart,
 }
 
 impl Op {
@@ -68,7 +72,7 @@ impl Op {
             | Op::Close { conn }
             | Op::Request { conn }
             | Op::Kill { conn } => Some(conn),
-            Op::Probe => None,
+            Op::Probe | Op::Restart => None,
         }
     }
 }
@@ -300,7 +304,10 @@ impl<'a> Sim<'a> {
 
     fn step(&mut self, k: usize, op: Op) {
         let Some(c) = op.conn() else {
-            return self.probe(k);
+            return match op {
+                Op::Restart => self.restart(),
+                _ => self.probe(k),
+            };
         };
         if !matches!(op, Op::Close { .. } | Op::Kill { .. }) {
             self.settle_before_arrival(k, c);
@@ -311,7 +318,7 @@ impl<'a> Sim<'a> {
             Op::Crash { .. } => self.crash(k, c),
             Op::Close { .. } => self.close(c),
             Op::Kill { .. } => self.kill(c),
-            Op::Probe => unreachable!("a probe has no connection"),
+            Op::Probe | Op::Restart => unreachable!("no connection of the scenario's"),
         }
     }
 
@@ -534,6 +541,23 @@ impl<'a> Sim<'a> {
             }
         }
         self.next_process += 1;
+    }
+
+    /// HUP: the old generation goes with every connection it holds, what was in flight fails
+    /// (or may have ended), and a new generation of other processes serves.
+    fn restart(&mut self) {
+        let live: Vec<usize> = (0..self.conns.len())
+            .filter(|&c| self.conns[c].state.live())
+            .collect();
+        for &c in &live {
+            self.conns[c].state = State::ByServer;
+        }
+        self.end_held(|h| live.contains(&h.conn));
+        for conn in &mut self.conns {
+            conn.owner = self.next_process;
+            self.next_process += 1;
+        }
+        self.may_not_accept = false;
     }
 
     /// A crash that may or may not run (its connection may be closed already): what it would
@@ -1138,5 +1162,40 @@ mod tests {
         assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
         let p = Model::of(Mpm::Worker).predict(&s);
         assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
+    }
+
+    #[test]
+    fn a_hard_restart_closes_everything_and_a_new_generation_serves() {
+        use Predicted::*;
+        let s = Scenario {
+            spare: 1,
+            ..tight(
+                2,
+                0,
+                vec![
+                    Op::Hold { conn: 0 },
+                    Op::Restart,
+                    Op::Probe,
+                    Op::Kill { conn: 1 },
+                ],
+            )
+        };
+        for mpm in Mpm::ALL {
+            let p = Model::of(mpm).predict(&s);
+            assert_eq!(
+                outcomes(&p),
+                [
+                    ("hold-0", Failed),
+                    ("probe-2", Answered),
+                    ("last-0", Failed),
+                    ("last-1", Failed)
+                ],
+                "{mpm}"
+            );
+            assert_eq!(p.ends, [End::ClosedByServer; 2], "{mpm}");
+            assert_eq!(p.crashes, 0, "{mpm}: the kill finds its child gone");
+            // The whole new pool is idle before the probe.
+            assert!(p.idle_before.contains(&(2, 3)), "{mpm}");
+        }
     }
 }
