@@ -304,11 +304,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     // Waits for the server to settle where the model needs it (before every probe; under
     // event before a request on an idle keep-alive connection).
     let settle = |t: &mut String, k: usize| {
-        let idle = prediction
-            .idle_before
-            .iter()
-            .find(|(op, _)| *op == k)
-            .map_or(0, |(_, n)| *n);
+        let idle = prediction.idle_before_op(k).unwrap_or(0);
         if idle > 0 {
             let _ = writeln!(
                 t,
@@ -348,10 +344,10 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             Op::Kill { .. } => {}
             // Once the workers the model expects free are idle (what the probe's answer
             // depends on: a replacement started, a close done), a new connection whose client
-            // gives up after PROBE_TIMEOUT.
-            // `Connection: close`: the server ends the probe's connection after its response,
-            // so no worker has to notice the client's close later (under Apache's event a
-            // worker reads that end, and a request arriving meanwhile may find none free).
+            // gives up after PROBE_TIMEOUT. With `Connection: close`: the server ends it after
+            // its response, so no worker has to notice the client's close later (under
+            // Apache's event a worker reads that end, and a request arriving meanwhile may
+            // find none free).
             Op::Probe => {
                 let _ = writeln!(
                     t,
@@ -386,12 +382,12 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
         }
     }
     // A request on every connection the client did not close: whether it is answered says
-    // whether the server kept the connection.
-    // Where the model settles the server first (event, an idle connection), one at a time.
+    // whether the server kept the connection. Where the model settles the server first
+    // (event, an idle connection), they go one at a time.
     let mut last = Vec::new();
     for c in (0..n).filter(|c| !closed_by_client(*c)) {
         let k = s.ops.len() + c;
-        let alone = prediction.idle_before.iter().any(|(op, _)| *op == k);
+        let alone = prediction.idle_before_op(k).is_some();
         settle(&mut t, k);
         let _ = writeln!(t, "[[step]]\nsend = \"c{c}\"\nas = \"last-{c}\"");
         if alone {

@@ -161,6 +161,16 @@ pub struct Prediction {
     pub idle_before: Vec<(usize, usize)>,
 }
 
+impl Prediction {
+    /// How many idle workers to wait for before operation `k` (see `idle_before`), if any.
+    pub fn idle_before_op(&self, k: usize) -> Option<usize> {
+        self.idle_before
+            .iter()
+            .find(|(op, _)| *op == k)
+            .map(|(_, n)| *n)
+    }
+}
+
 /// A model of one MPM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Model {
@@ -334,16 +344,30 @@ impl<'a> Sim<'a> {
         {
             return;
         }
-        let busy = self.busy_conns();
         if self.idle_before.last().map(|(op, _)| *op) != Some(k) {
             self.idle_before
-                .push((k, self.workers.saturating_sub(busy)));
+                .push((k, self.workers.saturating_sub(self.busy_conns())));
         }
-        if busy + 1 >= self.workers && self.model.closes_idle_when_busy {
-            for conn in &mut self.conns {
-                if conn.state == State::Open {
-                    conn.state = State::Unknown;
-                }
+        if self.may_find_every_worker_busy() {
+            self.may_close_idle_keepalive();
+        }
+    }
+
+    /// Event: whether what arrives now may find every worker busy — those holding requests,
+    /// and the one left busy for a moment with the last response or a close.
+    fn may_find_every_worker_busy(&self) -> bool {
+        self.busy_conns() + 1 >= self.workers
+    }
+
+    /// EV-5: a listener that had to wait for a worker closes its idle keep-alive connections —
+    /// which of the open ones are idle by then is timing.
+    fn may_close_idle_keepalive(&mut self) {
+        if !self.model.closes_idle_when_busy {
+            return;
+        }
+        for conn in &mut self.conns {
+            if conn.state == State::Open {
+                conn.state = State::Unknown;
             }
         }
     }
@@ -620,20 +644,11 @@ impl<'a> Sim<'a> {
         } else {
             // A worker is free after each response (EV-1): only the holds in flight keep
             // theirs, and they end before the probe's client gives up.
-            let busy = self.busy_conns();
-            self.idle_before.push((k, workers.saturating_sub(busy)));
-            // Every worker may be busy when it arrives: those holding requests, and the one
-            // left busy for a moment with the last response or a close (as in
-            // `settle_before_arrival`).
-            let pressed = busy + 1 >= workers;
-            if pressed && self.model.closes_idle_when_busy {
-                // EV-5: the listener had to wait for a worker; it closes its idle keep-alive
-                // connections — which of the busy ones are idle by then is timing.
-                for conn in &mut self.conns {
-                    if conn.state == State::Open {
-                        conn.state = State::Unknown;
-                    }
-                }
+            self.idle_before
+                .push((k, workers.saturating_sub(self.busy_conns())));
+            let pressed = self.may_find_every_worker_busy();
+            if pressed {
+                self.may_close_idle_keepalive();
             }
             // Having stopped accepting, Apache's child starts again only while it holds fewer
             // connections than ThreadsPerChild + AsyncRequestWorkerFactor × (idle workers − 1)
@@ -729,12 +744,7 @@ mod tests {
 
     /// Three connections; one held in its handler; a crash on another.
     fn crash_beside_a_held_request() -> Scenario {
-        Scenario {
-            connections: 3,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![Op::Hold { conn: 0 }, Op::Crash { conn: 1 }],
-        }
+        ample(3, vec![Op::Hold { conn: 0 }, Op::Crash { conn: 1 }])
     }
 
     #[test]
@@ -777,16 +787,14 @@ mod tests {
 
     #[test]
     fn what_happens_on_a_closed_connection_fails_and_crashes_nothing() {
-        let s = Scenario {
-            connections: 2,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![
+        let s = ample(
+            2,
+            vec![
                 Op::Close { conn: 0 },
                 Op::Crash { conn: 0 },
                 Op::Request { conn: 1 },
             ],
-        };
+        );
         let p = Model::of(Mpm::Worker).predict(&s);
         use Predicted::*;
         assert_eq!(
@@ -805,17 +813,15 @@ mod tests {
     fn what_queues_behind_a_held_request_finishes_it_first() {
         // The crash on c0 waits for c0's held request (whose response it may take with it);
         // the client's close of c1 gives up on the one held there.
-        let s = Scenario {
-            connections: 2,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![
+        let s = ample(
+            2,
+            vec![
                 Op::Hold { conn: 0 },
                 Op::Hold { conn: 1 },
                 Op::Close { conn: 1 },
                 Op::Crash { conn: 0 },
             ],
-        };
+        );
         let p = Model::of(Mpm::Worker).predict(&s);
         use Predicted::*;
         assert_eq!(
@@ -834,16 +840,14 @@ mod tests {
         // The crash on c0 waits for c0's held request (400 ms), whose response it may take
         // with it (Apache prefork and worker); the one held on c1, sent just before, ends
         // about then.
-        let s = Scenario {
-            connections: 2,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![
+        let s = ample(
+            2,
+            vec![
                 Op::Hold { conn: 1 },
                 Op::Hold { conn: 0 },
                 Op::Crash { conn: 0 },
             ],
-        };
+        );
         let p = Model::of(Mpm::Worker).predict(&s);
         use Predicted::*;
         assert_eq!(
@@ -864,24 +868,14 @@ mod tests {
 
     #[test]
     fn a_close_after_the_servers_leaves_open_which_was_seen() {
-        let s = Scenario {
-            connections: 2,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![Op::Crash { conn: 0 }, Op::Close { conn: 1 }],
-        };
+        let s = ample(2, vec![Op::Crash { conn: 0 }, Op::Close { conn: 1 }]);
         let p = Model::of(Mpm::Event).predict(&s);
         assert_eq!(p.ends, [End::ClosedByServer, End::ClosedByEither]);
     }
 
     #[test]
     fn a_kill_cuts_as_a_crash_does_without_a_request() {
-        let s = Scenario {
-            connections: 2,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![Op::Hold { conn: 1 }, Op::Kill { conn: 0 }],
-        };
+        let s = ample(2, vec![Op::Hold { conn: 1 }, Op::Kill { conn: 0 }]);
         use Predicted::*;
         let p = Model::of(Mpm::Prefork).predict(&s);
         assert_eq!(
@@ -911,12 +905,7 @@ mod tests {
 
     #[test]
     fn a_second_crash_takes_only_what_the_first_left() {
-        let s = Scenario {
-            connections: 3,
-            spare: 2,
-            max_keepalive: 0,
-            ops: vec![Op::Crash { conn: 0 }, Op::Crash { conn: 2 }],
-        };
+        let s = ample(3, vec![Op::Crash { conn: 0 }, Op::Crash { conn: 2 }]);
         let p = Model::of(Mpm::Prefork).predict(&s);
         assert_eq!(p.crashes, 2);
         assert_eq!(
@@ -925,6 +914,14 @@ mod tests {
         );
         let w = Model::of(Mpm::Worker).predict(&s);
         assert_eq!(w.crashes, 1, "the second crash finds its connection closed");
+    }
+
+    /// Two spare workers, no MaxKeepAliveRequests.
+    fn ample(connections: usize, ops: Vec<Op>) -> Scenario {
+        Scenario {
+            spare: 2,
+            ..tight(connections, 0, ops)
+        }
     }
 
     fn tight(connections: usize, max_keepalive: u32, ops: Vec<Op>) -> Scenario {

@@ -277,11 +277,7 @@ impl Play<'_> {
                     c.half_close();
                 }
             }),
-            Action::Close(names) => names.iter().for_each(|n| {
-                if let Some(c) = self.conns.get_mut(n) {
-                    c.close();
-                }
-            }),
+            Action::Close(names) => self.close(names),
             Action::Load(load) => return self.load(step, load),
             Action::Await {
                 requests,
@@ -509,8 +505,13 @@ impl Play<'_> {
             .filter(|s| requests.contains(&s.name))
             .map(|s| s.conn.clone())
             .collect();
-        for conn in conns {
-            if let Some(c) = self.conns.get_mut(&conn) {
+        self.close(&conns);
+    }
+
+    /// The client closes these connections (those that opened).
+    fn close(&mut self, names: &[String]) {
+        for name in names {
+            if let Some(c) = self.conns.get_mut(name) {
                 c.close();
             }
         }
