@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use refhttpd::ProcessStatus;
 use rstest::rstest;
 use support::{process_gone, wait_gone, Options, Server, DEADLINE};
 
@@ -62,6 +63,37 @@ fn graceful_restart_loses_nothing_in_flight(#[values("prefork", "worker", "event
         !old.contains(&r.served_by_pid()),
         "served by an old-generation child"
     );
+}
+
+/// PM-6: under a graceful restart prefork and worker keep an idle keep-alive connection until
+/// its next request, which the old child serves and then closes (it only checks between
+/// requests); event's listener closes it at once.
+#[rstest]
+fn graceful_restart_and_an_idle_keepalive_connection(
+    #[values("prefork", "worker", "event")] mpm: &str,
+) {
+    let server = small(mpm).start();
+    server.wait_idle_workers(2);
+    let mut c = server.connect();
+    let first = c.get_asking_keep_alive("/").expect("answered");
+    assert!(!first.closes());
+    let old = first.served_by_pid();
+    server.signal(Signal::SIGUSR1);
+    if mpm == "event" {
+        assert!(c.is_closed_by_server(), "event closes it at once");
+        return;
+    }
+    // The old child has noted the signal, and still holds the connection.
+    server.wait_scoreboard("the old child stopping gracefully", |s| {
+        s.processes
+            .iter()
+            .any(|p| p.pid == old && p.status == ProcessStatus::Graceful)
+    });
+    let next = c.get("/").expect("the next request is served");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.served_by_pid(), old, "by the old child");
+    assert!(next.closes(), "and then the connection is closed");
+    wait_gone(&[old]);
 }
 
 /// PM-6: WINCH lets the in-flight request finish, then the master exits 0.
