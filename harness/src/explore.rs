@@ -27,6 +27,9 @@ const MAX_OPS: usize = 6;
 const MAX_SPARE: usize = 2;
 /// How long a wait for the server to settle (a replacement started, a close done) may take.
 const SETTLE: &str = "5s";
+/// How long a restart may take to end the connections and start a new generation (Apache's
+/// master SIGKILLs what ignores it at 9 s).
+const RESTART: &str = "12s";
 
 /// Scenarios: one to four connections, zero to two spare workers, MaxKeepAliveRequests
 /// unlimited or one to three, up to six operations. Shrinking goes towards fewer connections,
@@ -43,6 +46,7 @@ pub fn scenarios() -> impl Strategy<Value = Scenario> {
         1 => conn.clone().prop_map(|conn| Op::Kill { conn }),
         1 => conn.prop_map(|conn| Op::Close { conn }),
         1 => Just(Op::Restart),
+        1 => Just(Op::Graceful),
     ];
     (
         1..=MAX_CONNECTIONS,
@@ -66,7 +70,7 @@ fn fold(op: Op, n: usize) -> Op {
         Op::Close { conn } => Op::Close { conn: conn % n },
         Op::Kill { conn } => Op::Kill { conn: conn % n },
         Op::Request { conn } => Op::Request { conn: conn % n },
-        Op::Probe | Op::Restart => op,
+        Op::Probe | Op::Restart | Op::Graceful => op,
     }
 }
 
@@ -200,6 +204,7 @@ pub fn describe(s: &Scenario) -> String {
             Op::Kill { conn } => format!("kill c{conn}'s child"),
             Op::Probe => "probe".to_string(),
             Op::Restart => "restart (HUP)".to_string(),
+            Op::Graceful => "graceful restart (USR1)".to_string(),
         })
         .collect();
     let limit = match s.max_keepalive {
@@ -312,6 +317,39 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             );
         }
     };
+    // Before a restart: until the held requests the model counts in their handlers are there.
+    // (And before a graceful one under prefork and worker: until the idle connections'
+    // workers wait in keep-alive.)
+    let writing = |t: &mut String, k: usize| {
+        let at = |v: &[(usize, usize)]| v.iter().find(|(op, _)| *op == k).map(|(_, n)| *n);
+        let mut conditions = Vec::new();
+        if let Some(w) = at(&prediction.writing_before) {
+            conditions.push(format!("writing_workers = {{ at_least = {w} }}"));
+        }
+        if let Some(ka) = at(&prediction.keepalive_before) {
+            conditions.push(format!("keepalive_workers = {{ at_least = {ka} }}"));
+        }
+        if !conditions.is_empty() {
+            let _ = writeln!(
+                t,
+                "[[step]]\nwait = {{ {} }}\nwithin = \"{SETTLE}\"",
+                conditions.join(", ")
+            );
+        }
+    };
+    // After a restart at operation k: until the new generation has started (each logs an
+    // event, the first included). Apache coalesces a signal that comes while a restart is
+    // under way with that restart.
+    let new_generation = |t: &mut String, k: usize| {
+        let generations = 1 + s.ops[..=k]
+            .iter()
+            .filter(|op| matches!(op, Op::Restart | Op::Graceful))
+            .count();
+        let _ = writeln!(
+            t,
+            "[[step]]\nwait = {{ event = \"generation\", events = {{ at_least = {generations} }} }}\nwithin = \"{RESTART}\""
+        );
+    };
     for (k, op) in s.ops.iter().enumerate() {
         settle(&mut t, k);
         match op {
@@ -356,9 +394,13 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                     PROBE_TIMEOUT.as_millis()
                 );
             }
-            // HUP, then until the server has ended every connection the client kept (Apache's
-            // old children go once their handlers return: 400 ms here).
+            // Once the held requests are in their handlers, HUP; then until the server has
+            // ended every connection the client kept and the new generation has started.
+            // Apache's old children go once their handlers return (400 ms here), but a worker
+            // child stopping gracefully (an earlier USR1) ignores the restart while a thread
+            // waits on a kept-alive connection, until the master's SIGKILL at 9 s.
             Op::Restart => {
+                writing(&mut t, k);
                 let _ = writeln!(t, "[[step]]\nsignal = \"restart\"");
                 let kept: Vec<String> = (0..n)
                     .filter(|c| !closed_before(*c, k))
@@ -367,8 +409,33 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                 if !kept.is_empty() {
                     let _ = writeln!(
                         t,
-                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"8s\"",
+                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"{RESTART}\"",
                         kept.join(", ")
+                    );
+                }
+                new_generation(&mut t, k);
+                t.push('\n');
+            }
+            // USR1, then until the new generation has started (every generation logs one
+            // event, the first included) — the old children have been told by then — and under
+            // event until its listener has closed the idle connections (Apache's may wait for a
+            // worker to free: a held request's 400 ms).
+            Op::Graceful => {
+                writing(&mut t, k);
+                let _ = writeln!(t, "[[step]]\nsignal = \"graceful\"");
+                new_generation(&mut t, k);
+                let closed: Vec<String> = prediction
+                    .closed_at
+                    .iter()
+                    .filter(|(op, _)| *op == k)
+                    .flat_map(|(_, conns)| conns)
+                    .map(|c| format!("\"c{c}\""))
+                    .collect();
+                if !closed.is_empty() {
+                    let _ = writeln!(
+                        t,
+                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"3s\"",
+                        closed.join(", ")
                     );
                 }
                 t.push('\n');

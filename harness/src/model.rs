@@ -61,6 +61,11 @@ pub enum Op {
     /// flight are cut, a new generation serves; then a wait until the server has ended every
     /// connection the client did not close.
     Restart,
+    /// SIGUSR1 to the master (PM-6): a graceful restart. Requests in flight finish; event's
+    /// listener closes its idle keep-alive connections at once, while a prefork or worker
+    /// child keeps one until its next request (served) or KeepAliveTimeout; a new generation
+    /// serves. Then a wait for the new generation (and under event for the closes).
+    Graceful,
 }
 
 impl Op {
@@ -72,7 +77,7 @@ impl Op {
             | Op::Close { conn }
             | Op::Request { conn }
             | Op::Kill { conn } => Some(conn),
-            Op::Probe | Op::Restart => None,
+            Op::Probe | Op::Restart | Op::Graceful => None,
         }
     }
 }
@@ -159,6 +164,20 @@ pub struct Prediction {
     /// a moment (EV-1), and a request arriving then on an idle connection while the other
     /// workers are busy is closed unanswered (EV-8) — a race the model does not predict.
     pub idle_before: Vec<(usize, usize)>,
+    /// The connections the server certainly ends at an operation (its index), for the
+    /// explorer to wait for: event's close of idle keep-alive connections on a graceful
+    /// restart.
+    pub closed_at: Vec<(usize, Vec<usize>)>,
+    /// Before a restart (its index), how many held requests are certainly in their handlers:
+    /// the explorer waits until that many workers are writing (`W`), so that the signal finds
+    /// them there (Apache's worker and event cut only the sockets of workers that have taken
+    /// their request; one still on its way to a worker would be answered).
+    pub writing_before: Vec<(usize, usize)>,
+    /// Before a graceful restart under prefork and worker (its index), how many workers wait
+    /// in keep-alive (`K`) on the idle connections, at least: the explorer waits for them, so
+    /// that each child is past its check of the signal after its last response (Apache's
+    /// `ap_process_http_sync_connection` closes the connection when the signal came before).
+    pub keepalive_before: Vec<(usize, usize)>,
 }
 
 impl Prediction {
@@ -263,6 +282,9 @@ struct Conn {
     owner: usize,
     /// Requests sent on it, the warm-up included.
     sent: u32,
+    /// Its process is stopping gracefully: under prefork and worker its next request is served
+    /// and may be its last (whether the child noted the signal before it arrived is timing).
+    graceful: bool,
 }
 
 /// A request left in flight.
@@ -285,6 +307,9 @@ struct Sim<'a> {
     crashes: usize,
     next_process: usize,
     idle_before: Vec<(usize, usize)>,
+    closed_at: Vec<(usize, Vec<usize>)>,
+    writing_before: Vec<(usize, usize)>,
+    keepalive_before: Vec<(usize, usize)>,
     /// Event: a probe found every worker busy, so the child may have stopped accepting.
     may_not_accept: bool,
 }
@@ -296,6 +321,7 @@ impl<'a> Sim<'a> {
                 state: State::Open,
                 owner: if model.one_child { usize::MAX } else { c },
                 sent: 1,
+                graceful: false,
             })
             .collect();
         Sim {
@@ -308,6 +334,9 @@ impl<'a> Sim<'a> {
             crashes: 0,
             next_process: s.connections + 1,
             idle_before: Vec::new(),
+            closed_at: Vec::new(),
+            writing_before: Vec::new(),
+            keepalive_before: Vec::new(),
             may_not_accept: false,
         }
     }
@@ -315,7 +344,14 @@ impl<'a> Sim<'a> {
     fn step(&mut self, k: usize, op: Op) {
         let Some(c) = op.conn() else {
             return match op {
-                Op::Restart => self.restart(),
+                Op::Restart => {
+                    self.note_writing(k);
+                    self.restart()
+                }
+                Op::Graceful => {
+                    self.note_writing(k);
+                    self.graceful(k)
+                }
                 _ => self.probe(k),
             };
         };
@@ -328,7 +364,9 @@ impl<'a> Sim<'a> {
             Op::Crash { .. } => self.crash(k, c),
             Op::Close { .. } => self.close(c),
             Op::Kill { .. } => self.kill(c),
-            Op::Probe | Op::Restart => unreachable!("no connection of the scenario's"),
+            Op::Probe | Op::Restart | Op::Graceful => {
+                unreachable!("no connection of the scenario's")
+            }
         }
     }
 
@@ -396,6 +434,21 @@ impl<'a> Sim<'a> {
         self.requests.len() - 1
     }
 
+    /// Before a restart: the held requests certainly in their handlers, one worker each.
+    fn note_writing(&mut self, k: usize) {
+        let mut conns: Vec<usize> = self
+            .held
+            .iter()
+            .filter(|h| h.certain)
+            .map(|h| h.conn)
+            .collect();
+        conns.sort_unstable();
+        conns.dedup();
+        if !conns.is_empty() {
+            self.writing_before.push((k, conns.len()));
+        }
+    }
+
     /// Counts a request sent on an open connection: the one that reaches MaxKeepAliveRequests
     /// after the first is answered with a close (KA-1).
     fn count(&mut self, c: usize) {
@@ -403,6 +456,10 @@ impl<'a> Sim<'a> {
         conn.sent += 1;
         if self.max_keepalive > 0 && conn.sent > self.max_keepalive && conn.state == State::Open {
             conn.state = State::Doomed;
+        } else if conn.graceful && conn.state == State::Open {
+            // Served by a child stopping gracefully, which closes the connection after it once
+            // it has noted the signal (PM-6): open or closed, as timing has it.
+            conn.state = State::Unknown;
         }
     }
 
@@ -539,11 +596,17 @@ impl<'a> Sim<'a> {
         self.held.retain(|h| !which(h));
     }
 
-    /// SIGKILL to the child that answered `c`'s warm-up: if it is alive (the server may still
-    /// hold `c`), it dies with every connection it holds. The explorer does not kill after the
-    /// client's own close.
+    /// SIGKILL to the child that answered `c`'s warm-up: if it is alive — it may still hold `c`,
+    /// or (worker, event) another connection, as a child stopping gracefully does with a
+    /// request in flight when its idle connections are closed — it dies with every connection
+    /// it holds. The explorer does not kill after the client's own close.
     fn kill(&mut self, c: usize) {
-        if self.conns[c].state.live() {
+        let owner = self.conns[c].owner;
+        let alive = self
+            .conns
+            .iter()
+            .any(|o| o.owner == owner && o.state.live());
+        if alive {
             self.cut(c);
         }
     }
@@ -576,12 +639,114 @@ impl<'a> Sim<'a> {
         for &c in &live {
             self.conns[c].state = State::ByServer;
         }
+        if self.model.one_child {
+            // A threaded child stopping gracefully (an earlier USR1) is past the point where
+            // Apache's would cut its workers' sockets: its handlers run on, and it goes when
+            // they are done or at the master's SIGKILL (9 s); the reference kills it at once.
+            let conns = &self.conns;
+            for h in self.held.iter_mut().filter(|h| conns[h.conn].graceful) {
+                h.certain = false;
+            }
+        }
         self.end_held(|h| live.contains(&h.conn));
         for conn in &mut self.conns {
             conn.owner = self.next_process;
             self.next_process += 1;
         }
         self.may_not_accept = false;
+    }
+
+    /// USR1: what is in flight finishes (no lower bound on a held request's latency: Apache
+    /// prefork's graceful signal cuts a handler's sleep short, PM-6); every connection the old
+    /// generation holds is its last. Event's listener closes the idle ones at once (and a busy
+    /// one after its response); a prefork or worker child keeps an idle one until its next
+    /// request, which it serves.
+    fn graceful(&mut self, k: usize) {
+        for h in &self.held {
+            if let Some(latency) = &mut self.requests[h.request].latency {
+                latency.at_least = Duration::ZERO;
+            }
+        }
+        // Only the first request held on a connection is in its handler: the child closes the
+        // connection after that response, and what was pipelined behind it is never read —
+        // unless the first had ended already.
+        let mut first_on: Vec<(usize, bool)> = Vec::new();
+        for h in &mut self.held {
+            match first_on.iter().find(|(c, _)| *c == h.conn) {
+                None => first_on.push((h.conn, h.certain)),
+                Some(&(_, first_certain)) => {
+                    self.requests[h.request].outcome = if first_certain && h.certain {
+                        Predicted::Failed
+                    } else {
+                        Predicted::Either
+                    };
+                    h.certain = false;
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        self.held.retain(|h| {
+            let first = !kept.contains(&h.conn);
+            kept.push(h.conn);
+            first
+        });
+        let keeps_idle = self.model.keepalive_holds_worker;
+        if keeps_idle {
+            // (A connection an earlier USR1 left with its child is past that check: Apache
+            // shows its worker as `G`.)
+            let idle = self.count_state(|c, s| {
+                s == State::Open && self.holds_on(c) == 0 && !self.conns[c].graceful
+            });
+            if idle > 0 {
+                self.keepalive_before.push((k, idle));
+            }
+        }
+        let mut closed = Vec::new();
+        for c in 0..self.conns.len() {
+            let state = self.conns[c].state;
+            if !state.live() {
+                continue;
+            }
+            let busy = self.holds_on(c) > 0;
+            let certain = self.held.iter().any(|h| h.conn == c && h.certain);
+            self.conns[c].graceful = true;
+            let next = match state {
+                State::Doomed => State::Doomed,
+                // Event: whether busy or idle (or closed), it ends: anything after fails.
+                _ if !keeps_idle && busy => State::Doomed,
+                _ if !keeps_idle => State::ByServer,
+                // Prefork, worker: a response in flight is the last; one that may have ended
+                // leaves the connection idle, kept until its next request.
+                State::Open if certain => State::Doomed,
+                State::Open if busy => State::Unknown,
+                other => other,
+            };
+            if next == State::ByServer {
+                closed.push(c);
+            }
+            self.conns[c].state = next;
+        }
+        if !closed.is_empty() {
+            self.closed_at.push((k, closed));
+        }
+        self.may_not_accept = false;
+        // The waits for the new generation and the closes take a while: what is held may
+        // have ended by the next operation.
+        self.lose_track_of_holds();
+    }
+
+    /// Whether a process of an old generation may still hold a connection (and, under worker
+    /// and event, the one child's slot).
+    fn old_generation_may_live(&self) -> bool {
+        (0..self.conns.len()).any(|c| {
+            let conn = &self.conns[c];
+            conn.graceful
+                && match conn.state {
+                    State::Open | State::Unknown => true,
+                    State::Doomed => self.holds_on(c) > 0,
+                    _ => false,
+                }
+        })
     }
 
     /// A crash that may or may not run (its connection may be closed already): what it would
@@ -596,7 +761,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// The connections a death of `c`'s child takes down.
+    /// The connections a death of `c`'s child takes down (those it still holds).
     fn taken_with(&self, c: usize) -> Vec<usize> {
         let dead = self.conns[c].owner;
         (0..self.conns.len())
@@ -624,6 +789,15 @@ impl<'a> Sim<'a> {
             at_least: Duration::ZERO,
             at_most: PROBE_TIMEOUT,
         });
+        if self.model.one_child && self.old_generation_may_live() {
+            // The old child keeps the one slot while it holds a connection: the reference
+            // starts the new one after it, Apache at once on the threads' slots it left
+            // (worker.c, "slot is still in use - back of the bus"). Either is allowed.
+            self.idle_before.push((k, 0));
+            self.push(name, None, Predicted::Either, latency);
+            self.lose_track_of_holds();
+            return;
+        }
         if self.model.keepalive_holds_worker {
             // Every connection the server holds keeps its worker (PF-1, WK-2); a doomed one
             // frees it after its last response, one whose end is unknown may.
@@ -714,9 +888,10 @@ impl<'a> Sim<'a> {
             let window = self.window(c, Duration::ZERO);
             if state == State::Open {
                 self.count(c);
-                if self.conns[c].state == State::Doomed {
-                    // This one reaches MaxKeepAliveRequests: its response closes the
-                    // connection as the scenario ends, seen or not.
+                if self.conns[c].state != State::Open {
+                    // This one reaches MaxKeepAliveRequests, or a child stopping gracefully
+                    // serves it: its response may close the connection as the scenario ends,
+                    // seen or not.
                     *end = End::Unknown;
                 }
             }
@@ -727,6 +902,9 @@ impl<'a> Sim<'a> {
             ends,
             crashes: self.crashes,
             idle_before: self.idle_before,
+            closed_at: self.closed_at,
+            writing_before: self.writing_before,
+            keepalive_before: self.keepalive_before,
         }
     }
 }
@@ -1159,6 +1337,111 @@ mod tests {
         assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
         let p = Model::of(Mpm::Worker).predict(&s);
         assert_eq!(outcomes(&p), [("req-0", Answered), ("last-0", Answered)]);
+    }
+
+    #[test]
+    fn a_graceful_restart_finishes_what_is_in_flight_and_keeps_idle_connections_but_under_event() {
+        use Predicted::*;
+        let s = ample(
+            2,
+            vec![
+                Op::Hold { conn: 0 },
+                Op::Graceful,
+                Op::Request { conn: 1 },
+                Op::Probe,
+            ],
+        );
+        // Prefork: the held request is answered (no lower bound: a sleep may be cut short)
+        // and its connection closed after it; the idle one is served once more.
+        let p = Model::of(Mpm::Prefork).predict(&s);
+        assert_eq!(
+            outcomes(&p),
+            [
+                ("hold-0", Answered),
+                ("req-2", Answered),
+                ("probe-3", Answered),
+                ("last-0", Failed),
+                ("last-1", Either)
+            ]
+        );
+        assert_eq!(
+            p.requests[0].latency.map(|l| l.at_least),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(p.ends, [End::ClosedByServer, End::Unknown]);
+        assert!(p.closed_at.is_empty());
+        // Worker: the old child keeps the one slot while it holds c1: the probe is left open.
+        let w = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(w.requests[2].outcome, Either);
+        // Event: the idle connection is closed at once, the busy one after its response; the
+        // new child serves the probe.
+        let e = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(
+            outcomes(&e),
+            [
+                ("hold-0", Answered),
+                ("req-2", Failed),
+                ("probe-3", Either),
+                ("last-0", Failed),
+                ("last-1", Failed)
+            ]
+        );
+        assert_eq!(e.closed_at, [(1, vec![1])]);
+        assert_eq!(e.ends, [End::ClosedByServer; 2]);
+        // Once the old child has nothing left, the new one serves under every MPM.
+        let s = ample(1, vec![Op::Graceful, Op::Close { conn: 0 }, Op::Probe]);
+        for mpm in Mpm::ALL {
+            let p = Model::of(mpm).predict(&s);
+            assert_eq!(probe(&p), Answered, "{mpm}");
+        }
+    }
+
+    #[test]
+    fn a_graceful_restart_serves_only_the_request_in_its_handler_and_under_worker_outlives_a_hup() {
+        use Predicted::*;
+        // What is pipelined behind the held request is never read.
+        let s = ample(
+            1,
+            vec![Op::Hold { conn: 0 }, Op::Hold { conn: 0 }, Op::Graceful],
+        );
+        for mpm in Mpm::ALL {
+            let p = Model::of(mpm).predict(&s);
+            assert_eq!(
+                outcomes(&p),
+                [("hold-0", Answered), ("hold-1", Failed), ("last-0", Failed)],
+                "{mpm}"
+            );
+        }
+        // A request on a connection its threaded child keeps after USR1, then HUP: Apache's
+        // child lets the handler finish, the reference's dies at once.
+        let s = ample(1, vec![Op::Graceful, Op::Hold { conn: 0 }, Op::Restart]);
+        assert_eq!(
+            Model::of(Mpm::Worker).predict(&s).requests[0].outcome,
+            Either
+        );
+        assert_eq!(
+            Model::of(Mpm::Prefork).predict(&s).requests[0].outcome,
+            Failed
+        );
+        assert_eq!(
+            Model::of(Mpm::Worker).predict(&s).writing_before,
+            [(2, 1)],
+            "the explorer waits for the hold in its handler before the HUP"
+        );
+        // Event: a kill through a connection the graceful restart closed may still find the
+        // old child, busy with the held request (which may have ended during the restart's
+        // waits); either way the connection ends.
+        let s = ample(
+            2,
+            vec![Op::Hold { conn: 0 }, Op::Graceful, Op::Kill { conn: 1 }],
+        );
+        let p = Model::of(Mpm::Event).predict(&s);
+        assert_eq!(p.requests[0].outcome, Either);
+        assert_eq!(p.ends, [End::ClosedByServer; 2]);
+        // Before a second USR1 the connections kept since the first are not waited for in `K`.
+        let s = ample(2, vec![Op::Graceful, Op::Graceful]);
+        let p = Model::of(Mpm::Prefork).predict(&s);
+        assert_eq!(p.keepalive_before, [(0, 2)]);
     }
 
     #[test]

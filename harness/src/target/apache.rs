@@ -773,7 +773,10 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
     if line.contains("caught SIGWINCH, shutting down gracefully") {
         return signal("WINCH", "graceful stop");
     }
-    if line.contains("Graceful restart requested, doing restart") {
+    // Prefork's words, then worker's and event's ("SIGUSR1 received.  Doing graceful restart").
+    if line.contains("Graceful restart requested, doing restart")
+        || line.contains("received.  Doing graceful restart")
+    {
         return signal("USR1", "graceful restart");
     }
     if line.contains("SIGHUP received.") {
