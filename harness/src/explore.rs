@@ -47,6 +47,7 @@ pub fn scenarios() -> impl Strategy<Value = Scenario> {
         1 => conn.prop_map(|conn| Op::Close { conn }),
         1 => Just(Op::Restart),
         1 => Just(Op::Graceful),
+        1 => Just(Op::Expire),
     ];
     (
         1..=MAX_CONNECTIONS,
@@ -70,7 +71,7 @@ fn fold(op: Op, n: usize) -> Op {
         Op::Close { conn } => Op::Close { conn: conn % n },
         Op::Kill { conn } => Op::Kill { conn: conn % n },
         Op::Request { conn } => Op::Request { conn: conn % n },
-        Op::Probe | Op::Restart | Op::Graceful => op,
+        Op::Probe | Op::Restart | Op::Graceful | Op::Expire => op,
     }
 }
 
@@ -205,6 +206,7 @@ pub fn describe(s: &Scenario) -> String {
             Op::Probe => "probe".to_string(),
             Op::Restart => "restart (HUP)".to_string(),
             Op::Graceful => "graceful restart (USR1)".to_string(),
+            Op::Expire => "until KeepAliveTimeout".to_string(),
         })
         .collect();
     let limit = match s.max_keepalive {
@@ -278,9 +280,10 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     let pool = s.workers();
     let _ = writeln!(
         t,
-        "[server]\nfaults = true\nall = {{ KeepAliveTimeout = \"30s\", MaxKeepAliveRequests = {} }}\n\
+        "[server]\nfaults = true\nall = {{ KeepAliveTimeout = \"{}ms\", MaxKeepAliveRequests = {} }}\n\
          prefork = {{ StartServers = {pool}, MinSpareServers = {pool}, MaxSpareServers = {pool}, ServerLimit = {pool}, MaxRequestWorkers = {pool} }}\n\
          threaded = {{ ServerLimit = 1, StartServers = 1, ThreadsPerChild = {pool}, MaxRequestWorkers = {pool}, MinSpareThreads = 1, MaxSpareThreads = {pool} }}\n",
+        s.keepalive_timeout().as_millis(),
         s.max_keepalive
     );
     let _ = writeln!(
@@ -308,12 +311,18 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     let mut held = Vec::new();
     // Waits for the server to settle where the model needs it (before every probe; under
     // event before a request on an idle keep-alive connection).
+    // After a restart the new generation may take longer: Apache prefork starts it one child a
+    // second, once the old idle ones have gone (2 s).
     let settle = |t: &mut String, k: usize| {
         let idle = prediction.idle_before_op(k).unwrap_or(0);
+        let restarted = s.ops[..k.min(s.ops.len())]
+            .iter()
+            .any(|op| matches!(op, Op::Restart | Op::Graceful));
+        let within = if restarted { RESTART } else { SETTLE };
         if idle > 0 {
             let _ = writeln!(
                 t,
-                "[[step]]\nwait = {{ idle_workers = {{ at_least = {idle} }} }}\nwithin = \"{SETTLE}\""
+                "[[step]]\nwait = {{ idle_workers = {{ at_least = {idle} }} }}\nwithin = \"{within}\""
             );
         }
     };
@@ -439,6 +448,21 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                     );
                 }
                 t.push('\n');
+            }
+            // Until the server has ended every connection the client kept: KeepAliveTimeout
+            // after the last of what is held on it.
+            Op::Expire => {
+                let kept: Vec<String> = (0..n)
+                    .filter(|c| !closed_before(*c, k))
+                    .map(|c| format!("\"c{c}\""))
+                    .collect();
+                if !kept.is_empty() {
+                    let _ = writeln!(
+                        t,
+                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"{RESTART}\"\n",
+                        kept.join(", ")
+                    );
+                }
             }
             Op::Request { conn } => {
                 let _ = writeln!(

@@ -31,6 +31,11 @@ use refhttpd::Mpm;
 /// AsyncRequestWorkerFactor, Apache's default (the explorer does not set it).
 const ASYNC_REQUEST_WORKER_FACTOR: usize = 2;
 
+/// KeepAliveTimeout in a scenario whose connections expire ([`Op::Expire`]).
+pub const KEEPALIVE_TIMEOUT_SHORT: Duration = Duration::from_secs(1);
+/// KeepAliveTimeout otherwise: no connection expires while a scenario runs.
+pub const KEEPALIVE_TIMEOUT_LONG: Duration = Duration::from_secs(30);
+
 /// How long a held request holds its worker.
 pub const HOLD: Duration = Duration::from_millis(400);
 /// How long a probe's client waits for its response before it gives up.
@@ -66,6 +71,11 @@ pub enum Op {
     /// child keeps one until its next request (served) or KeepAliveTimeout; a new generation
     /// serves. Then a wait for the new generation (and under event for the closes).
     Graceful,
+    /// A wait until the server has ended every connection the client kept: in a scenario with
+    /// this operation KeepAliveTimeout is [`KEEPALIVE_TIMEOUT_SHORT`] (KA-1), so the idle ones
+    /// expire — and may have expired at any point before, the model not knowing how long each
+    /// operation took: until then every connection is open or closed.
+    Expire,
 }
 
 impl Op {
@@ -77,7 +87,7 @@ impl Op {
             | Op::Close { conn }
             | Op::Request { conn }
             | Op::Kill { conn } => Some(conn),
-            Op::Probe | Op::Restart | Op::Graceful => None,
+            Op::Probe | Op::Restart | Op::Graceful | Op::Expire => None,
         }
     }
 }
@@ -98,6 +108,21 @@ impl Scenario {
     /// The pool: processes under prefork, threads of the one child under worker and event.
     pub fn workers(&self) -> usize {
         self.connections + self.spare
+    }
+
+    /// Whether its connections expire (KeepAliveTimeout [`KEEPALIVE_TIMEOUT_SHORT`]); else
+    /// KeepAliveTimeout is [`KEEPALIVE_TIMEOUT_LONG`], longer than any scenario runs.
+    pub fn expires(&self) -> bool {
+        self.ops.contains(&Op::Expire)
+    }
+
+    /// Its KeepAliveTimeout.
+    pub fn keepalive_timeout(&self) -> Duration {
+        if self.expires() {
+            KEEPALIVE_TIMEOUT_SHORT
+        } else {
+            KEEPALIVE_TIMEOUT_LONG
+        }
     }
 }
 
@@ -310,15 +335,23 @@ struct Sim<'a> {
     closed_at: Vec<(usize, Vec<usize>)>,
     writing_before: Vec<(usize, usize)>,
     keepalive_before: Vec<(usize, usize)>,
+    /// A graceful restart came since the last hard one.
+    restarted_gracefully: bool,
     /// Event: a probe found every worker busy, so the child may have stopped accepting.
     may_not_accept: bool,
 }
 
 impl<'a> Sim<'a> {
     fn new(model: &'a Model, s: &Scenario) -> Sim<'a> {
+        // Where connections expire, each may have at any moment.
+        let state = if s.expires() {
+            State::Unknown
+        } else {
+            State::Open
+        };
         let conns = (0..s.connections)
             .map(|c| Conn {
-                state: State::Open,
+                state,
                 owner: if model.one_child { usize::MAX } else { c },
                 sent: 1,
                 graceful: false,
@@ -337,6 +370,7 @@ impl<'a> Sim<'a> {
             closed_at: Vec::new(),
             writing_before: Vec::new(),
             keepalive_before: Vec::new(),
+            restarted_gracefully: false,
             may_not_accept: false,
         }
     }
@@ -352,6 +386,7 @@ impl<'a> Sim<'a> {
                     self.note_writing(k);
                     self.graceful(k)
                 }
+                Op::Expire => self.expire(),
                 _ => self.probe(k),
             };
         };
@@ -364,7 +399,7 @@ impl<'a> Sim<'a> {
             Op::Crash { .. } => self.crash(k, c),
             Op::Close { .. } => self.close(c),
             Op::Kill { .. } => self.kill(c),
-            Op::Probe | Op::Restart | Op::Graceful => {
+            Op::Probe | Op::Restart | Op::Graceful | Op::Expire => {
                 unreachable!("no connection of the scenario's")
             }
         }
@@ -654,6 +689,7 @@ impl<'a> Sim<'a> {
             self.next_process += 1;
         }
         self.may_not_accept = false;
+        self.restarted_gracefully = false;
     }
 
     /// USR1: what is in flight finishes (no lower bound on a held request's latency: Apache
@@ -730,8 +766,20 @@ impl<'a> Sim<'a> {
             self.closed_at.push((k, closed));
         }
         self.may_not_accept = false;
+        self.restarted_gracefully = true;
         // The waits for the new generation and the closes take a while: what is held may
         // have ended by the next operation.
+        self.lose_track_of_holds();
+    }
+
+    /// KeepAliveTimeout: every connection the server still held is ended once it has been idle
+    /// that long (after what was held on it); the workers they kept are free (WK-2).
+    fn expire(&mut self) {
+        for conn in &mut self.conns {
+            if conn.state.live() {
+                conn.state = State::ByServer;
+            }
+        }
         self.lose_track_of_holds();
     }
 
@@ -789,10 +837,16 @@ impl<'a> Sim<'a> {
             at_least: Duration::ZERO,
             at_most: PROBE_TIMEOUT,
         });
-        if self.model.one_child && self.old_generation_may_live() {
+        if self.model.one_child
+            && (self.old_generation_may_live()
+                || self.model.keepalive_holds_worker && self.restarted_gracefully)
+        {
             // The old child keeps the one slot while it holds a connection: the reference
             // starts the new one after it, Apache at once on the threads' slots it left
-            // (worker.c, "slot is still in use - back of the bus"). Either is allowed.
+            // (worker.c, "slot is still in use - back of the bus"). Under worker Apache's new
+            // child, sharing the slot with an old one still finishing (a connection the client
+            // had just closed), was seen not to accept for a second with its threads idle
+            // (once in 165 runs). Either is allowed.
             self.idle_before.push((k, 0));
             self.push(name, None, Predicted::Either, latency);
             self.lose_track_of_holds();
@@ -1388,12 +1442,17 @@ mod tests {
         );
         assert_eq!(e.closed_at, [(1, vec![1])]);
         assert_eq!(e.ends, [End::ClosedByServer; 2]);
-        // Once the old child has nothing left, the new one serves under every MPM.
+        // Once the old child has nothing left, the new one serves — under worker as timing
+        // has it (Apache's new child may not accept while sharing the slot with the old one).
         let s = ample(1, vec![Op::Graceful, Op::Close { conn: 0 }, Op::Probe]);
-        for mpm in Mpm::ALL {
+        for mpm in [Mpm::Prefork, Mpm::Event] {
             let p = Model::of(mpm).predict(&s);
             assert_eq!(probe(&p), Answered, "{mpm}");
         }
+        assert_eq!(probe(&Model::of(Mpm::Worker).predict(&s)), Either);
+        // A hard restart after it starts afresh.
+        let s = ample(1, vec![Op::Graceful, Op::Restart, Op::Probe]);
+        assert_eq!(probe(&Model::of(Mpm::Worker).predict(&s)), Answered);
     }
 
     #[test]
@@ -1442,6 +1501,46 @@ mod tests {
         let s = ample(2, vec![Op::Graceful, Op::Graceful]);
         let p = Model::of(Mpm::Prefork).predict(&s);
         assert_eq!(p.keepalive_before, [(0, 2)]);
+    }
+
+    #[test]
+    fn keepalive_timeout_ends_every_idle_connection_and_frees_its_worker() {
+        use Predicted::*;
+        let s = tight(
+            2,
+            0,
+            vec![
+                Op::Hold { conn: 0 },
+                Op::Expire,
+                Op::Probe,
+                Op::Request { conn: 1 },
+            ],
+        );
+        for mpm in Mpm::ALL {
+            let p = Model::of(mpm).predict(&s);
+            // Before: open or expired. After: closed, and the probe finds the pool free.
+            assert_eq!(
+                outcomes(&p),
+                [
+                    ("hold-0", Either),
+                    ("probe-2", Answered),
+                    ("req-3", Failed),
+                    ("last-0", Failed),
+                    ("last-1", Failed)
+                ],
+                "{mpm}"
+            );
+            assert_eq!(p.ends, [End::ClosedByServer; 2], "{mpm}");
+        }
+        assert_eq!(s.keepalive_timeout(), KEEPALIVE_TIMEOUT_SHORT);
+        // Without the wait nothing expires.
+        let s = tight(2, 0, vec![Op::Probe]);
+        assert_eq!(s.keepalive_timeout(), KEEPALIVE_TIMEOUT_LONG);
+        assert_eq!(
+            probe(&Model::of(Mpm::Worker).predict(&s)),
+            TimedOut,
+            "WK-2: every worker holds a connection"
+        );
     }
 
     #[test]
