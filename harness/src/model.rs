@@ -636,6 +636,9 @@ impl<'a> Sim<'a> {
     /// request in flight when its idle connections are closed — it dies with every connection
     /// it holds. The explorer does not kill after the client's own close.
     fn kill(&mut self, c: usize) {
+        if matches!(self.conns[c].state, State::ByClient | State::ByEither) {
+            return;
+        }
         let owner = self.conns[c].owner;
         let alive = self
             .conns
@@ -1497,6 +1500,11 @@ mod tests {
         let p = Model::of(Mpm::Event).predict(&s);
         assert_eq!(p.requests[0].outcome, Either);
         assert_eq!(p.ends, [End::ClosedByServer; 2]);
+        // No kill after the client's own close (the explorer sends none).
+        let s = tight(2, 0, vec![Op::Close { conn: 1 }, Op::Kill { conn: 1 }]);
+        let p = Model::of(Mpm::Worker).predict(&s);
+        assert_eq!(p.crashes, 0);
+        assert_eq!(p.ends, [End::Open, End::ClosedByClient]);
         // Before a second USR1 the connections kept since the first are not waited for in `K`.
         let s = ample(2, vec![Op::Graceful, Op::Graceful]);
         let p = Model::of(Mpm::Prefork).predict(&s);
