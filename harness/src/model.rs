@@ -18,7 +18,14 @@
 //!   connections (EV-5);
 //! - MaxKeepAliveRequests (KA-1: after that many requests *after the first*, the response
 //!   closes the connection), and a crash's replacement (PM-4) restoring the pool;
-//! - pipelining behind a held request on the same connection.
+//! - pipelining behind a held request on the same connection;
+//! - restarts (PM-6): HUP ends every connection and cuts what is in flight; USR1 lets the
+//!   request in its handler finish (what is pipelined behind it is never read), event's
+//!   listener closes idle keep-alive connections at once, a prefork or worker child serves an
+//!   idle connection's next request; the old generation keeps its slots while it holds
+//!   connections;
+//! - KeepAliveTimeout (KA-1): in a scenario that waits for it, it ends every connection and
+//!   frees the workers they kept (WK-2).
 //!
 //! Where timing decides, the prediction says so ([`Predicted::Either`], [`End::Unknown`]) and
 //! never guesses.

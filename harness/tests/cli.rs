@@ -650,15 +650,16 @@ fn coverage_of_the_catalogue_only_grows() {
     assert_eq!(out.status.code(), Some(expected), "{stdout}");
 }
 
-/// Explores `mpm` against the real reference, judged by the wrong model `pretend`: the
+/// Explores `mpm` against the real reference with `seed`, judged by the wrong model `pretend`: the
 /// explorer must disagree, shrink, and write one case that `check` accepts and `run` fails on
 /// with a failed request whose name starts with `fails_on`. Returns the shrunk operations
 /// (the title after its `;`).
-fn explore_finds_a_wrong_model(mpm: &str, pretend: &str, fails_on: &str) -> String {
+fn explore_finds_a_wrong_model(mpm: &str, pretend: &str, seed: u64, fails_on: &str) -> String {
     let out = tempfile::tempdir().unwrap();
     let found = out.path().join("found");
     let run = harness()
-        .args(["explore", "--mpm", mpm, "--runs", "150", "--seed", "1"])
+        .args(["explore", "--mpm", mpm, "--runs", "150", "--seed"])
+        .arg(seed.to_string())
         .args(["--pretend", pretend, "--out"])
         .arg(&found)
         .output()
@@ -671,7 +672,7 @@ fn explore_finds_a_wrong_model(mpm: &str, pretend: &str, fails_on: &str) -> Stri
     let path = files[0].path();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        text.contains("--seed 1"),
+        text.contains(&format!("--seed {seed}`")),
         "the seed is in a comment:\n{text}"
     );
     let check = harness().arg("check").arg(&path).output().unwrap();
@@ -704,7 +705,7 @@ fn explore_finds_a_wrong_model(mpm: &str, pretend: &str, fails_on: &str) -> Stri
 /// mismatch and shrinks it to a few steps: the crash (or kill) and what shows it.
 #[test]
 fn explore_finds_a_prefork_that_loses_everything() {
-    let ops = explore_finds_a_wrong_model("prefork", "prefork-loses-everything", "last-");
+    let ops = explore_finds_a_wrong_model("prefork", "prefork-loses-everything", 1, "last-");
     assert!(
         ops.matches(',').count() <= 1 && (ops.contains("crash") || ops.contains("kill")),
         "{ops}"
@@ -713,10 +714,11 @@ fn explore_finds_a_prefork_that_loses_everything() {
 
 /// Told that event keeps a worker through each keep-alive wait (as worker does), the explorer
 /// finds that event answers a new connection the wrong model expects to wait, and shrinks the
-/// scenario to that probe.
+/// scenario to that probe. (With other seeds it finds as often that event closes an idle
+/// keep-alive connection on a graceful restart, which the wrong model expects it to keep.)
 #[test]
 fn explore_finds_an_event_that_keeps_its_workers() {
-    let ops = explore_finds_a_wrong_model("event", "event-keeps-workers", "probe-");
+    let ops = explore_finds_a_wrong_model("event", "event-keeps-workers", 3, "probe-");
     assert_eq!(ops.trim(), "probe");
 }
 
