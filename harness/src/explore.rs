@@ -236,6 +236,19 @@ fn write_finding(s: &Scenario, settings: &Settings, why: &str) -> Result<PathBuf
     Ok(path)
 }
 
+/// A step that waits until the server has ended these connections (none: no step).
+fn wait_closed(t: &mut String, conns: &[usize], within: &str) {
+    if conns.is_empty() {
+        return;
+    }
+    let names: Vec<String> = conns.iter().map(|c| format!("\"c{c}\"")).collect();
+    let _ = writeln!(
+        t,
+        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"{within}\"",
+        names.join(", ")
+    );
+}
+
 /// The case file of a scenario: settings sized for it, the steps, and the model's predictions
 /// as expectations for the settings' MPM.
 pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> String {
@@ -411,17 +424,8 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             Op::Restart => {
                 writing(&mut t, k);
                 let _ = writeln!(t, "[[step]]\nsignal = \"restart\"");
-                let kept: Vec<String> = (0..n)
-                    .filter(|c| !closed_before(*c, k))
-                    .map(|c| format!("\"c{c}\""))
-                    .collect();
-                if !kept.is_empty() {
-                    let _ = writeln!(
-                        t,
-                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"{RESTART}\"",
-                        kept.join(", ")
-                    );
-                }
+                let kept: Vec<usize> = (0..n).filter(|c| !closed_before(*c, k)).collect();
+                wait_closed(&mut t, &kept, RESTART);
                 new_generation(&mut t, k);
                 t.push('\n');
             }
@@ -433,36 +437,21 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
                 writing(&mut t, k);
                 let _ = writeln!(t, "[[step]]\nsignal = \"graceful\"");
                 new_generation(&mut t, k);
-                let closed: Vec<String> = prediction
+                let closed: Vec<usize> = prediction
                     .closed_at
                     .iter()
                     .filter(|(op, _)| *op == k)
-                    .flat_map(|(_, conns)| conns)
-                    .map(|c| format!("\"c{c}\""))
+                    .flat_map(|(_, conns)| conns.iter().copied())
                     .collect();
-                if !closed.is_empty() {
-                    let _ = writeln!(
-                        t,
-                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"3s\"",
-                        closed.join(", ")
-                    );
-                }
+                wait_closed(&mut t, &closed, "3s");
                 t.push('\n');
             }
             // Until the server has ended every connection the client kept: KeepAliveTimeout
             // after the last of what is held on it.
             Op::Expire => {
-                let kept: Vec<String> = (0..n)
-                    .filter(|c| !closed_before(*c, k))
-                    .map(|c| format!("\"c{c}\""))
-                    .collect();
-                if !kept.is_empty() {
-                    let _ = writeln!(
-                        t,
-                        "[[step]]\nwait = {{ closed = [{}] }}\nwithin = \"{RESTART}\"\n",
-                        kept.join(", ")
-                    );
-                }
+                let kept: Vec<usize> = (0..n).filter(|c| !closed_before(*c, k)).collect();
+                wait_closed(&mut t, &kept, RESTART);
+                t.push('\n');
             }
             Op::Request { conn } => {
                 let _ = writeln!(
