@@ -181,6 +181,9 @@ as = "crash"
 await = "crash"
 [[step]]
 wait = { child_exits = 1 }
+# Under worker and event the replacement, so that the recording sees a third process.
+[[step]]
+wait = { idle_workers = { at_least = 1 } }
 "#;
 
 /// The HTML report is well-formed, self-contained, and each run's picture has a lane for every
