@@ -320,7 +320,9 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             .iter()
             .any(|op| matches!(op, Op::Close { conn } if *conn == c))
     };
-    let closed_by_client = |c: usize| closed_before(c, s.ops.len());
+    // The connections the client has not closed before operation k.
+    let kept_before =
+        |k: usize| -> Vec<usize> { (0..n).filter(|c| !closed_before(*c, k)).collect() };
     let mut held = Vec::new();
     // Waits for the server to settle where the model needs it (before every probe; under
     // event before a request on an idle keep-alive connection).
@@ -424,8 +426,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             Op::Restart => {
                 writing(&mut t, k);
                 let _ = writeln!(t, "[[step]]\nsignal = \"restart\"");
-                let kept: Vec<usize> = (0..n).filter(|c| !closed_before(*c, k)).collect();
-                wait_closed(&mut t, &kept, RESTART);
+                wait_closed(&mut t, &kept_before(k), RESTART);
                 new_generation(&mut t, k);
                 t.push('\n');
             }
@@ -449,8 +450,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
             // Until the server has ended every connection the client kept: KeepAliveTimeout
             // after the last of what is held on it.
             Op::Expire => {
-                let kept: Vec<usize> = (0..n).filter(|c| !closed_before(*c, k)).collect();
-                wait_closed(&mut t, &kept, RESTART);
+                wait_closed(&mut t, &kept_before(k), RESTART);
                 t.push('\n');
             }
             Op::Request { conn } => {
@@ -465,7 +465,7 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     // whether the server kept the connection. Where the model settles the server first
     // (event, an idle connection), they go one at a time.
     let mut last = Vec::new();
-    for c in (0..n).filter(|c| !closed_by_client(*c)) {
+    for c in kept_before(s.ops.len()) {
         let k = s.ops.len() + c;
         let alone = prediction.idle_before_op(k).is_some();
         settle(&mut t, k);

@@ -454,7 +454,17 @@ impl<'a> Sim<'a> {
 
     /// The connections with a request held in flight (or that may still be).
     fn busy_conns(&self) -> usize {
-        let mut busy: Vec<usize> = self.held.iter().map(|h| h.conn).collect();
+        self.conns_holding(|_| true)
+    }
+
+    /// The connections with a held request that `which` picks: one worker each.
+    fn conns_holding(&self, which: impl Fn(&Held) -> bool) -> usize {
+        let mut busy: Vec<usize> = self
+            .held
+            .iter()
+            .filter(|h| which(h))
+            .map(|h| h.conn)
+            .collect();
         busy.sort_unstable();
         busy.dedup();
         busy.len()
@@ -478,16 +488,9 @@ impl<'a> Sim<'a> {
 
     /// Before a restart: the held requests certainly in their handlers, one worker each.
     fn note_writing(&mut self, k: usize) {
-        let mut conns: Vec<usize> = self
-            .held
-            .iter()
-            .filter(|h| h.certain)
-            .map(|h| h.conn)
-            .collect();
-        conns.sort_unstable();
-        conns.dedup();
-        if !conns.is_empty() {
-            self.writing_before.push((k, conns.len()));
+        let writing = self.conns_holding(|h| h.certain);
+        if writing > 0 {
+            self.writing_before.push((k, writing));
         }
     }
 
@@ -717,25 +720,22 @@ impl<'a> Sim<'a> {
         // connection after that response, and what was pipelined behind it is never read —
         // unless the first had ended already.
         let mut first_on: Vec<(usize, bool)> = Vec::new();
-        for h in &mut self.held {
-            match first_on.iter().find(|(c, _)| *c == h.conn) {
-                None => first_on.push((h.conn, h.certain)),
+        let requests = &mut self.requests;
+        self.held
+            .retain(|h| match first_on.iter().find(|(c, _)| *c == h.conn) {
+                None => {
+                    first_on.push((h.conn, h.certain));
+                    true
+                }
                 Some(&(_, first_certain)) => {
-                    self.requests[h.request].outcome = if first_certain && h.certain {
+                    requests[h.request].outcome = if first_certain && h.certain {
                         Predicted::Failed
                     } else {
                         Predicted::Either
                     };
-                    h.certain = false;
+                    false
                 }
-            }
-        }
-        let mut kept = Vec::new();
-        self.held.retain(|h| {
-            let first = !kept.contains(&h.conn);
-            kept.push(h.conn);
-            first
-        });
+            });
         let keeps_idle = self.model.keepalive_holds_worker;
         if keeps_idle {
             // (A connection an earlier USR1 left with its child is past that check: Apache

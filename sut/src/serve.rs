@@ -138,33 +138,28 @@ pub fn serve_connection(mut conn: Conn, w: &mut WorkerCtx<'_>) {
             After::Linger => return linger(conn, w),
             After::Abort | After::WriteLater(_) => return,
         }
-        if conn.buf.is_empty() {
-            match keep_alive_wait(&conn, w) {
-                Wait::Ready => {}
-                Wait::TimedOut => {
-                    w.log_timeout("keepalive", &conn.peer);
-                    return close(conn, w);
-                }
-                Wait::Interrupted => unreachable!("keep_alive_wait goes on waiting"),
-            }
+        if conn.buf.is_empty() && !next_request_comes(&conn, w) {
+            w.log_timeout("keepalive", &conn.peer);
+            return close(conn, w);
         }
         started = Instant::now();
     }
 }
 
-/// Waits in state `K` for the next request, for at most KeepAliveTimeout. A graceful stop
-/// that comes meanwhile is noted (the child accepts no more) but does not end the wait: as
-/// Apache's prefork and worker, the child only checks between requests, so the connection is
-/// kept until its next request (served, then closed) or its KeepAliveTimeout (PM-6).
-fn keep_alive_wait(conn: &Conn, w: &WorkerCtx<'_>) -> Wait {
+/// Waits in state `K` for the next request, for at most KeepAliveTimeout: whether it came. A
+/// graceful stop that comes meanwhile is noted (the child accepts no more) but does not end
+/// the wait: as Apache's prefork and worker, the child only checks between requests, so the
+/// connection is kept until its next request (served, then closed) or its KeepAliveTimeout
+/// (PM-6).
+fn next_request_comes(conn: &Conn, w: &WorkerCtx<'_>) -> bool {
     w.slot.set_state(WorkerState::KeepAlive);
     let deadline = Instant::now() + w.child.cfg.keep_alive_timeout;
     loop {
         let control = (!w.child.is_graceful()).then(|| w.child.control_fd());
         match conn.wait(PollFlags::POLLIN, Some(deadline), control) {
             Ok(Wait::Interrupted) => w.child.begin_graceful(),
-            Ok(wait) => return wait,
-            Err(_) => return Wait::TimedOut,
+            Ok(Wait::Ready) => return true,
+            Ok(Wait::TimedOut) | Err(_) => return false,
         }
     }
 }
