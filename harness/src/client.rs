@@ -362,7 +362,19 @@ pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| FetchError::Connect { addr, source })?;
     let _ = s.set_nodelay(true);
-    s.write_all(&request_bytes("GET", path, None, Some("close"), false))?;
+    let request = request_bytes("GET", path, None, Some("close"), false);
+    exchange(&mut s, &request, deadline)
+}
+
+/// Writes `request` on `s` and reads one response, by `deadline`; the stream's read timeout is
+/// left set.
+pub fn exchange(
+    s: &mut TcpStream,
+    request: &[u8],
+    deadline: Instant,
+) -> Result<Response, FetchError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    s.write_all(request)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {

@@ -51,7 +51,89 @@ pub struct Connection {
     rcvbuf: Option<u32>,
 }
 
+/// A connection opened and served one `GET /` outside the recording: a placement's try, kept
+/// if the child that served it is the one wanted ([`Connection::adopt`]), else held open until
+/// the placement is over and then closed.
+pub struct Landed {
+    stream: TcpStream,
+    rcvbuf: Option<u32>,
+    took: Duration,
+    response: client::Response,
+    latency: Duration,
+}
+
+impl Landed {
+    /// Connects to `addr` and has one request served, within `timeout`.
+    pub fn try_open(
+        addr: SocketAddr,
+        rcvbuf: Option<u32>,
+        timeout: Duration,
+    ) -> Result<Landed, String> {
+        let start = Instant::now();
+        let mut stream = connect(addr, rcvbuf).map_err(|e| format!("connect: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let took = start.elapsed();
+        let sent = Instant::now();
+        let request = client::request_bytes("GET", "/", None, None, false);
+        let response =
+            client::exchange(&mut stream, &request, sent + timeout).map_err(|e| e.to_string())?;
+        let latency = sent.elapsed();
+        let _ = stream.set_read_timeout(None);
+        Ok(Landed {
+            stream,
+            rcvbuf,
+            took,
+            response,
+            latency,
+        })
+    }
+
+    /// The pid of the child that served it (`X-Served-By`).
+    pub fn pid(&self) -> Option<i32> {
+        self.response.served_by().map(|s| s.pid)
+    }
+
+    /// Whether the server said it would close the connection after the response.
+    pub fn closes(&self) -> bool {
+        self.response.closes()
+    }
+}
+
 impl Connection {
+    /// Takes over a placement's connection as `name`: its opening and its first exchange (the
+    /// request `request`, `GET /`) are recorded now, with the handshake time and latency they
+    /// had.
+    pub fn adopt(name: &str, landed: Landed, request: &str, store: &Store) -> Connection {
+        store.push_all(vec![
+            Observation::ConnOpened {
+                conn: name.to_string(),
+                took_ms: landed.took.as_secs_f64() * 1000.0,
+            },
+            Observation::RequestSent {
+                request: request.to_string(),
+                conn: name.to_string(),
+                target: "/".into(),
+            },
+        ]);
+        let p = Pending {
+            name: request.to_string(),
+            sent: Instant::now() - landed.latency,
+        };
+        record_response(store, name, p, &landed.response);
+        Connection {
+            name: name.to_string(),
+            rcvbuf: landed.rcvbuf,
+            stream: Some(landed.stream),
+            shared: Arc::new(Shared {
+                pending: Mutex::new(VecDeque::new()),
+                client_closed: AtomicBool::new(false),
+                ended: Mutex::new(None),
+            }),
+            reader: None,
+            dripper: None,
+        }
+    }
+
     /// Opens a connection; a refusal is recorded and returned as an error.
     /// Connects `name` to `addr`; `rcvbuf`, if given, is the socket's receive buffer, set before
     /// the handshake so that the window the server sees is small from the start.

@@ -11,18 +11,20 @@ use refhttpd::Mpm;
 
 use std::thread::JoinHandle;
 
-use crate::condition::{Condition, Source};
-use crate::driver::Connection;
+use crate::condition::{Condition, Count, Quantity, Source};
+use crate::driver::{Connection, Landed};
 use crate::loadgen::{self, MixEntry, Plan, Progress};
 use crate::observe::load::{Interval, LoadRun};
 use crate::observe::{
-    process_state, ErrorClass, Observation, Recording, Sent, StepRecord, StepResult, Store,
+    process_state, ErrorClass, Observation, Outcome, Recording, Sent, StepRecord, StepResult, Store,
 };
-use crate::spec::{Action, Case, LoadStep, StatusExpect, Step};
+use crate::spec::{Action, Case, LoadStep, Placement, Request, StatusExpect, Step};
 use crate::target::{Capabilities, Launch, Server, Target};
 
 /// How long the runner lets sent requests finish after the last step.
 const SETTLE: Duration = Duration::from_secs(3);
+/// How many connections a placement opens before it gives up.
+const PLACEMENT_TRIES: u32 = 24;
 /// How long a `status` step waits for the page.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a wait samples again while its condition does not hold.
@@ -105,6 +107,8 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
     let mut play = Play {
         store: &store,
         server: &*server,
+        mpm,
+        scoreboard: caps.has(Source::Scoreboard),
         conns: BTreeMap::new(),
         sent: Vec::new(),
         steps: Vec::new(),
@@ -145,6 +149,9 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
 struct Play<'a> {
     store: &'a Store,
     server: &'a dyn Server,
+    mpm: Mpm,
+    /// The target has a scoreboard to settle on.
+    scoreboard: bool,
     conns: BTreeMap<String, Connection>,
     sent: Vec<Sent>,
     steps: Vec<StepRecord>,
@@ -222,6 +229,24 @@ impl Play<'_> {
                     None => self.refused(conn, name),
                 }
                 self.note_sent(conn, name, fatal);
+            }
+            Action::Warm {
+                conns,
+                rcvbuf,
+                on,
+                within,
+            } => {
+                for (conn, request) in conns {
+                    let warmed = match on {
+                        None => self.warm(conn, request, *rcvbuf, *within),
+                        Some(p) => self.place(conn, request, *rcvbuf, p, *within),
+                    };
+                    if let Err(why) = warmed {
+                        self.record(step, StepResult::Failed { why });
+                        return false;
+                    }
+                }
+                self.record(step, StepResult::Held);
             }
             Action::Pipeline { conn, requests } => {
                 match self.conns.get_mut(conn) {
@@ -363,6 +388,198 @@ impl Play<'_> {
             }
         }
         true
+    }
+
+    /// Opens `conn` and has it served one request, `request`; under event, then waits until
+    /// the worker that served it is free again (no more workers busy than before).
+    fn warm(
+        &mut self,
+        conn: &str,
+        request: &str,
+        rcvbuf: Option<u32>,
+        within: Duration,
+    ) -> Result<(), String> {
+        let busy_before = self.busy_now();
+        let mut c = Connection::open(conn, self.server.addr(), rcvbuf, self.store)
+            .map_err(|e| format!("{conn} could not be opened: {e}"))?;
+        c.send(self.store, request, &Request::get("/"));
+        self.conns.insert(conn.to_string(), c);
+        self.note_sent(conn, request, false);
+        let deadline = Instant::now() + within;
+        let answered = self
+            .store
+            .wait_until(deadline, |s| s.outcomes.contains_key(request));
+        let outcome = self.store.lock().outcomes.get(request).cloned();
+        match outcome {
+            _ if !answered => Err(format!("{request} had no response within {within:?}")),
+            Some(Outcome::Failed { class, .. }) => {
+                Err(format!("{request} failed: {}", class.as_str()))
+            }
+            Some(o) if o.pid().is_none() => {
+                Err(format!("{request} was answered without X-Served-By"))
+            }
+            _ => self.settle_workers(busy_before, 0, deadline),
+        }
+    }
+
+    /// Opens connections until one is served by a child as `placement` asks, keeps it as
+    /// `conn` (its request recorded as `request`), and closes the others — they are held open
+    /// until then, so that a child busy with one (prefork, worker) does not take the next.
+    fn place(
+        &mut self,
+        conn: &str,
+        request: &str,
+        rcvbuf: Option<u32>,
+        placement: &Placement,
+        within: Duration,
+    ) -> Result<(), String> {
+        let by = match placement {
+            Placement::SameChildAs(r) | Placement::OtherChildThan(r) => r,
+        };
+        let Some(pid) = self.store.lock().outcomes.get(by).and_then(|o| o.pid()) else {
+            return Err(format!("{by} has no served-by child to place {conn} by"));
+        };
+        let wanted = |p: i32| match placement {
+            Placement::SameChildAs(_) => p == pid,
+            Placement::OtherChildThan(_) => p != pid,
+        };
+        self.placeable(placement, pid, by)?;
+        let busy_before = self.busy_now();
+        let deadline = Instant::now() + within;
+        let mut elsewhere: Vec<(Landed, i32)> = Vec::new();
+        let mut tries = 0;
+        let landed = loop {
+            if tries == PLACEMENT_TRIES || Instant::now() >= deadline {
+                let landed: Vec<String> = elsewhere.iter().map(|(_, p)| p.to_string()).collect();
+                return Err(format!(
+                    "{conn} could not be placed {placement} (pid {pid}) in {tries} tries                      (they landed on pids {})",
+                    landed.join(", ")
+                ));
+            }
+            tries += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let landed = Landed::try_open(self.server.addr(), rcvbuf, left)
+                .map_err(|e| format!("{conn}: try {tries}: {e}"))?;
+            match landed.pid() {
+                Some(p) if wanted(p) && !landed.closes() => break landed,
+                Some(p) => elsewhere.push((landed, p)),
+                None => return Err(format!("{conn}: try {tries}: no X-Served-By")),
+            }
+        };
+        let served = landed.pid().unwrap_or(0);
+        self.conns.insert(
+            conn.to_string(),
+            Connection::adopt(conn, landed, request, self.store),
+        );
+        self.note_sent(conn, request, false);
+        let closed = elsewhere.len();
+        drop(elsewhere);
+        self.store.push(Observation::Note {
+            text: format!(
+                "{conn} placed {placement} (pid {pid}): served by pid {served} on try {tries}; \
+                 {closed} connection(s) that landed elsewhere closed"
+            ),
+        });
+        // The placed connection holds its worker under prefork and worker; those that landed
+        // elsewhere held theirs until they closed.
+        let held = u64::from(self.mpm != Mpm::Event);
+        self.settle_workers(busy_before, held, deadline)
+    }
+
+    /// Whether a connection can land as `placement` asks now: the child is alive and has an
+    /// idle worker (or another child has, for `other_child_than`).
+    fn placeable(&self, placement: &Placement, pid: i32, by: &str) -> Result<(), String> {
+        if !self.scoreboard {
+            return Ok(());
+        }
+        self.store.sample_now(&[Source::Scoreboard]);
+        let Some(summary) = self.store.lock().summary.clone() else {
+            return Ok(());
+        };
+        let children: Vec<(i32, &str)> = summary
+            .pids
+            .iter()
+            .copied()
+            .zip(summary.workers.split('|'))
+            .collect();
+        let has_idle = |w: &str| w.contains('_');
+        let shown = || {
+            children
+                .iter()
+                .map(|(p, w)| format!("pid {p} [{w}]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match placement {
+            Placement::SameChildAs(_) => match children.iter().find(|(p, _)| *p == pid) {
+                None => Err(format!(
+                    "no such child alive: pid {pid}, which served {by}, is gone (live: {})",
+                    shown()
+                )),
+                Some((_, w)) if !has_idle(w) => Err(format!(
+                    "the child that served {by} (pid {pid}) has no idle worker [{w}]: no \
+                     connection can land there now"
+                )),
+                Some(_) => Ok(()),
+            },
+            Placement::OtherChildThan(_) => {
+                if children.iter().any(|(p, w)| *p != pid && has_idle(w)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "no child but the one that served {by} (pid {pid}) has an idle worker \
+                         (live: {})",
+                        shown()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Busy workers now, from a fresh scoreboard sample (`None` without a scoreboard).
+    fn busy_now(&self) -> Option<u64> {
+        if !self.scoreboard {
+            return None;
+        }
+        self.store.sample_now(&[Source::Scoreboard]);
+        self.store.lock().summary.as_ref().map(|s| s.busy)
+    }
+
+    /// Waits until no more workers are busy than `before` plus `held` (the warm connection's
+    /// own, under prefork and worker). Under event always — a worker just done with a response
+    /// is busy for a moment, and a connection arriving then may close the idle keep-alive
+    /// connections (EV-5) — elsewhere only when `held` says connections were let go.
+    fn settle_workers(
+        &self,
+        before: Option<u64>,
+        held: u64,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        if self.mpm != Mpm::Event && held == 0 {
+            return Ok(());
+        }
+        let condition = Condition {
+            counts: vec![(
+                Quantity::BusyWorkers,
+                Count::Range {
+                    at_least: None,
+                    at_most: Some(before + held),
+                },
+            )],
+            ..Condition::default()
+        };
+        let within = deadline.saturating_duration_since(Instant::now());
+        if self.wait(&condition, within) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the workers did not settle: {}",
+                self.observed(&condition)
+            ))
+        }
     }
 
     /// Starts a load on a thread of its own; with a warm-up, returns once it is over (false

@@ -435,6 +435,10 @@ pub struct StepFile {
     /// Send a request on the named connection (`path`, `fault` or `raw`).
     #[schemars(with = "Option<String>")]
     pub send: Option<Spanned<String>>,
+    /// Send a request on the named connection and wait for its outcome, in one step: `send`'s
+    /// options (`path`, `fault`, `raw`, …, `as`) with `await`'s (`within`, or `timeout`).
+    #[schemars(with = "Option<String>")]
+    pub request: Option<Spanned<String>>,
     /// Send several requests back to back in one write on the named connection (`paths`).
     #[schemars(with = "Option<String>")]
     pub pipeline: Option<Spanned<String>>,
@@ -494,7 +498,8 @@ pub struct StepFile {
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
     /// `send`: a server fault from the mpm-faults vocabulary (the path becomes `/fault/<fault>`).
-    pub fault: Option<Text<Fault>>,
+    #[schemars(with = "Option<String>")]
+    pub fault: Option<Spanned<Text<Fault>>>,
     /// `send`: exact bytes to send instead of a well-formed request (TOML escapes: `\r\n`),
     /// for malformed requests (HT-1).
     pub raw: Option<String>,
@@ -540,10 +545,19 @@ pub struct StepFile {
     pub duration: Option<Text<Dur>>,
     /// `load`: keep connections alive (default true), or open one per request.
     pub keepalive: Option<bool>,
-    /// `load`: answer every connection once before the load starts and the step ends, so that
-    /// the child owning each is known (the crash oracle under load needs it).
-    #[serde(default)]
-    pub warm: bool,
+    /// As an action (`warm = "a"`, `["a", "b"]`, with `count`): open keep-alive connections
+    /// and have each served one request (`warm-a`, …), one at a time, so that the child owning
+    /// each is known; under event each waits until the worker that served it is free again.
+    /// As `load`'s option (`warm = true`): answer every connection once before the load starts
+    /// and the step ends, so that the child owning each is known (the crash oracle under load
+    /// needs it).
+    #[schemars(with = "Option<WarmValue>")]
+    pub warm: Option<Spanned<WarmValue>>,
+    /// `warm`, `open`: where the connection must land — `{ same_child_as = "warm-a" }` or
+    /// `{ other_child_than = "warm-a" }` (a request some earlier step sent). The harness opens
+    /// and warms connections until one is served by such a child, then closes the others.
+    #[schemars(with = "Option<PlacementFile>")]
+    pub on: Option<Spanned<PlacementFile>>,
     /// `load`: the weighted request mix (default `[{ path = "/" }]`).
     pub mix: Option<Vec<MixFile>>,
     /// `load`: a request without a response after this long has timed out (default 10s).
@@ -562,13 +576,75 @@ pub struct StepFile {
     pub targets: Option<Vec<Target>>,
 }
 
+/// `warm`: connection names (the action) or a flag (`load`'s option).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WarmValue {
+    Flag(bool),
+    Names(NameList),
+}
+
+impl<'de> Deserialize<'de> for WarmValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WarmValue, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WarmValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "connection names to warm (\"a\" or [\"a\", \"b\"]), or true/false (a \
+                     load's warm-up)",
+                )
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<WarmValue, E> {
+                Ok(WarmValue::Flag(b))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<WarmValue, E> {
+                Ok(WarmValue::Names(NameList(vec![s.to_string()])))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<WarmValue, A::Error> {
+                NameList::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(WarmValue::Names)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for WarmValue {
+    fn schema_name() -> String {
+        "Warm".into()
+    }
+    fn json_schema(g: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        #[derive(JsonSchema)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Warm {
+            Flag(bool),
+            Names(NameList),
+        }
+        Warm::json_schema(g)
+    }
+}
+
+/// Where a placed connection must land: exactly one of the two.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementFile {
+    /// On the child that served this request.
+    #[schemars(with = "Option<String>")]
+    pub same_child_as: Option<Spanned<String>>,
+    /// On any child but the one that served this request.
+    #[schemars(with = "Option<String>")]
+    pub other_child_than: Option<Spanned<String>>,
+}
+
 /// One entry of a load's mix: a `path` or a server `fault`, and its `weight` (default 1).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MixFile {
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    pub fault: Option<Text<Fault>>,
+    #[schemars(with = "Option<String>")]
+    pub fault: Option<Spanned<Text<Fault>>>,
     pub weight: Option<u32>,
 }
 

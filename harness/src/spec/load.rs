@@ -17,14 +17,16 @@ use toml::Spanned;
 
 use super::file::{
     CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
-    LatencyFile, LoadExpectFile, NameList, RequestExpectFile, SignalName, StatusValue, StepFile,
-    Text,
+    LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile, SignalName,
+    StatusValue, StepFile, Text, WarmValue,
 };
 use super::{
-    statement, Action, Case, ConnectExpect, ConnectionToken, CrashExpect, Expect, LatencyBound,
-    LoadClass, LoadExpect, LoadMix, LoadStep, Request, RequestExpect, Section, ServerSettings,
-    StatusExpect, Step, Target, DEFAULT_WITHIN, LOAD_TIMEOUT, STATUS_KEYS,
+    statement, warm_request_name, Action, Case, ConnectExpect, ConnectionToken, CrashExpect,
+    Expect, LatencyBound, LoadClass, LoadExpect, LoadMix, LoadStep, Placement, Request,
+    RequestExpect, Section, ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN,
+    LOAD_TIMEOUT, STATUS_KEYS,
 };
+use mpm_faults::Fault;
 
 /// The most connections one load may drive (each is a descriptor in the harness, and one in
 /// the server).
@@ -197,7 +199,7 @@ impl Loader<'_> {
         let server = self.server(&file, &mpms)?;
         let mut steps = Vec::new();
         for spec in &file.steps {
-            steps.push(self.step(spec)?);
+            steps.extend(self.step(spec)?);
         }
         let mut expect = BTreeMap::new();
         for (key, e) in &file.expect {
@@ -288,12 +290,19 @@ impl Loader<'_> {
         Ok(settings)
     }
 
-    fn step(&mut self, spanned: &Spanned<StepFile>) -> Result<Step> {
+    /// One step as written: one step, or two for a `request` (its send, then its await).
+    fn step(&mut self, spanned: &Spanned<StepFile>) -> Result<Vec<Step>> {
         let span = spanned.span();
         let s = spanned.get_ref();
+        let warm_names = match s.warm.as_ref().map(|w| w.get_ref()) {
+            Some(WarmValue::Names(n)) => Some(n),
+            _ => None,
+        };
         let actions = [
             ("open", s.open.is_some()),
+            ("warm", warm_names.is_some()),
             ("send", s.send.is_some()),
+            ("request", s.request.is_some()),
             ("pipeline", s.pipeline.is_some()),
             ("slow_head", s.slow_head.is_some()),
             ("slow_body", s.slow_body.is_some()),
@@ -328,17 +337,39 @@ impl Loader<'_> {
         let action = given[0];
         self.options_belong(s, action, span.clone())?;
         let within = s.within.as_ref().map_or(DEFAULT_WITHIN, |t| t.0 .0);
+        let line = self.place.line_col(span.start).0;
+        let at_line = |action| Step {
+            line,
+            only: s.only.clone(),
+            targets: s.targets.clone(),
+            action,
+        };
+        if s.rcvbuf.is_some_and(|b| b < 256) {
+            return Err(self.err(span, "`rcvbuf` below 256 bytes: the kernel rounds it up"));
+        }
         let action = match action {
-            "open" => {
-                if s.rcvbuf.is_some_and(|b| b < 256) {
-                    return Err(self.err(span, "`rcvbuf` below 256 bytes: the kernel rounds it up"));
-                }
-                Action::Open {
-                    names: self.open(s.open.as_ref().expect("given"), s.count)?,
-                    rcvbuf: s.rcvbuf,
-                }
+            "open" if s.on.is_some() => {
+                let names = s.open.as_ref().expect("given");
+                self.warm(names, s, within)?
             }
-            "send" => self.send(s)?,
+            "open" => Action::Open {
+                names: self.open(s.open.as_ref().expect("given"), s.count)?,
+                rcvbuf: s.rcvbuf,
+            },
+            "warm" => {
+                let names = s.warm.as_ref().expect("given");
+                let names = Spanned::new(names.span(), warm_names.expect("given").clone());
+                self.warm(&names, s, within)?
+            }
+            "send" => self.send(s, s.send.as_ref().expect("given"))?,
+            "request" => {
+                let send = self.send(s, s.request.as_ref().expect("given"))?;
+                let Action::Send { name, .. } = &send else {
+                    unreachable!("send() makes a Send")
+                };
+                let wait = self.await_action(vec![name.clone()], s, within, span)?;
+                return Ok(vec![at_line(send), at_line(wait)]);
+            }
             "pipeline" => {
                 let conn = self.conn(s.pipeline.as_ref().expect("given"))?;
                 let paths = s
@@ -414,22 +445,7 @@ impl Loader<'_> {
                 for r in &names.get_ref().0 {
                     self.known_request(r, names.span(), "`await`")?;
                 }
-                if s.within.is_some() && s.timeout.is_some() {
-                    return Err(self.err(
-                        span,
-                        "an `await` takes `within` (the scenario stops there when it passes) \
-                         or `timeout` (the client gives up and the scenario goes on), not both",
-                    ));
-                }
-                let give_up = s.timeout.as_ref().map(|t| t.0 .0);
-                if give_up.is_some_and(|t| t.is_zero()) {
-                    return Err(self.err(span, "an `await`'s `timeout` must be above 0"));
-                }
-                Action::Await {
-                    requests: names.get_ref().0.clone(),
-                    within: give_up.unwrap_or(within),
-                    give_up: give_up.is_some(),
-                }
+                self.await_action(names.get_ref().0.clone(), s, within, span)?
             }
             "wait" => Action::Wait {
                 condition: self.condition(s.wait.as_ref().expect("given"))?,
@@ -467,34 +483,120 @@ impl Loader<'_> {
             "load" => Action::Load(self.load_step(s, span.clone())?),
             other => unreachable!("action {other}"),
         };
-        Ok(Step {
-            line: self.place.line_col(span.start).0,
-            only: s.only.clone(),
-            targets: s.targets.clone(),
-            action,
+        Ok(vec![at_line(action)])
+    }
+
+    /// Waiting for `requests` (an `await`, or a `request`'s second half): `within`, or
+    /// `timeout` after which the client gives up.
+    fn await_action(
+        &self,
+        requests: Vec<String>,
+        s: &StepFile,
+        within: Duration,
+        span: Range<usize>,
+    ) -> Result<Action> {
+        if s.within.is_some() && s.timeout.is_some() {
+            return Err(self.err(
+                span,
+                "an `await` takes `within` (the scenario stops there when it passes) \
+                 or `timeout` (the client gives up and the scenario goes on), not both",
+            ));
+        }
+        let give_up = s.timeout.as_ref().map(|t| t.0 .0);
+        if give_up.is_some_and(|t| t.is_zero()) {
+            return Err(self.err(span, "an `await`'s `timeout` must be above 0"));
+        }
+        Ok(Action::Await {
+            requests,
+            within: give_up.unwrap_or(within),
+            give_up: give_up.is_some(),
         })
+    }
+
+    /// A `warm` step (or an `open` with `on`): connections opened and served one request each,
+    /// named `warm-<connection>`.
+    fn warm(
+        &mut self,
+        names: &Spanned<NameList>,
+        s: &StepFile,
+        within: Duration,
+    ) -> Result<Action> {
+        let on = match &s.on {
+            None => None,
+            Some(p) => Some(self.placement(p)?),
+        };
+        let opened = self.open(names, s.count)?;
+        let mut conns = Vec::new();
+        for conn in opened {
+            let name = warm_request_name(&conn);
+            let name = self.fresh_name(&conn, name, names.span())?;
+            conns.push((conn, name));
+        }
+        Ok(Action::Warm {
+            conns,
+            rcvbuf: s.rcvbuf,
+            on,
+            within,
+        })
+    }
+
+    fn placement(&self, p: &Spanned<PlacementFile>) -> Result<Placement> {
+        match (&p.get_ref().same_child_as, &p.get_ref().other_child_than) {
+            (Some(r), None) => {
+                self.known_request(r.get_ref(), r.span(), "`same_child_as`")?;
+                self.not_a_load(r, "a placement needs one request's child")?;
+                Ok(Placement::SameChildAs(r.get_ref().clone()))
+            }
+            (None, Some(r)) => {
+                self.known_request(r.get_ref(), r.span(), "`other_child_than`")?;
+                self.not_a_load(r, "a placement needs one request's child")?;
+                Ok(Placement::OtherChildThan(r.get_ref().clone()))
+            }
+            _ => Err(self.err(
+                p.span(),
+                "`on` takes one of `same_child_as = \"request\"` or \
+                 `other_child_than = \"request\"`",
+            )),
+        }
     }
 
     /// Options that the step's action does not read are a mistake, not something to ignore.
     fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
-        let options: [(&str, bool, &[&str]); 24] = [
-            ("path", s.path.is_some(), &["send", "slow_read"]),
-            ("fault", s.fault.is_some(), &["send"]),
-            ("raw", s.raw.is_some(), &["send"]),
+        const SENDS: &[&str] = &["send", "request"];
+        let warm_flag = matches!(
+            s.warm.as_ref().map(|w| w.get_ref()),
+            Some(WarmValue::Flag(true))
+        );
+        let options: [(&str, bool, &[&str]); 25] = [
+            ("path", s.path.is_some(), &["send", "request", "slow_read"]),
+            ("fault", s.fault.is_some(), SENDS),
+            ("raw", s.raw.is_some(), SENDS),
             ("paths", s.paths.is_some(), &["pipeline"]),
             (
                 "as",
                 s.as_.is_some(),
-                &["send", "pipeline", "slow_head", "slow_body", "slow_read"],
+                &[
+                    "send",
+                    "request",
+                    "pipeline",
+                    "slow_head",
+                    "slow_body",
+                    "slow_read",
+                ],
             ),
-            ("method", s.method.is_some(), &["send"]),
-            ("body", s.body.is_some(), &["send"]),
-            ("connection_close", s.connection_close, &["send"]),
-            ("connection_keep_alive", s.connection_keep_alive, &["send"]),
-            ("http10", s.http10, &["send"]),
-            ("count", s.count.is_some(), &["open"]),
-            ("rcvbuf", s.rcvbuf.is_some(), &["open"]),
-            ("within", s.within.is_some(), &["wait", "await"]),
+            ("method", s.method.is_some(), SENDS),
+            ("body", s.body.is_some(), SENDS),
+            ("connection_close", s.connection_close, SENDS),
+            ("connection_keep_alive", s.connection_keep_alive, SENDS),
+            ("http10", s.http10, SENDS),
+            ("count", s.count.is_some(), &["open", "warm"]),
+            ("rcvbuf", s.rcvbuf.is_some(), &["open", "warm"]),
+            ("on", s.on.is_some(), &["warm", "open"]),
+            (
+                "within",
+                s.within.is_some(),
+                &["wait", "await", "request", "warm"],
+            ),
             (
                 "interval",
                 s.interval.is_some(),
@@ -505,9 +607,13 @@ impl Loader<'_> {
             ("connections", s.connections.is_some(), &["load"]),
             ("duration", s.duration.is_some(), &["load"]),
             ("keepalive", s.keepalive.is_some(), &["load"]),
-            ("warm", s.warm, &["load"]),
+            ("warm", warm_flag, &["load"]),
             ("mix", s.mix.is_some(), &["load"]),
-            ("timeout", s.timeout.is_some(), &["load", "await"]),
+            (
+                "timeout",
+                s.timeout.is_some(),
+                &["load", "await", "request"],
+            ),
             ("with", s.with.is_some(), &["kill_child_of"]),
             ("reason", s.reason.is_some(), &["sleep"]),
         ];
@@ -576,10 +682,13 @@ impl Loader<'_> {
         Ok(opened)
     }
 
-    fn send(&mut self, s: &StepFile) -> Result<Action> {
-        let conn_name = s.send.as_ref().expect("given");
+    /// A request on `conn_name` with `send`'s options (a `send` or a `request` step).
+    fn send(&mut self, s: &StepFile, conn_name: &Spanned<String>) -> Result<Action> {
         let conn = self.conn(conn_name)?;
-        let fault = s.fault.as_ref().map(|f| f.0.clone());
+        let fault = match &s.fault {
+            Some(f) => Some(self.request_fault(f)?),
+            None => None,
+        };
         let span = conn_name.span();
         if s.raw.is_some()
             && (s.path.is_some()
@@ -631,6 +740,23 @@ impl Loader<'_> {
             request,
             fault,
         })
+    }
+
+    /// A fault a request may carry: not a fault site's form (`fail:…`).
+    fn request_fault(&self, f: &Spanned<Text<Fault>>) -> Result<Fault> {
+        let fault = &f.get_ref().0;
+        if fault.allowed_in_request() {
+            Ok(fault.clone())
+        } else {
+            Err(self.err(
+                f.span(),
+                format!(
+                    "`{fault}` is a fault site's form (Fault* settings under [server]), not a \
+                     request fault (use crash:segv, crash:abort, crash:bus, exit:N, panic, \
+                     sleep:DUR, busy:DUR, hang, close, leak:SIZE)"
+                ),
+            ))
+        }
     }
 
     fn path(&self, p: &Spanned<String>) -> Result<String> {
@@ -860,7 +986,10 @@ impl Loader<'_> {
             }
             let (path, fault) = match (&m.path, &m.fault) {
                 (Some(p), None) => (self.path(p)?, None),
-                (None, Some(f)) => (f.0.request_path(), Some(f.0.clone())),
+                (None, Some(f)) => {
+                    let fault = self.request_fault(f)?;
+                    (fault.request_path(), Some(fault))
+                }
                 _ => {
                     return Err(self.err(
                         span.clone(),
@@ -887,7 +1016,10 @@ impl Loader<'_> {
             rate: s.rate,
             duration,
             keepalive: s.keepalive.unwrap_or(true),
-            warm: s.warm,
+            warm: matches!(
+                s.warm.as_ref().map(|w| w.get_ref()),
+                Some(WarmValue::Flag(true))
+            ),
             mix,
             timeout,
         })

@@ -155,6 +155,19 @@ pub enum Request {
     Raw(String),
 }
 
+impl Request {
+    /// A plain `GET path`, keep-alive.
+    pub fn get(path: &str) -> Request {
+        Request::Http {
+            method: "GET".into(),
+            path: path.into(),
+            body: None,
+            connection: None,
+            http10: false,
+        }
+    }
+}
+
 /// What a response body holds, as the verdict asks about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -235,6 +248,16 @@ pub enum Action {
         /// The server fault the path asks for (`/fault/<fault>`).
         fault: Option<Fault>,
     },
+    /// Keep-alive connections opened and served one request each (`GET /`), one at a time, so
+    /// that the child owning each is known: (connection, request) each. Under event each waits
+    /// until the worker that served it is free again, so the next one never finds it busy.
+    /// `on`: each must land on such a child (placement); `within` bounds each.
+    Warm {
+        conns: Vec<(String, String)>,
+        rcvbuf: Option<u32>,
+        on: Option<Placement>,
+        within: Duration,
+    },
     /// Several requests in one write: (name, path) each.
     Pipeline {
         conn: String,
@@ -287,6 +310,27 @@ pub enum Action {
     Status(Vec<(String, StatusExpect)>),
     /// Drive load in the background; awaited by its name.
     Load(LoadStep),
+}
+
+/// Where a placed connection must land, by the child that served an earlier request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    SameChildAs(String),
+    OtherChildThan(String),
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Placement::SameChildAs(r) => write!(f, "on the child that served {r}"),
+            Placement::OtherChildThan(r) => write!(f, "on a child other than {r}'s"),
+        }
+    }
+}
+
+/// The request name a `warm` step gives the request that warms connection `conn`.
+pub fn warm_request_name(conn: &str) -> String {
+    format!("warm-{conn}")
 }
 
 /// A load: many connections driven while the scenario goes on.
@@ -430,6 +474,19 @@ impl std::fmt::Display for Action {
                 request: Request::Http { method, path, .. },
                 ..
             } => write!(f, "send {method} {path} on {conn} as {name}"),
+            Action::Warm {
+                conns, rcvbuf, on, ..
+            } => {
+                let c: Vec<&str> = conns.iter().map(|(c, _)| c.as_str()).collect();
+                write!(f, "warm {}", c.join(", "))?;
+                if let Some(b) = rcvbuf {
+                    write!(f, " with a {b}-byte receive buffer")?;
+                }
+                match on {
+                    Some(p) => write!(f, " {p}"),
+                    None => Ok(()),
+                }
+            }
             Action::Pipeline { conn, requests } => {
                 let r: Vec<String> = requests.iter().map(|(n, p)| format!("{n}={p}")).collect();
                 write!(f, "pipeline {} on {conn}", r.join(" "))
