@@ -281,7 +281,12 @@ pub fn case_text(s: &Scenario, settings: &Settings, found: Option<&str>) -> Stri
     }
     let _ = writeln!(
         t,
-        "id = \"found/{}-{}-seed-{}\"\ntitle = \"explored: {}\"\nmpms = [\"{mpm}\"]\ntargets = [\"{}\"]\ntags = [\"explored\"]\n",
+        "id = \"{}/{}-{}-seed-{}\"\ntitle = \"explored: {}\"\nmpms = [\"{mpm}\"]\ntargets = [\"{}\"]\ntags = [\"explored\"]\n",
+        // The folder it is written to is its theme.
+        settings
+            .out
+            .file_name()
+            .map_or("found".into(), |n| n.to_string_lossy()),
         mpm.as_str(),
         settings.target.as_str(),
         settings.seed,

@@ -123,7 +123,8 @@ await = ["p", "p#2"]
 requests = { "p#2" = 200 }
 "#;
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("pipeline-names.toml");
+    std::fs::create_dir(dir.path().join("good")).expect("theme folder");
+    let path = dir.path().join("good/pipeline-names.toml");
     std::fs::write(&path, case).expect("write case");
     let out = check(&path);
     assert_eq!(

@@ -53,10 +53,19 @@ fn harness_on(specs: &std::path::Path) -> Command {
     cmd
 }
 
+/// A specs folder holding `case` at the path its id names (`quick/case.toml` when it names
+/// none that could be a path).
 fn specs_with(case: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("quick")).unwrap();
-    std::fs::write(dir.path().join("quick/case.toml"), case).unwrap();
+    let id = case
+        .lines()
+        .find_map(|l| l.strip_prefix("id = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|id| id.split('/').count() == 2)
+        .unwrap_or("quick/case");
+    let path = dir.path().join(format!("{id}.toml"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, case).unwrap();
     dir
 }
 
@@ -89,10 +98,69 @@ fn check_names_file_line_and_column_and_exits_2() {
         "{stderr}"
     );
 
-    let good = dir.path().join("good.toml");
+    std::fs::create_dir(dir.path().join("quick")).unwrap();
+    let good = dir.path().join("quick/hello.toml");
     std::fs::write(&good, QUICK_CASE).unwrap();
     let out = harness().arg("check").arg(&good).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// `check DIR` checks every case under it, and says that a case file outside a theme folder
+/// belongs in one.
+#[test]
+fn check_reads_a_folder_and_finds_a_case_outside_a_theme() {
+    let specs = specs_with(QUICK_CASE);
+    let out = harness().arg("check").arg(specs.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok (quick/hello, 3 steps)"),
+        "{out:?}"
+    );
+    let loose = specs.path().join("hello.toml");
+    std::fs::write(&loose, QUICK_CASE).unwrap();
+    let out = harness().arg("check").arg(specs.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:1:1: a case file belongs in a theme folder",
+            loose.display()
+        )),
+        "{stderr}"
+    );
+    // `run` and `list` refuse such a catalogue too.
+    let out = harness_on(specs.path()).arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// A run that would run nothing is a usage error, not a green run: a folder that does not
+/// exist, one without cases, a filter that matches no test.
+#[test]
+fn a_run_of_nothing_is_exit_2() {
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("nothing-here");
+    for (dir, says) in [
+        (missing.as_path(), "no such folder of spec cases"),
+        (empty.path(), "no case files"),
+    ] {
+        let out = harness_on(dir).arg("run").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{out:?}"
+        );
+    }
+    let specs = specs_with(QUICK_CASE);
+    let out = harness_on(specs.path())
+        .args(["run", "no-such-case"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("nothing to run: no test of the 1 cases matches `no-such-case`"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -51,11 +51,57 @@ pub fn load(path: &Path) -> std::result::Result<Case, SpecError> {
         column: 1,
         message: format!("cannot read: {e}"),
     })?;
-    parse(path, &text)
+    parse_as(path, &text, true)
 }
 
-/// Parses and validates spec text as if read from `path`.
+/// The file's path as an id: `<folder>/<name>`.
+fn id_of_path(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?;
+    let folder = path.parent()?.file_name()?.to_str()?;
+    Some(format!("{folder}/{stem}"))
+}
+
+/// Case files directly in `dir`, outside any theme folder: each an error (the statement list,
+/// `statements.toml`, is not a case).
+pub fn misplaced(dir: &Path) -> Vec<SpecError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<SpecError> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|x| x == "toml")
+                && p.file_name().is_some_and(|n| n != "statements.toml")
+        })
+        .map(|p| {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+            SpecError {
+                message: format!(
+                    "a case file belongs in a theme folder: move it to {}/<theme>/{}.toml \
+                     (its id is then `<theme>/{}`)",
+                    dir.display(),
+                    stem.as_deref().unwrap_or("name"),
+                    stem.as_deref().unwrap_or("name"),
+                ),
+                path: p,
+                line: 1,
+                column: 1,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Parses and validates spec text as if read from `path` (whose name the id need not match:
+/// [`load`] checks that).
 pub fn parse(path: &Path, text: &str) -> std::result::Result<Case, SpecError> {
+    parse_as(path, text, false)
+}
+
+fn parse_as(path: &Path, text: &str, id_from_path: bool) -> std::result::Result<Case, SpecError> {
     let place = Place { path, text };
     let file: CaseFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
@@ -63,6 +109,7 @@ pub fn parse(path: &Path, text: &str) -> std::result::Result<Case, SpecError> {
     })?;
     Loader {
         place,
+        id_from_path,
         conns: BTreeSet::new(),
         requests: BTreeSet::new(),
         loads: BTreeSet::new(),
@@ -96,7 +143,7 @@ pub fn find_files(dir: &Path) -> Vec<PathBuf> {
 /// Loads every case under `dir`; ids must be unique.
 pub fn load_dir(dir: &Path) -> std::result::Result<Vec<Case>, Vec<SpecError>> {
     let mut cases: Vec<Case> = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = misplaced(dir);
     for path in find_files(dir) {
         match load(&path) {
             Ok(case) => match cases.iter().find(|c| c.id == case.id) {
@@ -154,6 +201,8 @@ type Result<T> = std::result::Result<T, SpecError>;
 
 struct Loader<'a> {
     place: Place<'a>,
+    /// The id must be the file's path (`<theme>/<name>`).
+    id_from_path: bool,
     /// Connections opened so far.
     conns: BTreeSet<String>,
     /// Requests named so far.
@@ -176,6 +225,19 @@ impl Loader<'_> {
                 file.id.span(),
                 "`id` must be a non-empty word like `crash/segv-isolation`",
             ));
+        }
+        if self.id_from_path {
+            let path = self.place.path;
+            if let Some(want) = id_of_path(path).filter(|want| want != id) {
+                return Err(self.err(
+                    file.id.span(),
+                    format!(
+                        "id `{id}` does not match the file's path {}: there its id is `{want}` \
+                         (a case's id is <theme>/<name>, its folder and its file name)",
+                        path.display()
+                    ),
+                ));
+            }
         }
         let mut checks = Vec::new();
         for c in &file.checks {
@@ -213,7 +275,9 @@ impl Loader<'_> {
                     ),
                 ));
             };
-            expect.insert(section, self.expectations(e)?);
+            let e_typed = self.expectations(e)?;
+            self.sent_where_expected(&steps, section, &mpms, &file, e)?;
+            expect.insert(section, e_typed);
         }
         Ok(Case {
             id: id.clone(),
@@ -227,6 +291,62 @@ impl Loader<'_> {
             steps,
             expect,
         })
+    }
+
+    /// Every request an expectation section names is sent under each MPM (and on each target)
+    /// the section applies to: else the run would wait for it in vain.
+    fn sent_where_expected(
+        &self,
+        steps: &[Step],
+        section: Section,
+        mpms: &[Mpm],
+        file: &CaseFile,
+        e: &ExpectFile,
+    ) -> Result<()> {
+        let targets = file.targets.clone().unwrap_or_else(|| Target::ALL.to_vec());
+        let (under, on): (Vec<Mpm>, Vec<Target>) = match section {
+            Section::All => (mpms.to_vec(), targets),
+            Section::Mpm(m) => (vec![m], targets),
+            Section::Reference => (mpms.to_vec(), vec![Target::Reference]),
+            Section::ReferenceMpm(m) => (vec![m], vec![Target::Reference]),
+        };
+        for (name, _) in &e.requests {
+            for mpm in &under {
+                for target in &on {
+                    let sent = steps.iter().any(|s| {
+                        s.runs(*mpm, *target) && s.action.sends().contains(&name.get_ref().as_str())
+                    });
+                    if !sent {
+                        let sent_under: Vec<String> = Mpm::ALL
+                            .iter()
+                            .flat_map(|m| Target::ALL.iter().map(move |t| (*m, *t)))
+                            .filter(|(m, t)| {
+                                steps.iter().any(|s| {
+                                    s.runs(*m, *t)
+                                        && s.action.sends().contains(&name.get_ref().as_str())
+                                })
+                            })
+                            .map(|(m, t)| format!("{m} on {t}"))
+                            .collect();
+                        return Err(self.err(
+                            name.span(),
+                            format!(
+                                "`{}` is expected under {mpm} on {target}, but no step that runs \
+                                 there sends it (it is sent under {}): move the expectation to \
+                                 the section of an MPM that sends it, or send it there",
+                                name.get_ref(),
+                                if sent_under.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    sent_under.join(", ")
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn server(&self, file: &CaseFile, mpms: &[Mpm]) -> Result<ServerSettings> {
@@ -498,7 +618,7 @@ impl Loader<'_> {
         if s.within.is_some() && s.timeout.is_some() {
             return Err(self.err(
                 span,
-                "an `await` takes `within` (the scenario stops there when it passes) \
+                "an `await` (or a `request`) takes `within` (the scenario stops there when it passes) \
                  or `timeout` (the client gives up and the scenario goes on), not both",
             ));
         }

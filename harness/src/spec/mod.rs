@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::{Condition, Count};
 
-pub use load::{find_files, load, load_dir, parse, schema, SpecError};
+pub use load::{find_files, load, load_dir, misplaced, parse, schema, SpecError};
 pub use statements::{settings, statement, statements, Setting, Statement};
 
 /// Where a case runs: a server the harness knows how to start (see `target` for each one's
@@ -438,6 +438,20 @@ pub const STATUS_KEYS: [&str; 36] = [
 ];
 
 impl Action {
+    /// The requests (and loads) the step sends, by name.
+    pub fn sends(&self) -> Vec<&str> {
+        match self {
+            Action::Send { name, .. }
+            | Action::SlowHead { name, .. }
+            | Action::SlowBody { name, .. }
+            | Action::SlowRead { name, .. } => vec![name],
+            Action::Pipeline { requests, .. } => requests.iter().map(|(n, _)| n.as_str()).collect(),
+            Action::Warm { conns, .. } => conns.iter().map(|(_, r)| r.as_str()).collect(),
+            Action::Load(l) => vec![&l.name],
+            _ => Vec::new(),
+        }
+    }
+
     /// The conditions the step decides (wait, check).
     pub fn condition(&self) -> Option<&Condition> {
         match self {
