@@ -18,7 +18,7 @@ use crate::context::WorkerCtx;
 use crate::handler::{self, Body, Handled, Response, PATTERN};
 use crate::http::body::{ChunkedDecoder, LengthDecoder};
 use crate::http::request::{parse_head, BodyKind, Limits, RequestHead};
-use crate::http::response::{KeepAliveParams, Persistence, ResponseHead};
+use crate::http::response::{status_drops_connection, KeepAliveParams, Persistence, ResponseHead};
 use crate::scoreboard::WorkerState;
 
 /// Apache's FlushMaxThreshold: an in-memory response with more than this left unwritten keeps its
@@ -207,13 +207,20 @@ pub fn serve_request(
     };
     conn.requests += 1;
     let keep_alive = keep_alive_allowed(conn, w, &head, &response);
+    let drops = status_drops_connection(response.status);
     let out = build_response(w, &head, response, keep_alive, conn.requests);
-    send(conn, w, out, mode)
+    match send(conn, w, out, mode) {
+        // As an error response before the handler: what the client still sends (a pipelined
+        // request) is read and discarded, so the response is not lost to a reset.
+        After::Close if drops => After::Linger,
+        after => after,
+    }
 }
 
-/// Whether the connection stays open after this response (KA-1, KA-2). As Apache counts
+/// Whether the connection stays open after this response (KA-1, KA-2, KA-3). As Apache counts
 /// (`ap_set_keepalive`), MaxKeepAliveRequests is the number of requests allowed *after* the
-/// first: the response to request N+1 closes (`conn.requests` already counts this one).
+/// first: the response to request N+1 closes (`conn.requests` already counts this one). A status
+/// that drops the connection (a handler's 500 included) closes it whatever else allows (KA-3).
 fn keep_alive_allowed(
     conn: &Conn,
     w: &WorkerCtx<'_>,
@@ -226,6 +233,7 @@ fn keep_alive_allowed(
         && head.keep_alive
         && !head.must_close
         && !response.close
+        && !status_drops_connection(response.status)
         && (max == 0 || conn.requests <= max)
         && !w.child.stopping()
 }

@@ -1,5 +1,6 @@
-//! The HTTP/1.1 engine over real sockets (HT-1, HT-2, TO-1): bad requests get a 4xx and a
-//! closed connection and harm nothing; pipelined requests are answered in order; a slow head is
+//! The HTTP/1.1 engine over real sockets (HT-1, HT-2, TO-1, KA-3): bad requests get a 4xx and a
+//! closed connection and harm nothing; a status that drops the connection (a handler's 500
+//! included) closes a kept-alive one; pipelined requests are answered in order; a slow head is
 //! cut with 408.
 
 mod support;
@@ -56,6 +57,50 @@ fn limits_are_enforced(#[values("prefork", "worker", "event")] mpm: &str) {
     c.send_raw(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n");
     assert_eq!(c.read_response().unwrap().status, 413);
     assert_eq!(server.get("/").status, 200);
+}
+
+/// KA-3: a handler's 500 (the `panic` fault) and 400 (a fault text that does not parse) say
+/// `Connection: close` and end a kept-alive connection, and a request pipelined behind the 500
+/// is never answered; a 404 keeps the connection. The child lives.
+#[rstest]
+fn dropping_statuses_close_a_kept_alive_connection(
+    #[values("prefork", "worker", "event")] mpm: &str,
+) {
+    let server = Options::new(mpm).set("StartServers", 1).faults().start();
+    for fault in ["panic", "explode"] {
+        let mut c = server.connect();
+        let first = c.get("/").unwrap();
+        assert_eq!(first.status, 200);
+        assert!(!first.closes());
+        let missing = c.get("/nothing-here").unwrap();
+        assert_eq!(missing.status, 404);
+        assert!(!missing.closes(), "a 404 keeps the connection");
+        let r = c.get(&format!("/fault/{fault}")).unwrap();
+        assert_eq!(
+            r.status,
+            if fault == "panic" { 500 } else { 400 },
+            "{fault}"
+        );
+        assert!(r.closes(), "{fault}: {:?}", r.headers);
+        assert!(
+            c.is_closed_by_server(),
+            "{fault}: the connection stays open"
+        );
+        assert_eq!(r.served_by_pid(), first.served_by_pid());
+    }
+    // A request pipelined behind the failing one is read and discarded, not answered; the 500
+    // itself arrives whole (no reset).
+    let mut c = server.connect();
+    c.send_raw(b"GET /fault/panic HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response().expect("the 500");
+    assert_eq!(r.status, 500);
+    assert!(r.closes());
+    assert_eq!(c.read_response().unwrap_err(), support::ReadError::Closed);
+    // Keep-alive still works on a new connection of the same child.
+    let mut c = server.connect();
+    assert!(!c.get("/").unwrap().closes());
+    assert!(!c.get("/").unwrap().closes());
+    assert!(server.events().iter().all(|e| e["event"] != "child_exited"));
 }
 
 /// HT-2: requests sent back to back on one connection are answered in order; bodies between

@@ -69,6 +69,12 @@ impl ResponseHead<'_> {
     }
 }
 
+/// Whether a response with this status ends the connection whatever keep-alive would allow
+/// (KA-3): Apache's `ap_status_drops_connection` (httpd.h), which `ap_set_keepalive` consults.
+pub fn status_drops_connection(status: u16) -> bool {
+    matches!(status, 400 | 408 | 411 | 413 | 414 | 500 | 501 | 503)
+}
+
 /// The reason phrase for `status`, or `"Unknown"`.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -244,6 +250,12 @@ mod tests {
         .write_to(&mut out);
         let s = String::from_utf8(out).unwrap();
         assert!(s.ends_with("Server: refhttpd\r\nContent-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn statuses_that_drop_the_connection() {
+        let drops: Vec<u16> = (100..600).filter(|&s| status_drops_connection(s)).collect();
+        assert_eq!(drops, [400, 408, 411, 413, 414, 500, 501, 503]);
     }
 
     #[test]
