@@ -386,6 +386,15 @@ impl Connection {
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
+    /// Whether the reader has recorded the connection's end (the server's, or the client's).
+    pub fn ended(&self) -> bool {
+        self.shared
+            .ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Resets the connection: SO_LINGER 0, the reader stopped, then the last descriptor closed,
     /// which sends the RST.
     pub fn reset(&mut self) {

@@ -23,6 +23,9 @@ use crate::target::{Capabilities, Launch, Server, Target};
 
 /// How long the runner lets sent requests finish after the last step.
 const SETTLE: Duration = Duration::from_secs(3);
+/// How long a client close waits for the reader to record a server end that has reached the
+/// socket already.
+const SERVER_END_RECORDED: Duration = Duration::from_millis(500);
 /// How many connections a placement opens before it gives up.
 const PLACEMENT_TRIES: u32 = 24;
 /// How long a `status` step waits for the page.
@@ -292,11 +295,11 @@ impl Play<'_> {
                 }
                 self.note_sent(conn, name, false);
             }
-            Action::Reset(names) => names.iter().for_each(|n| {
-                if let Some(c) = self.conns.get_mut(n) {
-                    c.reset();
+            Action::Reset(names) => {
+                for n in names {
+                    self.client_ends(n, Connection::reset);
                 }
-            }),
+            }
             Action::HalfClose(names) => names.iter().for_each(|n| {
                 if let Some(c) = self.conns.get_mut(n) {
                     c.half_close();
@@ -728,9 +731,27 @@ impl Play<'_> {
     /// The client closes these connections (those that opened).
     fn close(&mut self, names: &[String]) {
         for name in names {
-            if let Some(c) = self.conns.get_mut(name) {
-                c.close();
-            }
+            self.client_ends(name, Connection::close);
+        }
+    }
+
+    /// Ends connection `name` from the client's side (`end`: close or reset) and records it —
+    /// after the server's end, if that has reached the socket already, so that which of the
+    /// two came first is what the sockets saw, not which thread recorded it first.
+    fn client_ends(&mut self, name: &str, end: fn(&mut Connection)) {
+        let Some(c) = self.conns.get_mut(name) else {
+            return;
+        };
+        let deadline = Instant::now() + SERVER_END_RECORDED;
+        while c.server_end_unrecorded() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let open = !c.ended();
+        end(c);
+        if open {
+            self.store.push(Observation::ConnClosedByClient {
+                conn: name.to_string(),
+            });
         }
     }
 

@@ -436,7 +436,13 @@ impl Judge<'_> {
             })
             .chain(deaths.iter().map(|d| d.0))
             .fold(f64::INFINITY, f64::min);
-        let owners = owners_before(timeline, crash_at);
+        // A connection the client closed before the crash is not the crash's to end: whichever
+        // of its two closes was recorded first, it leaves the oracle's view at the client's.
+        let client_closed = client_closed_before(timeline, crash_at);
+        let owners: BTreeMap<String, i32> = owners_before(timeline, crash_at)
+            .into_iter()
+            .filter(|(conn, _)| !client_closed.contains(conn.as_str()))
+            .collect();
         let owned_by_dead = |conn: &str| owners.get(conn).is_some_and(|p| dead.contains(p));
         // The exit is observed late (a log line, a zombie): the first connection of the dead
         // child that the server cut tells the moment sooner.
@@ -458,10 +464,22 @@ impl Judge<'_> {
         let mut problems = Vec::new();
         for sent in &self.rec.sent {
             let (name, conn) = (sent.name.as_str(), sent.conn.as_str());
+            if client_closed.contains(conn) && !sent.fatal {
+                // Its fate was the client's close, before the crash.
+                continue;
+            }
             let outcome = state.outcomes.get(name);
             let failed = !matches!(outcome, Some(Outcome::Response { .. }));
+            // A response from the dead child was written before it died, however late its
+            // reader recorded it: the request was not in flight at the crash.
+            let answered_by_dead = outcome
+                .and_then(Outcome::pid)
+                .is_some_and(|p| dead.contains(&p));
             let may_fail = sent.fatal
-                || (process && owned_by_dead(conn) && !answered_before(timeline, name, crash_at));
+                || (process
+                    && owned_by_dead(conn)
+                    && !answered_by_dead
+                    && !answered_before(timeline, name, crash_at));
             if failed && !may_fail {
                 let why = if owners.contains_key(conn) || !process {
                     ""
@@ -747,6 +765,18 @@ fn owners_before(timeline: &[Entry], t: f64) -> BTreeMap<String, i32> {
         }
     }
     owners
+}
+
+/// The connections the client closed (or reset) at or before `t`.
+fn client_closed_before(timeline: &[Entry], t: f64) -> BTreeSet<&str> {
+    timeline
+        .iter()
+        .take_while(|e| e.at_ms <= t)
+        .filter_map(|e| match &e.what {
+            Observation::ConnClosedByClient { conn } => Some(conn.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {

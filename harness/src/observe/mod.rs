@@ -218,6 +218,11 @@ pub enum Observation {
         conn: String,
         class: ErrorClass,
     },
+    /// The client closed (or reset) a connection during the scenario, the server's end not
+    /// having reached it first (that is recorded before, when it had).
+    ConnClosedByClient {
+        conn: String,
+    },
     Scoreboard(Summary),
     ServerEvent {
         event: EventKind,

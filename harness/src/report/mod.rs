@@ -164,6 +164,7 @@ fn timeline_line(e: &Entry) -> Option<String> {
         Observation::ConnClosedByServer { conn, class } => {
             format!("conn   {conn}: ended by the server ({class})")
         }
+        Observation::ConnClosedByClient { conn } => format!("conn   {conn}: closed by the client"),
         Observation::Scoreboard(s) => format!("board  {s}"),
         Observation::Resources(r) => format!("procfs {r}"),
         Observation::ServerEvent { event, pid, detail } => {

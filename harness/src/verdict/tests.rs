@@ -204,12 +204,11 @@ fn blast_radius_one_request_too_many() {
 #[test]
 fn blast_radius_one_request_too_few() {
     let mut rec = crash_recording();
-    // slow-b survives its child's crash.
-    for e in &mut rec.0.timeline {
-        if matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b") {
-            e.what = ok("slow-b", "b", 10);
-        }
-    }
+    // slow-b's connection survives its child's crash: another process answers on it.
+    rec.0.timeline.retain(
+        |e| !matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b"),
+    );
+    rec = rec.at(900.0, ok("slow-b", "b", 30));
     let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
     let c = check(&v, "blast radius");
     assert!(c.failed());
@@ -219,6 +218,57 @@ fn blast_radius_one_request_too_few() {
         "{}",
         c.detail
     );
+}
+
+/// A response the dead child wrote before it died is no survivor, however late its reader
+/// recorded it (after the crashing request's failure).
+#[test]
+fn blast_radius_a_response_of_the_dead_child_recorded_late_is_not_a_survivor() {
+    let mut rec = crash_recording();
+    for e in &mut rec.0.timeline {
+        if matches!(&e.what, Observation::RequestFailed { request, .. } if request == "slow-b") {
+            e.what = ok("slow-b", "b", 10);
+        }
+    }
+    let v = judge(&crash_case("process"), Mpm::Worker, &reference(), &rec.0);
+    assert!(check(&v, "blast radius").passed(), "{:#?}", v.checks);
+}
+
+/// d, warmed on the crashing child, was closed by the client before the crash. The server's
+/// end of it and the client's close race: whichever the recording shows first, the verdict is
+/// the same.
+#[test]
+fn blast_radius_a_connection_the_client_closed_first_is_not_the_crashs() {
+    let client_close = || Observation::ConnClosedByClient { conn: "d".into() };
+    let warmed_d = || {
+        crash_recording()
+            .sent("warm-d", "d", false)
+            .at(23.0, ok("warm-d", "d", 10))
+    };
+    // The client's close first, the server's never seen (the client stopped reading).
+    let client_first = warmed_d().at(90.0, client_close());
+    // The server's end reached the socket first (it answered the close at once).
+    let server_first = warmed_d().at(89.0, closed("d"));
+    for (order, rec) in [
+        ("client first", client_first),
+        ("server first", server_first),
+    ] {
+        for mpm in [Mpm::Worker, Mpm::Event] {
+            let v = judge(&crash_case("process"), mpm, &reference(), &rec.0);
+            assert!(
+                check(&v, "blast radius").passed(),
+                "{order} under {mpm}: {:#?}",
+                v.checks
+            );
+        }
+    }
+    // Closed by the client only after the crash, the server's end never seen: the crash did
+    // not end it.
+    let late = warmed_d().at(150.0, client_close());
+    let v = judge(&crash_case("process"), Mpm::Event, &reference(), &late.0);
+    let c = check(&v, "blast radius");
+    assert!(c.failed());
+    assert!(c.detail.contains("still open: [\"d\"]"), "{}", c.detail);
 }
 
 #[test]
