@@ -1,7 +1,8 @@
-//! Coverage of the catalogue: for each SPEC.md statement, the cases that check it under each
-//! MPM it speaks of and the targets they run on; for each directive of the settings table, the
-//! cases that set it to something other than its default. What no case covers is listed, and
-//! `mpm-harness coverage` exits 1 while anything is.
+//! Coverage of the catalogue: for each behaviour statement (`specs/statements.toml`), the cases
+//! that check it under each MPM it speaks of and the targets they run on; for each directive of
+//! the settings table, the cases that set it to something other than its default. What no case
+//! covers is listed, and `mpm-harness coverage` exits 1 while anything is. Also the readable
+//! page of the statements themselves, `docs/statements.md` (`mpm-harness statements`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -79,6 +80,82 @@ pub fn of(cases: &[Case]) -> Coverage {
         statements,
         settings,
     }
+}
+
+/// The areas of the statements, in order: ID prefix and heading.
+const AREAS: [(&str, &str); 8] = [
+    ("PM", "The parent (PM)"),
+    ("PF", "prefork (PF)"),
+    ("WK", "worker (WK)"),
+    ("EV", "event (EV)"),
+    ("KA", "Keep-alive (KA)"),
+    ("TO", "Timeouts (TO)"),
+    ("SB", "Scoreboard and status (SB)"),
+    ("HT", "HTTP/1.1 (HT)"),
+];
+
+/// The command that writes `docs/statements.md`.
+pub const STATEMENTS_COMMAND: &str =
+    "cargo run --release -p mpm-harness -- statements > docs/statements.md";
+
+/// `docs/statements.md`: every statement in full with its sources, and the settings table, from
+/// `specs/statements.toml`.
+pub fn statements_page() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Behaviour statements\n");
+    let _ = writeln!(
+        out,
+        "<!-- Generated from specs/statements.toml by `{STATEMENTS_COMMAND}`; edit that file, \
+         not this one (harness/tests/docs.rs fails while they differ). -->\n"
+    );
+    out.push_str(
+        "What a conforming prefork, worker or event MPM does, as numbered statements. A spec \
+case names the statements it checks in `checks`; `mpm-harness coverage` lists the cases that \
+check each one, per MPM and target. Each statement says where it comes from: a page of the \
+[Apache HTTP Server 2.4 manual](https://httpd.apache.org/docs/2.4/) (offline after \
+`apt-get install apache2-doc`, under /usr/share/doc/apache2-doc/manual/), a function of Apache \
+httpd's source, an RFC, or a measurement of Debian's Apache on this project's machines \
+(*seen*, with the version it was made on). Where a statement and Apache disagree, Apache is \
+right and the statement is fixed; what running the catalogue against Apache showed is in \
+[spec-notes.md](spec-notes.md).\n",
+    );
+    let _ = writeln!(out, "\n## Settings\n");
+    out.push_str(
+        "Apache's directive names, meanings and defaults. Durations take a unit \
+(`KeepAliveTimeout 200ms`), as Apache's do; the cases use short ones so that the catalogue \
+stays fast.\n\n",
+    );
+    let _ = writeln!(out, "| directive | prefork | worker / event | notes |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for s in settings() {
+        let name = s.markdown_name();
+        let threaded = match (&s.threaded, &s.event) {
+            (Some(t), _) => t.clone(),
+            (None, Some(e)) => format!("event only: {e}"),
+            (None, None) => "—".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {threaded} | {} |",
+            s.prefork.as_deref().unwrap_or("—"),
+            s.note.as_deref().unwrap_or("")
+        );
+    }
+    for (area, heading) in AREAS {
+        let _ = writeln!(out, "\n## {heading}\n");
+        let mut first = true;
+        for s in statements()
+            .iter()
+            .filter(|s| s.id.split('-').next() == Some(area))
+        {
+            if !first {
+                out.push('\n');
+            }
+            first = false;
+            out.push_str(&s.markdown());
+        }
+    }
+    out
 }
 
 /// The targets a case runs on under `mpm` (those that do not refuse it).
@@ -265,6 +342,24 @@ only = ["event"]
         assert!(cov
             .statements_table()
             .contains("| KA-1 | t/a | t/b | t/b* |"));
+    }
+
+    #[test]
+    fn the_statements_page_has_every_statement_and_directive() {
+        let page = statements_page();
+        for s in statements() {
+            assert!(
+                page.contains(&format!("\n### {}\n", s.id)),
+                "{} is not on the page",
+                s.id
+            );
+        }
+        for s in settings() {
+            assert!(page.contains(&format!("[{}](", s.name)), "{}", s.name);
+        }
+        assert!(page.contains(
+            "- manual: [mod/event.html#asyncrequestworkerfactor](https://httpd.apache.org/docs/2.4/mod/event.html#asyncrequestworkerfactor)"
+        ));
     }
 
     #[test]

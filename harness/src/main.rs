@@ -81,9 +81,12 @@ enum Command {
     },
     /// Print the JSON Schema of the spec case format.
     Schema,
-    /// Which cases check each SPEC.md statement (per MPM and target) and set each directive;
+    /// Which cases check each behaviour statement (per MPM and target) and set each directive;
     /// exit 1 while anything is uncovered.
     Coverage,
+    /// Print the behaviour statements in full, with their sources, and the settings table, as
+    /// markdown (`docs/statements.md` is this output).
+    Statements,
     /// Random scenarios judged against an executable model of each MPM; a disagreement is shrunk
     /// to a minimal case file under --out. Exit 0 when every run agreed, 1 on a mismatch.
     Explore {
@@ -166,6 +169,10 @@ fn main() {
             0
         }
         Command::Check { files } => check(&files),
+        Command::Statements => {
+            print!("{}", mpm_harness::coverage::statements_page());
+            0
+        }
         Command::Load(args) => load_cmd(&args),
         Command::Explore {
             mpm,

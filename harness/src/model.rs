@@ -1,5 +1,6 @@
-//! An executable model of each MPM: given a scenario, what SPEC.md says every request comes to
-//! (and within what latency) and how every connection ends. Pure: no I/O, no clock.
+//! An executable model of each MPM: given a scenario, what the behaviour statements
+//! (`specs/statements.toml`) say every request comes to (and within what latency) and how every
+//! connection ends. Pure: no I/O, no clock.
 //!
 //! The scenarios it speaks of ([`Scenario`]) are those the explorer generates: a pool of one
 //! worker per connection plus `spare` (prefork: a child each; worker and event: one child with a
@@ -239,7 +240,7 @@ pub struct Model {
 }
 
 impl Model {
-    /// The MPM as SPEC.md states it.
+    /// The MPM as the statements state it.
     pub fn of(mpm: Mpm) -> Model {
         match mpm {
             Mpm::Prefork => Model {
