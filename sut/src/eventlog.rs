@@ -278,7 +278,7 @@ mod tests {
                 generation: 0,
                 code: None,
                 signal: Some(11),
-                signal_name: Some("SIGSEGV".into()),
+                signal_name: Some("Segmentation fault".into()),
                 during_startup: false,
             },
             Event::ForkFailed {

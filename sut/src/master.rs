@@ -6,6 +6,7 @@
 //! Signals arrive through a signalfd, so the whole master is one loop: wait for a signal or the
 //! next maintenance tick, act, repeat.
 
+use std::borrow::Cow;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -595,17 +596,18 @@ impl Master {
             generation: child.generation,
             code,
             signal: signal.map(|s| s as i32),
-            signal_name: signal.map(signal_description),
+            signal_name: signal.map(|s| apr_signal_description(s as i32).into_owned()),
             during_startup,
         });
         match ending {
-            WaitStatus::Signaled(_, sig, _) => error_log(
+            // AH00052, in APR's words.
+            WaitStatus::Signaled(_, sig, _) if signal_death_logged(sig) => error_log(
                 module(self.opts.mpm),
                 Level::Notice,
                 format_args!(
                     "child pid {} exit signal {} ({})",
                     child.pid,
-                    signal_description(sig),
+                    apr_signal_description(sig as i32),
                     sig as i32
                 ),
             ),
@@ -800,19 +802,61 @@ impl Master {
     }
 }
 
-/// strsignal-like names, as Apache logs them.
-fn signal_description(sig: Signal) -> String {
-    match sig {
-        Signal::SIGSEGV => "Segmentation fault".into(),
-        Signal::SIGABRT => "Aborted".into(),
-        Signal::SIGBUS => "Bus error".into(),
-        Signal::SIGKILL => "Killed".into(),
-        Signal::SIGTERM => "Terminated".into(),
-        Signal::SIGINT => "Interrupt".into(),
-        Signal::SIGFPE => "Floating point exception".into(),
-        Signal::SIGILL => "Illegal instruction".into(),
-        other => other.as_str().into(),
-    }
+/// glibc's `_NSIG` on Linux: signals 0 to 64. APR sizes its table with it.
+const APR_NUMSIG: i32 = 65;
+
+/// How Apache names a signal in its log: APR's `apr_signal_description_get`
+/// (threadproc/unix/signals.c), from APR's own table, which it uses wherever the C library
+/// declares no `sys_siglist` (glibc since 2.32). Its words are not strsignal's: `Abort`, not
+/// `Aborted`; `Arithmetic exception`, not `Floating point exception`. Where two names share a
+/// number on Linux, the one APR stores last wins (SIGIOT and SIGABRT: `Abort`; SIGPOLL and
+/// SIGIO: `socket I/O possible`); a number APR names nothing is `signal #N`.
+pub fn apr_signal_description(signum: i32) -> Cow<'static, str> {
+    let known = match signum {
+        0 => "Signal 0",
+        libc::SIGHUP => "Hangup",
+        libc::SIGINT => "Interrupt",
+        libc::SIGQUIT => "Quit",
+        libc::SIGILL => "Illegal instruction",
+        libc::SIGTRAP => "Trace/BPT trap",
+        libc::SIGABRT => "Abort",
+        libc::SIGFPE => "Arithmetic exception",
+        libc::SIGKILL => "Killed",
+        libc::SIGBUS => "Bus error",
+        libc::SIGSEGV => "Segmentation fault",
+        libc::SIGSYS => "Bad system call",
+        libc::SIGPIPE => "Broken pipe",
+        libc::SIGALRM => "Alarm clock",
+        libc::SIGTERM => "Terminated",
+        libc::SIGUSR1 => "User defined signal 1",
+        libc::SIGUSR2 => "User defined signal 2",
+        libc::SIGCHLD => "Child status change",
+        libc::SIGPWR => "Power-fail restart",
+        libc::SIGWINCH => "Window changed",
+        libc::SIGURG => "urgent socket condition",
+        libc::SIGIO => "socket I/O possible",
+        libc::SIGSTOP => "Stopped (signal)",
+        libc::SIGTSTP => "Stopped",
+        libc::SIGCONT => "Continued",
+        libc::SIGTTIN => "Stopped (tty input)",
+        libc::SIGTTOU => "Stopped (tty output)",
+        libc::SIGVTALRM => "virtual timer expired",
+        libc::SIGPROF => "profiling timer expired",
+        libc::SIGXCPU => "exceeded cpu limit",
+        libc::SIGXFSZ => "exceeded file size limit",
+        n if (0..APR_NUMSIG).contains(&n) => return Cow::Owned(format!("signal #{n}")),
+        _ => "unknown signal (number)",
+    };
+    Cow::Borrowed(known)
+}
+
+/// Whether Apache's master logs a child's death by this signal (`ap_process_child_status`): not
+/// for the signals it sends its children itself — TERM, HUP, the graceful signal (USR1) and KILL.
+fn signal_death_logged(sig: Signal) -> bool {
+    !matches!(
+        sig,
+        Signal::SIGTERM | Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGKILL
+    )
 }
 
 /// The error-log module name for an MPM.
@@ -821,5 +865,59 @@ pub fn module(mpm: Mpm) -> &'static str {
         Mpm::Prefork => "mpm_prefork",
         Mpm::Worker => "mpm_worker",
         Mpm::Event => "mpm_event",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_described_in_aprs_words() {
+        let words = |n: i32| apr_signal_description(n).into_owned();
+        assert_eq!(words(libc::SIGSEGV), "Segmentation fault");
+        assert_eq!(words(libc::SIGABRT), "Abort");
+        assert_eq!(words(libc::SIGIOT), "Abort");
+        assert_eq!(words(libc::SIGBUS), "Bus error");
+        assert_eq!(words(libc::SIGFPE), "Arithmetic exception");
+        assert_eq!(words(libc::SIGKILL), "Killed");
+        assert_eq!(words(libc::SIGPOLL), "socket I/O possible");
+        assert_eq!(words(libc::SIGCHLD), "Child status change");
+        assert_eq!(words(0), "Signal 0");
+        // Linux's SIGSTKFLT and the real-time signals are not in APR's table.
+        assert_eq!(words(libc::SIGSTKFLT), "signal #16");
+        assert_eq!(
+            words(libc::SIGRTMIN()),
+            format!("signal #{}", libc::SIGRTMIN())
+        );
+        assert_eq!(words(64), "signal #64");
+        assert_eq!(words(65), "unknown signal (number)");
+        assert_eq!(words(-1), "unknown signal (number)");
+        // Every other signal nix knows has a description of its own, none of strsignal's.
+        for sig in Signal::iterator().filter(|&s| s != Signal::SIGSTKFLT) {
+            let w = words(sig as i32);
+            assert!(!w.starts_with("signal #"), "{sig}: {w}");
+            assert!(!["Aborted", "Floating point exception"].contains(&w.as_ref()));
+        }
+    }
+
+    #[test]
+    fn the_signals_apache_sends_its_children_are_not_logged() {
+        for sig in [
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGKILL,
+        ] {
+            assert!(!signal_death_logged(sig), "{sig}");
+        }
+        for sig in [
+            Signal::SIGSEGV,
+            Signal::SIGABRT,
+            Signal::SIGBUS,
+            Signal::SIGUSR2,
+        ] {
+            assert!(signal_death_logged(sig), "{sig}");
+        }
     }
 }
