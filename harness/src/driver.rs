@@ -113,6 +113,7 @@ impl Connection {
                 request: request.to_string(),
                 conn: name.to_string(),
                 target: "/".into(),
+                how: how_sent("GET", false, None),
             },
         ]);
         let p = Pending {
@@ -189,6 +190,15 @@ impl Connection {
 
     /// Sends one request named `name`.
     pub fn send(&mut self, store: &Store, name: &str, request: &Request) {
+        let how = match request {
+            Request::Http {
+                method,
+                connection,
+                http10,
+                ..
+            } => how_sent(method, *http10, connection.map(ConnectionToken::as_str)),
+            Request::Raw(_) => "raw".into(),
+        };
         let (bytes, shown) = match request {
             Request::Http {
                 method,
@@ -211,7 +221,7 @@ impl Connection {
                 format!("raw {:?}", raw.chars().take(40).collect::<String>()),
             ),
         };
-        self.write_requests(store, vec![(name.to_string(), shown)], &bytes, None);
+        self.write_requests(store, vec![(name.to_string(), shown)], &how, &bytes, None);
     }
 
     /// Sends several requests in one write (HT-2): (name, path) each.
@@ -220,7 +230,8 @@ impl Connection {
         for (_, path) in requests {
             bytes.extend(client::request_bytes("GET", path, None, None, false));
         }
-        self.write_requests(store, requests.to_vec(), &bytes, None);
+        let how = how_sent("GET", false, None);
+        self.write_requests(store, requests.to_vec(), &how, &bytes, None);
     }
 
     /// Requests `path` and reads the response at `rate` bytes per second.
@@ -234,6 +245,7 @@ impl Connection {
         self.write_requests(
             store,
             vec![(request.to_string(), path.to_string())],
+            &how_sent("GET", false, None),
             &bytes,
             Some(rate),
         );
@@ -243,6 +255,7 @@ impl Connection {
         &mut self,
         store: &Store,
         requests: Vec<(String, String)>,
+        how: &str,
         bytes: &[u8],
         rate: Option<u32>,
     ) {
@@ -257,6 +270,7 @@ impl Connection {
                         request: name.clone(),
                         conn: self.name.clone(),
                         target: target.clone(),
+                        how: how.into(),
                     });
                     store.push(Observation::RequestFailed {
                         request: name.clone(),
@@ -284,6 +298,7 @@ impl Connection {
                 request: name.clone(),
                 conn: self.name.clone(),
                 target: target.clone(),
+                how: how.into(),
             });
         }
         self.ensure_reader(store, rate);
@@ -297,7 +312,7 @@ impl Connection {
     pub fn slow_head(&mut self, store: &Store, name: &str, interval: Duration) {
         let head = b"GET / HTTP/1.1\r\nHost: harness\r\nX-Slow: ";
         let bytes = head.iter().copied().chain(std::iter::repeat(b'a'));
-        self.drip(store, name, "/ (slow head)", &[], bytes, interval);
+        self.drip(store, name, ("/ (slow head)", "GET"), &[], bytes, interval);
     }
 
     /// Sends `POST /` with a `length`-byte body: the head at once, then the body one byte per
@@ -308,7 +323,7 @@ impl Connection {
         self.drip(
             store,
             name,
-            "/ (slow body)",
+            ("/ (slow body)", "POST"),
             head.as_bytes(),
             body,
             interval,
@@ -321,7 +336,7 @@ impl Connection {
         &mut self,
         store: &Store,
         name: &str,
-        shown: &str,
+        (shown, method): (&str, &str),
         first: &[u8],
         bytes: impl Iterator<Item = u8> + Send + 'static,
         interval: Duration,
@@ -342,6 +357,7 @@ impl Connection {
             request: name.clone(),
             conn: self.name.clone(),
             target: shown.into(),
+            how: how_sent(method, false, None),
         });
         self.ensure_reader(store, None);
         let Some(Ok(mut stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
@@ -556,6 +572,15 @@ fn finish(shared: &Shared, store: &Store, conn: &str, class: ErrorClass) {
     // a moment later; explore found a run where the end came after the teardown).
     store.push_all(observations);
     drop(ended);
+}
+
+/// How a request goes out, for the timeline: `GET HTTP/1.1, Connection: close`.
+fn how_sent(method: &str, http10: bool, connection: Option<&str>) -> String {
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    match connection {
+        Some(token) => format!("{method} {version}, Connection: {token}"),
+        None => format!("{method} {version}"),
+    }
 }
 
 fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Response) {

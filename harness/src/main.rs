@@ -232,17 +232,53 @@ fn main() {
 
 fn load(dir: Option<PathBuf>) -> Result<Vec<Case>, i32> {
     let dir = dir.unwrap_or_else(mpm_harness::default_specs_dir);
-    spec::load_dir(&dir).map_err(|errors| {
+    if !dir.is_dir() {
+        eprintln!(
+            "error: {}: no such folder of spec cases (--specs DIR)",
+            dir.display()
+        );
+        return Err(2);
+    }
+    let cases = spec::load_dir(&dir).map_err(|errors| {
         for e in errors {
             eprintln!("error: {e}");
         }
         2
-    })
+    })?;
+    if cases.is_empty() {
+        eprintln!(
+            "error: {}: no case files (a case is <theme>/<name>.toml under it)",
+            dir.display()
+        );
+        return Err(2);
+    }
+    Ok(cases)
 }
 
-fn check(files: &[PathBuf]) -> i32 {
+/// Checks case files, and every case file under a folder given.
+fn check(paths: &[PathBuf]) -> i32 {
     let mut code = 0;
-    for f in files {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let found = spec::find_files(p);
+            if found.is_empty() {
+                eprintln!(
+                    "error: {}: no case files (a case is <theme>/<name>.toml under it)",
+                    p.display()
+                );
+                code = 2;
+            }
+            for e in spec::misplaced(p) {
+                eprintln!("error: {e}");
+                code = 2;
+            }
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    for f in &files {
         match spec::load(f) {
             Ok(case) => {
                 println!(
@@ -371,6 +407,33 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
         }
     }
     let total = work.len();
+    if total == 0 {
+        let skipped: Vec<String> = skipped
+            .iter()
+            .map(|(t, why)| format!("; target {t} is not available: {why}"))
+            .collect();
+        eprintln!(
+            "error: nothing to run: no test of the {} cases matches{} under --mpm {} and \
+             --target {}{} (`mpm-harness list` shows the tests)",
+            cases.len(),
+            args.filter
+                .as_deref()
+                .map(|f| format!(" `{f}`"))
+                .unwrap_or_default(),
+            args.mpms
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            args.targets
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            skipped.join("")
+        );
+        return 2;
+    }
     println!("running {total} tests ({} jobs)", args.jobs);
     let started = std::time::Instant::now();
     let queue = Mutex::new(work.into_iter().enumerate());

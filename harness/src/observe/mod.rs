@@ -192,6 +192,9 @@ pub enum Observation {
         request: String,
         conn: String,
         target: String,
+        /// How it was sent: the method, the HTTP version and the `Connection` header, if any
+        /// (`GET HTTP/1.1, Connection: close`); `raw` for exact bytes.
+        how: String,
     },
     Response {
         request: String,

@@ -135,7 +135,8 @@ fn timeline_line(e: &Entry) -> Option<String> {
             request,
             conn,
             target,
-        } => format!("req    {request}: sent {target} on {conn}"),
+            how,
+        } => format!("req    {request}: sent {target} on {conn} ({how})"),
         Observation::Response {
             request,
             status,

@@ -565,6 +565,7 @@ fn conn_lanes(timeline: &[Entry]) -> Vec<ConnLane> {
                 request,
                 conn,
                 target,
+                ..
             } => {
                 let i = lane_of(&mut lanes, conn);
                 let label = target
@@ -938,6 +939,7 @@ pub(crate) mod tests {
             request: request.into(),
             conn: conn.into(),
             target: target.into(),
+            how: "GET HTTP/1.1".into(),
         }
     }
 

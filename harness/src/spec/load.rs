@@ -310,7 +310,7 @@ impl Loader<'_> {
             Section::Reference => (mpms.to_vec(), vec![Target::Reference]),
             Section::ReferenceMpm(m) => (vec![m], vec![Target::Reference]),
         };
-        for (name, _) in &e.requests {
+        for name in e.requests.keys() {
             for mpm in &under {
                 for target in &on {
                     let sent = steps.iter().any(|s| {
