@@ -240,7 +240,21 @@ impl Judge<'_> {
         };
         let observed = match line {
             Some(l) => format!("logged: {}", l.trim()),
-            None => "no such line".to_string(),
+            None => match nearest_lines(&self.rec.server_log, text) {
+                (_, near) if near.is_empty() => "no such line (the log is empty)".to_string(),
+                (shared, near) => format!(
+                    "no such line; {}: {}",
+                    if shared {
+                        "nearest"
+                    } else {
+                        "none shares a word; the log ends"
+                    },
+                    near.iter()
+                        .map(|l| format!("{:?}", l.trim()))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
+            },
         };
         Check::new(what, line.is_some() == wanted, observed)
     }
@@ -636,12 +650,8 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
         }
     }
     if let Some(closes) = e.closes {
-        let got = matches!(outcome, Some(Outcome::Response { closes: c, .. }) if *c == closes);
-        if !got {
-            problems.push(format!(
-                "expected Connection: {}",
-                if closes { "close" } else { "keep-alive" }
-            ));
+        if let Some(problem) = closes_problem(name, closes, outcome, s) {
+            problems.push(problem);
         }
     }
     if let Some(want) = e.bytes {
@@ -679,15 +689,78 @@ fn request_check(name: &str, e: &RequestExpect, s: &State) -> Check {
         }
     }
     let observed = describe_outcome(outcome);
+    let headers_checked: Vec<String> = e
+        .headers
+        .iter()
+        .map(|(name, want)| match want {
+            HeaderExpect::Value(v) => format!("{name}: {v:?}"),
+            HeaderExpect::Present(true) => format!("{name} present"),
+            HeaderExpect::Present(false) => format!("no {name}"),
+        })
+        .collect();
     Check::new(
         format!("request {name}"),
         problems.is_empty(),
-        if problems.is_empty() {
+        if !problems.is_empty() {
+            format!("{}; observed {observed}", problems.join(", "))
+        } else if headers_checked.is_empty() {
             observed
         } else {
-            format!("{}; observed {observed}", problems.join(", "))
+            format!(
+                "{observed}; headers as expected: {}",
+                headers_checked.join(", ")
+            )
         },
     )
+}
+
+/// What is wrong with how the response to `name` left its connection, if anything: `closes`
+/// asks that it said `Connection: close` (and the server closed), or that it did not.
+fn closes_problem(
+    name: &str,
+    closes: bool,
+    outcome: Option<&Outcome>,
+    s: &State,
+) -> Option<String> {
+    let said_close = match outcome {
+        Some(Outcome::Response { closes: c, .. }) => *c,
+        _ => {
+            return Some(if closes {
+                "expected a response saying `Connection: close`".into()
+            } else {
+                "expected a response that keeps the connection open".into()
+            })
+        }
+    };
+    if said_close == closes {
+        return None;
+    }
+    let conn = s.entries.iter().find_map(|e| match &e.what {
+        Observation::Response { request, conn, .. } if request == name => Some(conn.as_str()),
+        _ => None,
+    });
+    let server_closed = conn.is_some_and(|c| s.closed_conns.contains_key(c));
+    Some(if closes {
+        format!(
+            "expected the response to say `Connection: close` and the server to close the \
+             connection; the response did not say it{}",
+            if server_closed {
+                " (the server closed the connection later)"
+            } else {
+                ", and the connection stayed open"
+            }
+        )
+    } else {
+        format!(
+            "expected the connection kept open after this response; the response said \
+             `Connection: close`{}",
+            if server_closed {
+                " and the server closed the connection"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 fn body_words(shape: BodyShape) -> &'static str {
@@ -765,6 +838,31 @@ fn owners_before(timeline: &[Entry], t: f64) -> BTreeMap<String, i32> {
         }
     }
     owners
+}
+
+/// The (at most three) lines of `log` that share the most words with `text`, best first — or
+/// its last three lines when none shares a word: what a failed `log_has` shows.
+fn nearest_lines<'a>(log: &'a str, text: &str) -> (bool, Vec<&'a str>) {
+    let words = |s: &str| -> BTreeSet<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let wanted = words(text);
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut scored: Vec<(usize, usize, &str)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (words(l).intersection(&wanted).count(), i, *l))
+        .filter(|(shared, ..)| *shared > 0)
+        .collect();
+    if scored.is_empty() {
+        return (false, lines.iter().rev().take(3).rev().copied().collect());
+    }
+    // Most words shared first; among equals, the later line.
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    (true, scored.into_iter().take(3).map(|(.., l)| l).collect())
 }
 
 /// The connections the client closed (or reset) at or before `t`.

@@ -457,6 +457,15 @@ fn request_expectations_pass_when_met() {
     );
     assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
     assert_eq!(v.checks.len(), 5);
+    // A passing check names the header checks it made.
+    let d = &check(&v, "request first").detail;
+    assert!(
+        d.ends_with(
+            "headers as expected: no Connection, X-Served-By present, keep-alive: \
+             \"timeout=5, max=100\""
+        ),
+        "{d}"
+    );
 }
 
 #[test]
@@ -560,9 +569,14 @@ fn each_request_expectation_can_fail() {
         *closes = true;
     }
     let v = mutate("again", closing);
-    assert!(check(&v, "request again")
-        .detail
-        .contains("expected Connection: keep-alive"));
+    let d = &check(&v, "request again").detail;
+    assert!(
+        d.starts_with(
+            "expected the connection kept open after this response; the response said \
+             `Connection: close`; observed 200"
+        ),
+        "{d}"
+    );
     // No outcome at all.
     let mut r = requests_recording();
     r.0.timeline.retain(
@@ -865,4 +879,22 @@ fn error_log_lines_are_judged() {
     let v = judged(&format!("{crash}[core:notice] child pid 8 exit status 0\n"));
     assert!(check(&v, "the error log never has").failed());
     assert!(!check(&v, "the error log has").failed());
+    // A miss shows the lines nearest to the text: the words it shares with them.
+    let log = "[mpm_prefork:notice] resuming normal operations\n\
+               [core:notice] child pid 9 exit signal Abort (6)\n\
+               [mpm_prefork:notice] caught SIGTERM, shutting down\n";
+    let c = judged(log);
+    let c = check(&c, "the error log has");
+    assert!(c.failed());
+    assert_eq!(
+        c.detail,
+        "no such line; nearest: \"[core:notice] child pid 9 exit signal Abort (6)\""
+    );
+    // Nothing in common: the log's last lines.
+    let c = judged("[core:notice] one\n[core:notice] two\n");
+    assert_eq!(
+        check(&c, "the error log has").detail,
+        "no such line; none shares a word; the log ends: \"[core:notice] one\" | \
+         \"[core:notice] two\""
+    );
 }
