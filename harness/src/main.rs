@@ -81,6 +81,12 @@ enum Command {
     },
     /// Print the JSON Schema of the spec case format.
     Schema,
+    /// Write a new case, THEME/NAME, under the specs folder: a commented skeleton that `check`
+    /// accepts and `run` passes, for you to make your own.
+    New {
+        /// The case's id: its theme folder and file name (`crash/segv-isolation`).
+        id: String,
+    },
     /// Which cases check each behaviour statement (per MPM and target) and set each directive;
     /// exit 1 while anything is uncovered.
     Coverage,
@@ -169,6 +175,29 @@ fn main() {
             0
         }
         Command::Check { files } => check(&files),
+        Command::New { id } => {
+            let given = cli
+                .specs
+                .as_ref()
+                .map(|d| format!(" --specs {}", d.display()))
+                .unwrap_or_default();
+            let specs = cli.specs.unwrap_or_else(mpm_harness::default_specs_dir);
+            match spec::write_new_case(&specs, &id) {
+                Ok(path) => {
+                    println!(
+                        "wrote {}: `mpm-harness check {}` checks it, \
+                         `mpm-harness{given} run {id} --target reference --target apache` runs it",
+                        path.display(),
+                        path.display()
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+            }
+        }
         Command::Statements => {
             print!("{}", mpm_harness::coverage::statements_page());
             0

@@ -819,3 +819,38 @@ fn explore_agrees_with_the_reference_and_replays_its_seed() {
     let bad = harness().args(["explore", "--runs", "0"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `new` writes a case where its id says, which `check` accepts and `run` passes; it never
+/// overwrites one, and a bad id is a usage error.
+#[test]
+fn new_writes_a_case_that_checks_and_runs() {
+    let specs = tempfile::tempdir().unwrap();
+    let out = harness_on(specs.path())
+        .args(["new", "mine/first"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let path = specs.path().join("mine/first.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("#:schema ../case.schema.json\n"), "{text}");
+    assert!(specs.path().join("case.schema.json").is_file());
+    let out = harness().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = harness_on(specs.path()).arg("run").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 passed, 0 failed"),
+        "{out:?}"
+    );
+    for (id, says) in [
+        ("mine/first", "exists already"),
+        ("first", "is not a case id"),
+    ] {
+        let out = harness_on(specs.path()).args(["new", id]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{out:?}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod file;
 mod load;
+mod skeleton;
 mod statements;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::condition::{Condition, Count};
 
 pub use load::{find_files, load, load_dir, misplaced, parse, schema, SpecError};
+pub use skeleton::{schema_line, write_new_case, NewCaseError, SCHEMA_FILE};
 pub use statements::{settings, statement, statements, Setting, Statement};
 
 /// Where a case runs: a server the harness knows how to start (see `target` for each one's
