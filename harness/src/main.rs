@@ -289,7 +289,22 @@ fn check(paths: &[PathBuf]) -> i32 {
     let mut code = 0;
     let mut files = Vec::new();
     for p in paths {
-        if p.is_dir() {
+        // A theme folder (its cases directly in it) is checked file by file.
+        let theme: Vec<PathBuf> = std::fs::read_dir(p)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "toml"))
+                    .filter(|f| f.file_name().is_some_and(|n| n != "statements.toml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if p.is_dir() && !theme.is_empty() && spec::find_files(p).is_empty() {
+            let mut theme = theme;
+            theme.sort();
+            files.extend(theme);
+        } else if p.is_dir() {
             let found = spec::find_files(p);
             if found.is_empty() {
                 eprintln!(

@@ -88,3 +88,34 @@ fn no_file_points_outside_the_repository() {
         found.join("\n")
     );
 }
+
+/// Editors check case files against `specs/case.schema.json` (each file's `#:schema` line points
+/// there): it is what `mpm-harness schema` prints, and every case file starts with the line.
+#[test]
+fn every_case_points_at_the_schema_the_harness_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mpm-harness"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let committed =
+        std::fs::read_to_string(root().join("specs/case.schema.json")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "specs/case.schema.json is not what `mpm-harness schema` prints; write it again with\n    \
+         cargo run --release -p mpm-harness -- schema > specs/case.schema.json"
+    );
+    let line = mpm_harness::spec::schema_line();
+    let without: Vec<PathBuf> = mpm_harness::spec::find_files(&root().join("specs"))
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .map(|t| t.lines().next() != Some(line.as_str()))
+                .unwrap_or(true)
+        })
+        .collect();
+    assert!(
+        without.is_empty(),
+        "case files whose first line is not `{line}`: {without:#?}"
+    );
+}

@@ -568,12 +568,43 @@ pub struct StepFile {
     pub with: Option<Text<SignalName>>,
     /// `sleep`: why nothing observable can be waited for.
     pub reason: Option<String>,
+    /// `wait`, `check`: the condition under an MPM instead of the step's own —
+    /// `under.event = { busy_workers = 0, idle_workers = 2 }`; keys `prefork`, `worker`,
+    /// `event`, and `threaded` for worker and event both (an MPM's own key wins).
+    #[schemars(with = "Option<BTreeMap<UnderKey, ConditionFile>>")]
+    pub under: Option<BTreeMap<String, Spanned<ConditionFile>>>,
     /// Run this step only under these MPMs.
     #[schemars(with = "Option<Vec<MpmName>>")]
     pub only: Option<Vec<Mpm>>,
     /// Run this step only against these targets: for a wait on something only one target shows
     /// (an event kind Apache does not log, a counter Apache lags on, SB-3).
     pub targets: Option<Vec<Target>>,
+}
+
+/// A key of `under`: an MPM, or `threaded` for worker and event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderKey {
+    Prefork,
+    Worker,
+    Event,
+    Threaded,
+}
+
+impl FromStr for UnderKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<UnderKey, String> {
+        match s {
+            "prefork" => Ok(UnderKey::Prefork),
+            "worker" => Ok(UnderKey::Worker),
+            "event" => Ok(UnderKey::Event),
+            "threaded" => Ok(UnderKey::Threaded),
+            _ => Err(format!(
+                "unknown MPM `{s}` in `under` (use prefork, worker, event, or threaded for \
+                 worker and event)"
+            )),
+        }
+    }
 }
 
 /// `warm`: connection names (the action) or a flag (`load`'s option).

@@ -18,7 +18,7 @@ use toml::Spanned;
 use super::file::{
     CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
     LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile, SignalName,
-    StatusValue, StepFile, Text, WarmValue,
+    StatusValue, StepFile, Text, UnderKey, WarmValue,
 };
 use super::{
     statement, warm_request_name, Action, Case, ConnectExpect, ConnectionToken, CrashExpect,
@@ -467,6 +467,9 @@ impl Loader<'_> {
         if s.rcvbuf.is_some_and(|b| b < 256) {
             return Err(self.err(span, "`rcvbuf` below 256 bytes: the kernel rounds it up"));
         }
+        if let Some(under) = &s.under {
+            return self.per_mpm(s, action, under, within, line);
+        }
         let action = match action {
             "open" if s.on.is_some() => {
                 let names = s.open.as_ref().expect("given");
@@ -606,6 +609,63 @@ impl Loader<'_> {
         Ok(vec![at_line(action)])
     }
 
+    /// A `wait` or `check` with `under`: a step for each set of MPMs that shares a condition,
+    /// each running only under those.
+    fn per_mpm(
+        &self,
+        s: &StepFile,
+        action: &str,
+        under: &BTreeMap<String, Spanned<ConditionFile>>,
+        within: Duration,
+        line: usize,
+    ) -> Result<Vec<Step>> {
+        let mut by_key = BTreeMap::new();
+        for (key, c) in under {
+            // (A dotted key, `under.event`, has no span of its own: the condition's is near.)
+            let k: UnderKey = key.parse().map_err(|e| self.err(c.span(), e))?;
+            by_key.insert(k, c);
+        }
+        let own = match action {
+            "wait" => s.wait.as_ref(),
+            "check" => s.check.as_ref(),
+            _ => unreachable!("options_belong lets `under` only on wait and check"),
+        }
+        .expect("given");
+        let mpms = s.only.clone().unwrap_or_else(|| Mpm::ALL.to_vec());
+        // Each MPM's condition: its own key, else `threaded` (worker, event), else the step's.
+        let mut groups: Vec<(Vec<Mpm>, &Spanned<ConditionFile>)> = Vec::new();
+        for mpm in mpms {
+            let key = match mpm {
+                Mpm::Prefork => UnderKey::Prefork,
+                Mpm::Worker => UnderKey::Worker,
+                Mpm::Event => UnderKey::Event,
+            };
+            let threaded = (mpm != Mpm::Prefork)
+                .then(|| by_key.get(&UnderKey::Threaded).copied())
+                .flatten();
+            let c = by_key.get(&key).copied().or(threaded).unwrap_or(own);
+            match groups.iter_mut().find(|(_, g)| std::ptr::eq(*g, c)) {
+                Some((m, _)) => m.push(mpm),
+                None => groups.push((vec![mpm], c)),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(only, c)| {
+                let condition = self.condition(c)?;
+                Ok(Step {
+                    line,
+                    only: Some(only),
+                    targets: s.targets.clone(),
+                    action: match action {
+                        "wait" => Action::Wait { condition, within },
+                        _ => Action::Check(condition),
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Waiting for `requests` (an `await`, or a `request`'s second half): `within`, or
     /// `timeout` after which the client gives up.
     fn await_action(
@@ -687,7 +747,7 @@ impl Loader<'_> {
             s.warm.as_ref().map(|w| w.get_ref()),
             Some(WarmValue::Flag(true))
         );
-        let options: [(&str, bool, &[&str]); 25] = [
+        let options: [(&str, bool, &[&str]); 26] = [
             ("path", s.path.is_some(), &["send", "request", "slow_read"]),
             ("fault", s.fault.is_some(), SENDS),
             ("raw", s.raw.is_some(), SENDS),
@@ -712,6 +772,7 @@ impl Loader<'_> {
             ("count", s.count.is_some(), &["open", "warm"]),
             ("rcvbuf", s.rcvbuf.is_some(), &["open", "warm"]),
             ("on", s.on.is_some(), &["warm", "open"]),
+            ("under", s.under.is_some(), &["wait", "check"]),
             (
                 "within",
                 s.within.is_some(),
