@@ -129,6 +129,25 @@ fn pipelined_requests_are_answered_in_order(#[values("prefork", "worker", "event
     assert_eq!(lengths[4].0, 404);
 }
 
+/// HT-2 across write completion: a request pipelined behind a large file-like response (which
+/// event sets aside for its listener) is answered after it, though the worker had already read it.
+#[rstest]
+fn a_request_pipelined_behind_a_set_aside_response_is_answered(
+    #[values("prefork", "worker", "event")] mpm: &str,
+) {
+    let server = Options::new(mpm).set("StartServers", 1).start();
+    let mut c = server.connect();
+    // One write: the worker reads both heads at once.
+    c.send_raw(
+        b"GET /static/16M HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let big = c.read_response().expect("the large response");
+    assert_eq!((big.status, big.body.len()), (200, 16 << 20));
+    let next = c.read_response().expect("the pipelined response");
+    assert_eq!((next.status, next.body.len()), (200, 10));
+    assert_eq!(next.served_by_pid(), big.served_by_pid());
+}
+
 /// TO-1: a head that arrives too slowly is cut at the RequestReadTimeout header limit with 408.
 #[rstest]
 fn slow_head_is_cut_with_408(#[values("prefork", "worker", "event")] mpm: &str) {

@@ -6,6 +6,10 @@
 //! `ThreadsPerChild + AsyncRequestWorkerFactor × idle workers` (EV-4). When it had to wait for a
 //! worker, it closes all its idle keep-alive connections as soon as one frees (EV-5).
 //!
+//! A set-aside response goes on only while a worker is idle: Apache's listener hands each burst
+//! of write completion to a worker and waits for one when every worker is busy, so the write
+//! stalls until one frees (and that wait counts for EV-5).
+//!
 //! Connections are registered with the poller once, edge-triggered; while a worker owns one, an
 //! event for it only marks it readable, and the listener dispatches it again when it comes back.
 
@@ -240,6 +244,9 @@ struct Idle {
     requests: u32,
     /// Matches the timeout queue entry that may expire it.
     serial: u64,
+    /// What the worker had already read of the requests pipelined behind a set-aside response,
+    /// served once it is written. Empty (no allocation) for a kept-alive connection.
+    read_ahead: Vec<u8>,
 }
 
 /// Timeout queues: all entries of one queue have the same timeout, so insertion order is
@@ -266,6 +273,8 @@ struct Listener<'a> {
     serial: u64,
     /// A connection or request found every worker busy (EV-5).
     workers_were_busy: bool,
+    /// Set-aside responses whose client can take more, waiting for an idle worker.
+    write_waits: Vec<usize>,
     /// The listening socket signalled a connection that is not accepted yet.
     listen_pending: bool,
     /// The connection limit stopped accepting (Apache's listeners disabled by
@@ -307,6 +316,7 @@ impl<'a> Listener<'a> {
             linger_q: VecDeque::new(),
             serial: 0,
             workers_were_busy: false,
+            write_waits: Vec::new(),
             listen_pending: true,
             at_limit: false,
             accept_retry: None,
@@ -319,6 +329,7 @@ impl<'a> Listener<'a> {
         let mut events = Events::with_capacity(1024);
         loop {
             self.take_returns();
+            self.resume_waiting_writes();
             self.close_idle_if_workers_were_busy();
             self.accept_while_allowed();
             self.publish_counts();
@@ -416,6 +427,7 @@ impl<'a> Listener<'a> {
             peer,
             requests,
             serial: self.serial,
+            read_ahead: Vec::new(),
         });
         self.counts.keepalive += 1;
     }
@@ -445,7 +457,7 @@ impl<'a> Listener<'a> {
             Held::Busy { readable: r } => *r |= readable,
             Held::KeepAlive(_) if readable => self.request_arrived(key),
             Held::KeepAlive(_) => {}
-            Held::Writing(..) if writable => self.continue_writing(key),
+            Held::Writing(..) if writable => self.write_ready(key),
             Held::Writing(..) => {}
             Held::Lingering(..) => self.continue_lingering(key),
         }
@@ -483,10 +495,48 @@ impl<'a> Listener<'a> {
             peer: conn.peer,
             requests: conn.requests,
             serial: self.serial,
+            read_ahead: conn.buf,
         };
         self.conns[key] = Held::Writing(idle, out);
         self.counts.writing += 1;
         self.continue_writing(key);
+    }
+
+    /// The client of a set-aside response can take more. As Apache's event, whose listener hands
+    /// each such burst to a worker and waits for one (`get_worker` blocking, in
+    /// CONN_STATE_WRITE_COMPLETION), the write goes on only while a worker is idle. With every
+    /// worker busy it waits, without its Timeout running (Apache has taken it off the write
+    /// queue), and the wait counts as one for a worker (EV-5). Seen on Apache 2.4.67: a slow
+    /// reader's response stalled while two requests held both workers, and went on when they
+    /// ended.
+    fn write_ready(&mut self, key: usize) {
+        if self.pool.idlers() > 0 {
+            return self.continue_writing(key);
+        }
+        self.note_workers_busy();
+        if let Some(Held::Writing(idle, _)) = self.conns.get_mut(key) {
+            // Its write-queue entry no longer matches: no timeout while it waits.
+            self.serial += 1;
+            idle.serial = self.serial;
+            self.write_waits.push(key);
+        }
+    }
+
+    /// Once a worker is idle, the writes that waited for one go on, each with a fresh Timeout.
+    fn resume_waiting_writes(&mut self) {
+        if self.write_waits.is_empty() || self.pool.idlers() == 0 {
+            return;
+        }
+        for key in std::mem::take(&mut self.write_waits) {
+            let Some(Held::Writing(idle, _)) = self.conns.get_mut(key) else {
+                continue;
+            };
+            self.serial += 1;
+            idle.serial = self.serial;
+            let deadline = Instant::now() + self.shared.cfg.timeout;
+            self.write_q.push_back((deadline, key, self.serial));
+            self.continue_writing(key);
+        }
     }
 
     /// Writes what the client takes of a set-aside response.
@@ -527,16 +577,27 @@ impl<'a> Listener<'a> {
         }
     }
 
-    /// After write completion: a request may already be waiting (we did not watch for it).
+    /// After write completion: a request may already be waiting (we did not watch for it). It is
+    /// handed to a worker, queued if none is idle, never refused as a kept-alive request is
+    /// (EV-8): in Apache the worker that wrote the last burst goes on to the request already
+    /// read behind it (`data_in_input_filters`), and the last burst itself waited for a worker
+    /// ([`Listener::write_ready`]). Seen on Apache 2.4.67: a request pipelined behind a slow
+    /// response was answered right after it, though every worker had been busy meanwhile.
     fn after_write_keepalive(&mut self, key: usize, idle: Idle) {
         let mut probe = [0u8; 1];
-        match idle.stream.peek(&mut probe) {
+        let peeked = if idle.read_ahead.is_empty() {
+            idle.stream.peek(&mut probe)
+        } else {
+            // The worker read it before the response was set aside.
+            Ok(idle.read_ahead.len())
+        };
+        match peeked {
             Ok(0) => self.close(key),
             Ok(_) => {
                 let conn = Conn {
                     stream: idle.stream,
                     peer: idle.peer,
-                    buf: Vec::new(),
+                    buf: idle.read_ahead,
                     requests: idle.requests,
                 };
                 self.dispatch(conn, key);
