@@ -2,9 +2,9 @@
 //!
 //! Independent of the server it judges: the status line and headers are parsed by httparse,
 //! and the body's framing (Content-Length, chunked, or until the server closes) by this module —
-//! never by refhttpd's own parser, so a bug there cannot cancel out on both sides. The driver
-//! , Apache's readiness probe, the tests and the bench all use this one
-//! client.
+//! never by refhttpd's own parser, so a bug there cannot cancel out on both sides. The driver,
+//! the placement of warm connections, Apache's readiness probe, the tests and the bench all use
+//! this one client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

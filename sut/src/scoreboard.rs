@@ -88,11 +88,6 @@ impl WorkerState {
         }
     }
 
-    /// The state for a mod_status letter.
-    pub fn from_char(c: char) -> Option<WorkerState> {
-        Self::ALL.into_iter().find(|s| s.as_char() == c)
-    }
-
     fn from_raw(raw: u32) -> WorkerState {
         Self::ALL
             .get(raw as usize)

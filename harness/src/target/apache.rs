@@ -214,8 +214,7 @@ pub fn config(dir: &Path, port: u16, mpm: Mpm, directives: &[String]) -> String 
             modules.display()
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         // Children must not run as root; nobody/nogroup by number, on any distribution.
         c.push_str("User #65534\nGroup #65534\n");
     }
