@@ -63,6 +63,25 @@ pub fn default_specs_dir() -> PathBuf {
 
 /// Runs one case under one MPM against one target and judges it. A panic in the harness is an
 /// error result, not a crash of the whole run.
+/// Judges a stored run again (`run --json` keeps each run's recording): the verdict its
+/// recording gets from `case` now, with the target's capabilities.
+pub fn rejudge(case: &Case, stored: &Run) -> Run {
+    Run {
+        verdict: verdict::judge(
+            case,
+            stored.mpm,
+            &stored.target.capabilities(),
+            &stored.recording,
+        ),
+        ..stored.clone()
+    }
+}
+
+/// Reads the runs `run --json` wrote.
+pub fn read_runs(text: &str) -> Result<Vec<Run>, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 pub fn execute(case: &Case, mpm: Mpm, target: Target) -> Run {
     let started = Instant::now();
     let recording = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

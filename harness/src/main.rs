@@ -81,6 +81,12 @@ enum Command {
     },
     /// Print the JSON Schema of the spec case format.
     Schema,
+    /// Judge stored runs again (a `run --json` file) with the cases as they are now: the
+    /// per-run lines, the matrix and the exit code, as `run` prints them.
+    Judge {
+        /// The JSON report `run --json FILE` wrote.
+        file: PathBuf,
+    },
     /// Write a new case, THEME/NAME, under the specs folder: a commented skeleton that `check`
     /// accepts and `run` passes, for you to make your own.
     New {
@@ -215,6 +221,7 @@ fn main() {
             Err(code) => code,
             Ok(cases) => match command {
                 Command::List { filter } => list(&cases, filter.as_deref()),
+                Command::Judge { file } => judge_cmd(&cases, &file),
                 Command::Coverage => coverage(&cases),
                 Command::Repro {
                     case,
@@ -547,6 +554,83 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
             return 2;
         }
     }
+    i32::from(failed + errors > 0)
+}
+
+/// `mpm-harness judge RUN.json`: each stored run judged again, printed as `run` prints.
+fn judge_cmd(cases: &[Case], file: &Path) -> i32 {
+    let stored = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            mpm_harness::read_runs(&t).map_err(|e| {
+                format!(
+                    "line {} column {}: {e} (a file that `run --json` wrote)",
+                    e.line(),
+                    e.column()
+                )
+            })
+        }) {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return 2;
+        }
+    };
+    if stored.is_empty() {
+        eprintln!("error: {}: no runs to judge", file.display());
+        return 2;
+    }
+    let total = stored.len();
+    let mut runs = Vec::new();
+    for (i, run) in stored.iter().enumerate() {
+        let Some(case) = cases.iter().find(|c| c.id == run.case) else {
+            eprintln!(
+                "error: {}: a run of `{}`, which is not a case (any more)",
+                file.display(),
+                run.case
+            );
+            return 2;
+        };
+        let again = mpm_harness::rejudge(case, run);
+        println!(
+            "[{:>3}/{total}] {} {}{}",
+            i + 1,
+            again.verdict.result.as_str(),
+            report::test_name(&again.case, again.mpm, again.target),
+            if again.verdict.result == run.verdict.result {
+                String::new()
+            } else {
+                format!(" (was {})", run.verdict.result.as_str())
+            }
+        );
+        if !again.verdict.passed() {
+            print!("{}", report::timeline(&again));
+        }
+        runs.push(again);
+    }
+    let mut targets: Vec<Target> = runs.iter().map(|r| r.target).collect();
+    targets.sort();
+    targets.dedup();
+    let mut mpms: Vec<Mpm> = runs.iter().map(|r| r.mpm).collect();
+    mpms.sort();
+    mpms.dedup();
+    let judged: Vec<Case> = cases
+        .iter()
+        .filter(|c| runs.iter().any(|r| r.case == c.id))
+        .cloned()
+        .collect();
+    println!();
+    print!(
+        "{}",
+        report::matrix(&judged, &runs, &targets, &mpms, &BTreeMap::new())
+    );
+    let count = |r: RunResult| runs.iter().filter(|x| x.verdict.result == r).count();
+    let (passed, failed, errors) = (
+        count(RunResult::Passed),
+        count(RunResult::Failed),
+        count(RunResult::Error),
+    );
+    println!("\n{passed} passed, {failed} failed, {errors} errors (judged again)");
     i32::from(failed + errors > 0)
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mpm_faults::BlastRadius;
 use refhttpd::Mpm;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::condition::{Condition, Facts};
 use crate::observe::{Ending, Entry, Observation, Outcome, Recording, State, StepResult, Summary};
@@ -25,7 +25,7 @@ use crate::spec::{
 use crate::target::Capabilities;
 
 /// What a check came to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -35,7 +35,7 @@ pub enum Status {
 }
 
 /// One judged expectation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub what: String,
     pub status: Status,
@@ -80,7 +80,7 @@ impl Check {
 }
 
 /// What a run came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunResult {
     /// Every judged check passed.
@@ -102,7 +102,7 @@ impl RunResult {
 }
 
 /// All checks of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     pub result: RunResult,
     pub checks: Vec<Check>,
@@ -124,7 +124,7 @@ impl Verdict {
 }
 
 /// A judged run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub case: String,
     pub mpm: Mpm,

@@ -10,7 +10,7 @@ pub const SERVED_BY_HEADER: &str = "X-Served-By";
 
 /// Who served a response: `pid=<child pid> slot=<process slot> thread=<worker index>`. Apache's
 /// fault handler can only say `pid=…`, so slot and thread are optional.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ServedBy {
     pub pid: i32,
     pub slot: Option<u32>,

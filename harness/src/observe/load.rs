@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ErrorClass;
 
@@ -26,7 +26,7 @@ pub fn micros(d: Duration) -> u64 {
 }
 
 /// The shape of the traffic, as planned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadShape {
     pub connections: u32,
     /// Requests per second over all connections (open model); `None`: closed model.
@@ -56,7 +56,7 @@ impl std::fmt::Display for LoadShape {
 }
 
 /// How one load request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LoadOutcome {
     Response { status: u16 },
@@ -73,7 +73,7 @@ impl LoadOutcome {
 }
 
 /// One request of a load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LoadRequest {
     /// The connection it went on: an index into [`LoadRun::connections`].
     pub conn: u32,
@@ -91,7 +91,7 @@ pub struct LoadRequest {
 }
 
 /// How a load connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnEnd {
     /// Still open when the load ended (the driver closed it).
@@ -110,7 +110,7 @@ pub enum ConnEnd {
 }
 
 /// One TCP connection of a load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ConnLife {
     /// The driver's connection slot it belonged to.
     pub slot: u32,
@@ -123,7 +123,7 @@ pub struct ConnLife {
 }
 
 /// One interval of a load (on the run's clock).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     pub at_ms: f64,
     pub length_ms: f64,
@@ -161,7 +161,7 @@ impl std::fmt::Display for Interval {
 }
 
 /// Percentiles of a latency distribution, in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub mean: f64,
@@ -201,7 +201,7 @@ impl std::fmt::Display for Percentiles {
 }
 
 /// Requests by how they ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub requests: u64,
     pub responses: u64,
@@ -239,7 +239,7 @@ impl Counts {
 }
 
 /// Everything one load produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadRun {
     pub name: String,
     pub shape: LoadShape,
@@ -260,10 +260,11 @@ pub struct LoadRun {
     pub intervals: Vec<Interval>,
     /// Connections opened.
     pub opened: usize,
-    /// Every request (empty when the plan did not keep them); for the verdict, not the JSON.
-    #[serde(skip)]
+    /// Every request (empty when the plan did not keep them): the verdict's, kept in the JSON
+    /// so that a stored run can be judged again.
+    #[serde(default)]
     pub requests: Vec<LoadRequest>,
-    #[serde(skip)]
+    #[serde(default)]
     pub connections: Vec<ConnLife>,
     /// The distributions themselves (µs), for further percentiles.
     #[serde(skip)]

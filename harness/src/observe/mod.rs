@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::wait::WaitStatus;
 use refhttpd::EventKind;
 pub use refhttpd::ServedBy;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::condition::{Facts, Quantity, Source};
 use crate::spec::BodyShape;
@@ -30,7 +30,7 @@ pub use samplers::{
 };
 
 /// Why a request got no response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The connection could not be opened.
@@ -61,7 +61,7 @@ impl fmt::Display for ErrorClass {
 }
 
 /// How a process ended: its exit code, or the signal that killed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     Exited(i32),
@@ -112,7 +112,7 @@ impl fmt::Display for Ending {
 }
 
 /// The scoreboard reduced to what cases speak of.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub busy: u64,
     pub idle: u64,
@@ -151,7 +151,7 @@ impl fmt::Display for Summary {
 }
 
 /// What /proc says about the server's processes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     /// Master and live (non-zombie) children.
     pub processes: u64,
@@ -172,7 +172,7 @@ impl fmt::Display for Resources {
 }
 
 /// One thing that happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     Step {
@@ -267,7 +267,7 @@ pub enum Observation {
     /// One interval of a load: throughput, failures and latency.
     LoadInterval {
         load: String,
-        #[serde(flatten)]
+        /// (Not flattened: its `at_ms`, the interval's start, is not the entry's.)
         interval: load::Interval,
     },
     /// A load ended: its summary.
@@ -283,7 +283,7 @@ pub enum Observation {
 }
 
 /// An observation and when it happened, from the start of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub at_ms: f64,
     #[serde(flatten)]
@@ -328,7 +328,7 @@ impl Outcome {
 }
 
 /// Samples taken per source (changed or not): how fresh the state is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Marks {
     pub scoreboard: u64,
     pub proc: u64,
@@ -726,7 +726,7 @@ impl Store {
 }
 
 /// One request the scenario sent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sent {
     pub name: String,
     pub conn: String,
@@ -735,7 +735,7 @@ pub struct Sent {
 }
 
 /// What a decided step (wait, await, check, or one that could not act) came to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum StepResult {
     /// A `wait` held, or an `await` saw every outcome.
@@ -765,7 +765,7 @@ impl StepResult {
 }
 
 /// One decided step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub line: usize,
     pub text: String,
@@ -773,7 +773,7 @@ pub struct StepRecord {
 }
 
 /// Everything a run produced: what the verdict judges.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Recording {
     pub timeline: Vec<Entry>,
     /// Requests in the order sent.
