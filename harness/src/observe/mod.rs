@@ -7,6 +7,7 @@
 //! once ([`Store::sample_now`]): a wait is decided on observations made after it began
 //! ([`Fresh`]), never on a stale sample or a timer's luck.
 
+pub mod board;
 pub mod load;
 mod samplers;
 

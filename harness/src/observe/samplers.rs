@@ -3,45 +3,30 @@
 
 use std::path::PathBuf;
 
-use refhttpd::{Event, EventLine, ScoreboardView, Snapshot, WorkerState};
+use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot};
 
+use super::board::{Board, ProcessRow};
 use super::{Ending, Observation, Resources, Sampler, Store, Summary};
 use crate::condition::Source;
 
-impl Summary {
-    /// A reference scoreboard snapshot in the terms cases use.
-    pub fn of(s: &Snapshot) -> Summary {
-        let threads = s.threads_per_child.max(1);
-        let workers = s
-            .live_processes()
-            .map(|p| {
-                p.workers
-                    .iter()
-                    .take(threads)
-                    .map(|w| w.state.as_char())
-                    .collect::<String>()
+/// The reference scoreboard's raw slots as board rows: no count of the server's own is used.
+fn board_of(s: &Snapshot) -> Board {
+    Board {
+        processes: s
+            .processes
+            .iter()
+            .filter(|p| p.pid > 0)
+            .map(|p| ProcessRow {
+                pid: p.pid,
+                generation: p.generation,
+                accepting: p.accepting,
+                stopping: p.status == ProcessStatus::Graceful,
+                workers: p.workers.iter().map(|w| w.state.as_char()).collect(),
+                async_keepalive: p.async_keepalive,
+                async_writing: p.async_writing,
+                async_closing: p.async_closing,
             })
-            .collect::<Vec<_>>()
-            .join("|");
-        Summary {
-            busy: s.busy_workers() as u64,
-            // As mod_status counts them: not in a child stopping gracefully.
-            idle: s.idle_workers() as u64,
-            keepalive_workers: s.count(WorkerState::KeepAlive) as u64,
-            writing_workers: s.count(WorkerState::Writing) as u64,
-            starting_workers: s
-                .live_processes()
-                .flat_map(|p| &p.workers)
-                .filter(|w| w.state == WorkerState::Starting)
-                .count() as u64,
-            async_keepalive: u64::from(s.conns_async_keepalive()),
-            async_writing: u64::from(s.conns_async_writing()),
-            async_closing: u64::from(s.conns_async_closing()),
-            processes: s.live_processes().count() as u64,
-            accepting: s.live_processes().filter(|p| p.accepting).count() as u64,
-            workers,
-            pids: s.live_processes().map(|p| p.pid).collect(),
-        }
+            .collect(),
     }
 }
 
@@ -74,7 +59,8 @@ impl Sampler for ScoreboardSampler {
         let Some(view) = &self.view else {
             return false;
         };
-        let summary = Summary::of(&view.snapshot());
+        let snapshot = view.snapshot();
+        let summary = board_of(&snapshot).summary(snapshot.threads_per_child);
         if self.last.as_ref() != Some(&summary) {
             self.last = Some(summary.clone());
             store.push(Observation::Scoreboard(summary));
