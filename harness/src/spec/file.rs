@@ -525,6 +525,10 @@ pub struct StepFile {
     /// `send`: speak HTTP/1.0 (no keep-alive unless asked).
     #[serde(default)]
     pub http10: bool,
+    /// `request`: on a new connection of that name, opened first (an `open` and the request
+    /// in one step).
+    #[serde(default)]
+    pub new_connection: bool,
     /// `open`: how many connections per name (named `name.1` … `name.N` when above 1).
     pub count: Option<u32>,
     /// `open`: the client's receive buffer in bytes, set before connecting (a reader whose

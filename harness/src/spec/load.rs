@@ -486,12 +486,33 @@ impl Loader<'_> {
             }
             "send" => self.send(s, s.send.as_ref().expect("given"))?,
             "request" => {
-                let send = self.send(s, s.request.as_ref().expect("given"))?;
+                let conn = s.request.as_ref().expect("given");
+                if s.rcvbuf.is_some() && !s.new_connection {
+                    return Err(self.err(
+                        span,
+                        "`rcvbuf` on a `request` needs `new_connection = true`: a receive \
+                         buffer is set before the connection opens",
+                    ));
+                }
+                let opened = if s.new_connection {
+                    let names = Spanned::new(conn.span(), NameList(vec![conn.get_ref().clone()]));
+                    Some(Action::Open {
+                        names: self.open(&names, None)?,
+                        rcvbuf: s.rcvbuf,
+                    })
+                } else {
+                    None
+                };
+                let send = self.send(s, conn)?;
                 let Action::Send { name, .. } = &send else {
                     unreachable!("send() makes a Send")
                 };
                 let wait = self.await_action(vec![name.clone()], s, within, span)?;
-                return Ok(vec![at_line(send), at_line(wait)]);
+                return Ok(opened
+                    .into_iter()
+                    .chain([send, wait])
+                    .map(at_line)
+                    .collect());
             }
             "pipeline" => {
                 let conn = self.conn(s.pipeline.as_ref().expect("given"))?;
@@ -747,7 +768,7 @@ impl Loader<'_> {
             s.warm.as_ref().map(|w| w.get_ref()),
             Some(WarmValue::Flag(true))
         );
-        let options: [(&str, bool, &[&str]); 26] = [
+        let options: [(&str, bool, &[&str]); 27] = [
             ("path", s.path.is_some(), &["send", "request", "slow_read"]),
             ("fault", s.fault.is_some(), SENDS),
             ("raw", s.raw.is_some(), SENDS),
@@ -770,7 +791,8 @@ impl Loader<'_> {
             ("connection_keep_alive", s.connection_keep_alive, SENDS),
             ("http10", s.http10, SENDS),
             ("count", s.count.is_some(), &["open", "warm"]),
-            ("rcvbuf", s.rcvbuf.is_some(), &["open", "warm"]),
+            ("rcvbuf", s.rcvbuf.is_some(), &["open", "warm", "request"]),
+            ("new_connection", s.new_connection, &["request"]),
             ("on", s.on.is_some(), &["warm", "open"]),
             ("under", s.under.is_some(), &["wait", "check"]),
             (
