@@ -39,6 +39,7 @@ use super::{
     TargetKind, START_TIMEOUT,
 };
 use crate::condition::Source;
+use crate::observe::board::{Board, ProcessRow};
 use crate::observe::{Ending, Follower, Observation, ProcSampler, Sampler, Store, Summary};
 
 /// The Apache target.
@@ -477,64 +478,46 @@ impl ApacheBoard {
 
     /// A summary of the slots whose process is alive (`live`), each with `threads` workers.
     pub fn summary(&self, threads: usize, live: &BTreeSet<i32>) -> Option<Summary> {
-        use std::os::unix::fs::FileExt;
         let threads = threads.clamp(1, self.thread_limit);
+        Some(self.board(live)?.summary(threads))
+    }
+
+    /// The slots of the live processes (`live`), as read from the shared memory: every
+    /// ThreadLimit worker slot's letter.
+    fn board(&self, live: &BTreeSet<i32>) -> Option<Board> {
+        use std::os::unix::fs::FileExt;
         let procs_at = APR_HEADER + GLOBAL_SCORE;
         let mut procs = vec![0u8; self.server_limit * PROCESS_SCORE as usize];
         self.file.read_exact_at(&mut procs, procs_at).ok()?;
         let workers_at = procs_at + procs.len() as u64;
-        let mut s = Summary::default();
-        let mut groups = Vec::new();
-        // Every ThreadLimit slot: those beyond ThreadsPerChild count only as starting (`S`).
+        let mut board = Board::default();
         let mut block = vec![0u8; self.thread_limit * WORKER_SCORE as usize];
         for slot in 0..self.server_limit {
+            // pid (4), generation (4), quiescing (1), not_accepting (1), connections (4, at
+            // 12), write_completion (16), lingering_close (20), keep_alive (24).
             let p = &procs[slot * PROCESS_SCORE as usize..][..PROCESS_SCORE as usize];
             let pid = u32_at(p, 0) as i32;
             if pid <= 0 || !live.contains(&pid) {
                 continue;
             }
-            let quiescing = p[8] != 0;
-            let not_accepting = p[9] != 0;
-            s.processes += 1;
-            s.pids.push(pid);
-            if !quiescing && !not_accepting {
-                s.accepting += 1;
-            }
-            s.async_writing += u64::from(u32_at(p, 16));
-            s.async_closing += u64::from(u32_at(p, 20));
-            s.async_keepalive += u64::from(u32_at(p, 24));
             let at = workers_at + (slot * self.thread_limit) as u64 * WORKER_SCORE;
             self.file.read_exact_at(&mut block, at).ok()?;
-            let mut letters = String::new();
-            for t in 0..self.thread_limit {
+            board.processes.push(ProcessRow {
+                pid,
+                generation: u32_at(p, 4),
+                accepting: p[9] == 0,
+                stopping: p[8] != 0,
                 // tid (8), thread_num (4), pid (4), generation (4), status (1).
-                let status = block[t * WORKER_SCORE as usize + 20] as usize;
-                let letter = WORKER_LETTERS.get(status).copied().unwrap_or('?');
-                if letter == 'S' {
-                    s.starting_workers += 1;
-                }
-                if t >= threads {
-                    continue;
-                }
-                letters.push(letter);
-                match letter {
-                    '_' if !quiescing => s.idle += 1,
-                    '.' | 'S' | 'I' | '_' => {}
-                    'K' => {
-                        s.keepalive_workers += 1;
-                        s.busy += 1;
-                    }
-                    'W' => {
-                        s.writing_workers += 1;
-                        s.busy += 1;
-                    }
-                    _ => s.busy += 1,
-                }
-            }
-            groups.push(letters);
+                workers: (0..self.thread_limit)
+                    .map(|t| block[t * WORKER_SCORE as usize + 20] as usize)
+                    .map(|status| WORKER_LETTERS.get(status).copied().unwrap_or('?'))
+                    .collect(),
+                async_writing: u32_at(p, 16),
+                async_closing: u32_at(p, 20),
+                async_keepalive: u32_at(p, 24),
+            });
         }
-        s.workers = groups.join("|");
-        Some(s)
+        Some(board)
     }
 }
 
