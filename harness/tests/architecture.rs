@@ -84,3 +84,77 @@ fn the_check_sees_a_reach_upwards() {
     assert_eq!(uses("use crate::verdict::Check;"), vec!["verdict"]);
     assert_eq!(uses("crate::observe_more"), Vec::<&str>::new());
 }
+
+/// What the harness may take from refhttpd: only the contracts the two sides share on purpose —
+/// the MPM names and the directive rules a case's settings must pass, the ready line, the
+/// `X-Served-By` header, the event-log lines, the scoreboard's layout — and the entry point that
+/// runs the embedded reference server. Everything the harness concludes, it counts itself.
+const SHARED_WITH_REFHTTPD: &[&str] = &[
+    // MPM names; the directive rules (`Config::load`) a case's settings are checked against.
+    "Mpm",
+    "Config",
+    // The ready line and X-Served-By.
+    "Ready",
+    "ServedBy",
+    "SERVED_BY_HEADER",
+    // The event log's lines.
+    "Event",
+    "EventKind",
+    "EventLine",
+    // The scoreboard's layout (raw slots, read-only).
+    "ScoreboardView",
+    "Snapshot",
+    "ProcessStatus",
+    // The embedded reference server.
+    "Args",
+    "run",
+];
+
+/// The refhttpd items a source names: `refhttpd::X` and `use refhttpd::{X, Y}`.
+fn refhttpd_items(text: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    for (i, _) in text.match_indices("refhttpd::") {
+        let rest = &text[i + "refhttpd::".len()..];
+        if let Some(list) = rest.strip_prefix('{') {
+            let list = &list[..list.find('}').unwrap_or(list.len())];
+            items.extend(list.split(',').map(|s| s.trim().to_string()));
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            items.push(name);
+        }
+    }
+    items.retain(|s| !s.is_empty());
+    items
+}
+
+#[test]
+fn the_harness_takes_from_refhttpd_only_the_shared_contracts() {
+    let mut problems = Vec::new();
+    for module in LAYERS {
+        for file in sources(module) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for item in refhttpd_items(&text) {
+                if !SHARED_WITH_REFHTTPD.contains(&item.as_str()) {
+                    problems.push(format!("{} names refhttpd::{item}", file.display()));
+                }
+            }
+            // The server's own counts (what renders its /server-status) are not the oracle's.
+            for counting in [".busy_workers()", ".idle_workers()", ".conns_async_"] {
+                if text.contains(counting) {
+                    problems.push(format!(
+                        "{} counts with refhttpd's {counting}",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(
+        refhttpd_items("use refhttpd::{EventKind, Mpm}; refhttpd::run(x)"),
+        vec!["EventKind", "Mpm", "run"]
+    );
+}
