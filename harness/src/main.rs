@@ -16,6 +16,13 @@ use mpm_harness::target::serve_if_asked;
 use mpm_harness::verdict::{Run, RunResult};
 use refhttpd::Mpm;
 
+/// Exit codes: every run passed (or the command did what it was asked)…
+const PASSED: i32 = 0;
+/// … a run failed, or was an error (the harness broke), or explore found a disagreement …
+const FAILED: i32 = 1;
+/// … bad usage or a bad case (which names its file, line and column).
+const USAGE: i32 = 2;
+
 #[derive(Parser)]
 #[command(
     name = "mpm-harness",
@@ -178,7 +185,7 @@ fn main() {
     let code = match cli.command {
         Command::Schema => {
             println!("{}", spec::schema());
-            0
+            PASSED
         }
         Command::Check { files } => check(&files),
         Command::New { id } => {
@@ -196,17 +203,17 @@ fn main() {
                         path.display(),
                         path.display()
                     );
-                    0
+                    PASSED
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    2
+                    USAGE
                 }
             }
         }
         Command::Statements => {
             print!("{}", mpm_harness::coverage::statements_page());
-            0
+            PASSED
         }
         Command::Load(args) => load_cmd(&args),
         Command::Explore {
@@ -273,27 +280,27 @@ fn load(dir: Option<PathBuf>) -> Result<Vec<Case>, i32> {
             "error: {}: no such folder of spec cases (--specs DIR)",
             dir.display()
         );
-        return Err(2);
+        return Err(USAGE);
     }
     let cases = spec::load_dir(&dir).map_err(|errors| {
         for e in errors {
             eprintln!("error: {e}");
         }
-        2
+        USAGE
     })?;
     if cases.is_empty() {
         eprintln!(
             "error: {}: no case files (a case is <theme>/<name>.toml under it)",
             dir.display()
         );
-        return Err(2);
+        return Err(USAGE);
     }
     Ok(cases)
 }
 
 /// Checks case files, and every case file under a folder given.
 fn check(paths: &[PathBuf]) -> i32 {
-    let mut code = 0;
+    let mut code = PASSED;
     let mut files = Vec::new();
     for p in paths {
         // A theme folder (its cases directly in it) is checked file by file.
@@ -318,11 +325,11 @@ fn check(paths: &[PathBuf]) -> i32 {
                     "error: {}: no case files (a case is <theme>/<name>.toml under it)",
                     p.display()
                 );
-                code = 2;
+                code = USAGE;
             }
             for e in spec::misplaced(p) {
                 eprintln!("error: {e}");
-                code = 2;
+                code = USAGE;
             }
             files.extend(found);
         } else {
@@ -349,7 +356,7 @@ fn check(paths: &[PathBuf]) -> i32 {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                code = 2;
+                code = USAGE;
             }
         }
     }
@@ -365,13 +372,13 @@ fn coverage(cases: &[Case]) -> i32 {
     let uncovered = cov.uncovered();
     if uncovered.is_empty() {
         println!("\nevery statement and every directive is covered");
-        0
+        PASSED
     } else {
         println!("\nuncovered ({}):", uncovered.len());
         for u in &uncovered {
             println!("  {u}");
         }
-        1
+        FAILED
     }
 }
 
@@ -390,21 +397,21 @@ fn list(cases: &[Case], filter: Option<&str>) -> i32 {
             }
         }
     }
-    0
+    PASSED
 }
 
 fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target, html: Option<&Path>) -> i32 {
     let Some(case) = cases.iter().find(|c| c.id == id) else {
         eprintln!("error: no case `{id}`; `mpm-harness list` shows them");
-        return 2;
+        return USAGE;
     };
     if let Err(why) = target.available() {
         eprintln!("error: target {} is not available: {why}", target.as_str());
-        return 2;
+        return USAGE;
     }
     let run = mpm_harness::execute(case, mpm, target);
     print!("{}", report::timeline(&run));
-    let code = i32::from(!run.verdict.passed());
+    let code = if run.verdict.passed() { PASSED } else { FAILED };
     if let Some(path) = html {
         let title = format!("mpm-harness repro {id} --mpm {mpm} --target {target}");
         let page = report::html::document(
@@ -416,7 +423,7 @@ fn repro(cases: &[Case], id: &str, mpm: Mpm, target: Target, html: Option<&Path>
         );
         if let Err(e) = std::fs::write(path, page) {
             eprintln!("error: writing {}: {e}", path.display());
-            return 2;
+            return USAGE;
         }
     }
     code
@@ -483,7 +490,7 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
                 .join(","),
             skipped.join("")
         );
-        return 2;
+        return USAGE;
     }
     println!("running {total} tests ({} jobs)", args.jobs);
     let started = std::time::Instant::now();
@@ -533,13 +540,13 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
     if let Some(path) = &args.junit {
         if let Err(e) = std::fs::write(path, report::junit(&runs)) {
             eprintln!("error: writing {}: {e}", path.display());
-            return 2;
+            return USAGE;
         }
     }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, report::json(&runs)) {
             eprintln!("error: writing {}: {e}", path.display());
-            return 2;
+            return USAGE;
         }
     }
     if let Some(path) = &args.html {
@@ -551,10 +558,14 @@ fn run(cases: &[Case], args: RunArgs) -> i32 {
         let page = report::html::document("mpm-harness run", cases, &ordered, &targets, &args.mpms);
         if let Err(e) = std::fs::write(path, page) {
             eprintln!("error: writing {}: {e}", path.display());
-            return 2;
+            return USAGE;
         }
     }
-    i32::from(failed + errors > 0)
+    if failed + errors > 0 {
+        FAILED
+    } else {
+        PASSED
+    }
 }
 
 /// `mpm-harness judge RUN.json`: each stored run judged again, printed as `run` prints.
@@ -573,12 +584,12 @@ fn judge_cmd(cases: &[Case], file: &Path) -> i32 {
         Ok(runs) => runs,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
-            return 2;
+            return USAGE;
         }
     };
     if stored.is_empty() {
         eprintln!("error: {}: no runs to judge", file.display());
-        return 2;
+        return USAGE;
     }
     let total = stored.len();
     let mut runs = Vec::new();
@@ -589,7 +600,7 @@ fn judge_cmd(cases: &[Case], file: &Path) -> i32 {
                 file.display(),
                 run.case
             );
-            return 2;
+            return USAGE;
         };
         let again = mpm_harness::rejudge(case, run);
         println!(
@@ -631,7 +642,11 @@ fn judge_cmd(cases: &[Case], file: &Path) -> i32 {
         count(RunResult::Error),
     );
     println!("\n{passed} passed, {failed} failed, {errors} errors (judged again)");
-    i32::from(failed + errors > 0)
+    if failed + errors > 0 {
+        FAILED
+    } else {
+        PASSED
+    }
 }
 
 /// `mpm-harness load`: the load driver on its own.
@@ -643,12 +658,12 @@ fn load_cmd(args: &LoadArgs) -> i32 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}: {e}", args.url);
-            return 2;
+            return USAGE;
         }
     };
     if args.connections == 0 || args.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
         eprintln!("error: --connections and --rate must be above 0");
-        return 2;
+        return USAGE;
     }
     loadgen::raise_fd_limit();
     let mut plan = Plan::new("load", addr, args.connections, args.duration);
@@ -685,7 +700,7 @@ fn load_cmd(args: &LoadArgs) -> i32 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return 1;
+            return FAILED;
         }
     };
     println!("{}", run.summary());
@@ -697,14 +712,14 @@ fn load_cmd(args: &LoadArgs) -> i32 {
         let text = serde_json::to_string_pretty(&run).expect("serialisable");
         if let Err(e) = std::fs::write(file, text) {
             eprintln!("error: {}: {e}", file.display());
-            return 2;
+            return USAGE;
         }
     }
     if run.counts.responses == 0 {
         eprintln!("error: no request was answered");
-        return 1;
+        return FAILED;
     }
-    0
+    PASSED
 }
 
 /// The address and path of an `http://` URL.
@@ -750,7 +765,7 @@ fn explore_cmd(
 
     if runs == 0 {
         eprintln!("error: --runs must be above 0");
-        return 2;
+        return USAGE;
     }
     let mpms = if mpms.is_empty() {
         Mpm::ALL.to_vec()
@@ -768,11 +783,11 @@ fn explore_cmd(
             .map_or(0, |d| d.as_nanos() as u64)
     });
     let out = out.unwrap_or_else(|| mpm_harness::default_specs_dir().join("found"));
-    let mut code = 0;
+    let mut code = PASSED;
     for target in targets {
         if let Err(why) = target.available() {
             eprintln!("error: target {target} is not available: {why}");
-            return 2;
+            return USAGE;
         }
         for &mpm in &mpms {
             let model = match (pretend, mpm) {
@@ -804,7 +819,7 @@ fn explore_cmd(
                     f64::from(runs) * 60.0 / took.as_secs_f64().max(0.001)
                 ),
                 Ok(Outcome::Mismatch(f)) => {
-                    code = 1;
+                    code = FAILED;
                     println!(
                         "{mpm} on {target}: MISMATCH, shrunk to {} ({} runs, {:.1} s)\n  \
                          {}\n  written: {}",
@@ -817,7 +832,7 @@ fn explore_cmd(
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return 1;
+                    return FAILED;
                 }
             }
         }

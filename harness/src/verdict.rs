@@ -34,10 +34,30 @@ pub enum Status {
     NotJudged(String),
 }
 
+/// What a check is about: where the report shows its moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum About {
+    /// The run as a whole.
+    #[default]
+    Run,
+    /// A step of the scenario, by its line.
+    Step { line: usize },
+    /// A named request.
+    Request { name: String },
+    /// The crash oracle (the fault that caused it).
+    Crash,
+    /// A named load.
+    Load { name: String },
+}
+
 /// One judged expectation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub what: String,
+    /// What it is about (the report links a failed check to that moment).
+    #[serde(default)]
+    pub about: About,
     pub status: Status,
     /// What was observed (and, when it failed, what was expected).
     pub detail: String,
@@ -47,6 +67,7 @@ impl Check {
     fn new(what: impl Into<String>, passed: bool, detail: impl Into<String>) -> Check {
         Check {
             what: what.into(),
+            about: About::Run,
             status: if passed {
                 Status::Passed
             } else {
@@ -62,6 +83,12 @@ impl Check {
 
     fn pass(what: impl Into<String>, detail: impl Into<String>) -> Check {
         Check::new(what, true, detail)
+    }
+
+    /// This check, about `about`.
+    pub fn about(mut self, about: About) -> Check {
+        self.about = about;
+        self
     }
 
     /// This check, not judged for `why`.
@@ -184,6 +211,7 @@ impl Judge<'_> {
             .iter()
             .filter_map(|s| {
                 let what = format!("line {}: {}", s.line, s.text);
+                let about = About::Step { line: s.line };
                 match &s.result {
                     StepResult::Held | StepResult::GaveUp { .. } => None,
                     StepResult::TimedOut { observed } => Some(Check::fail(
@@ -199,6 +227,7 @@ impl Judge<'_> {
                     }
                     StepResult::Failed { why } => Some(Check::fail(what, why.clone())),
                 }
+                .map(|c| c.about(about))
             })
             .collect()
     }
@@ -329,11 +358,15 @@ impl Judge<'_> {
             }
         }
         if let Some(crash) = &expect.crash {
-            checks.extend(self.crash(crash));
+            checks.extend(self.crash(crash).into_iter().map(|c| c.about(About::Crash)));
         }
         for (name, e) in &expect.loads {
             let run = self.rec.loads.iter().find(|l| &l.name == name);
-            checks.extend(load::expectation(name, e, run));
+            checks.extend(
+                load::expectation(name, e, run)
+                    .into_iter()
+                    .map(|c| c.about(About::Load { name: name.clone() })),
+            );
         }
         for (kind, count) in &expect.events {
             let n = self.state.events(*kind);
@@ -392,7 +425,9 @@ impl Judge<'_> {
     }
 
     fn request(&self, name: &str, e: &RequestExpect) -> Check {
-        let check = request_check(name, e, self.state);
+        let check = request_check(name, e, self.state).about(About::Request {
+            name: name.to_string(),
+        });
         if e.reference_only && !self.caps.judges_reference_only {
             check.not_judged(REFERENCE_ONLY)
         } else {

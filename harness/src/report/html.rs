@@ -13,7 +13,7 @@ use refhttpd::Mpm;
 
 use super::picture::{anchor, esc, Picture};
 use crate::spec::{Case, Target};
-use crate::verdict::{Check, Run, RunResult, Status};
+use crate::verdict::{About, Check, Run, RunResult, Status};
 
 const STYLE: &str = r#"
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -242,7 +242,7 @@ fn checks(out: &mut String, id: &str, checks: &[Check], has_fault: bool) {
         let what = if c.failed() {
             format!(
                 "<a href=\"#{}\">{}</a>",
-                moment(id, &c.what, has_fault),
+                moment(id, &c.about, has_fault),
                 esc(&c.what)
             )
         } else {
@@ -260,27 +260,13 @@ fn checks(out: &mut String, id: &str, checks: &[Check], has_fault: bool) {
 
 /// Where a failed check shows in the picture: its step's marker, its request's bar, the first
 /// fault window for the crash oracle's checks, or the run.
-fn moment(id: &str, what: &str, has_fault: bool) -> String {
-    if let Some(line) = what
-        .strip_prefix("line ")
-        .and_then(|r| r.split(':').next())
-        .filter(|n| n.parse::<usize>().is_ok())
-    {
-        return format!("{id}-step-{line}");
+fn moment(id: &str, about: &About, has_fault: bool) -> String {
+    match about {
+        About::Step { line } => format!("{id}-step-{line}"),
+        About::Request { name } => format!("{id}-req-{}", anchor(name)),
+        About::Crash if has_fault => format!("{id}-fault-0"),
+        About::Crash | About::Run | About::Load { .. } => id.to_string(),
     }
-    if let Some(name) = what
-        .strip_prefix("request ")
-        .and_then(|r| r.split([':', ' ']).next())
-    {
-        return format!("{id}-req-{}", anchor(name));
-    }
-    let about_the_crash = ["blast radius", "a child crashed", "pool whole again"]
-        .iter()
-        .any(|p| what.starts_with(p));
-    if about_the_crash && has_fault {
-        return format!("{id}-fault-0");
-    }
-    id.to_string()
 }
 
 #[cfg(test)]

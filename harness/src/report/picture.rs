@@ -1054,6 +1054,7 @@ pub(crate) mod tests {
                 result: RunResult::Failed,
                 checks: vec![Check {
                     what: "line 30: wait for processes=2".into(),
+                    about: crate::verdict::About::Step { line: 30 },
                     status: crate::verdict::Status::Failed,
                     detail: "never held".into(),
                 }],
