@@ -1,4 +1,4 @@
-//! The `refhttpd` command line (DESIGN.md): parse, start the master, print the `ready` line.
+//! The `refhttpd` command line (README.md, *refhttpd by hand*): parse, start the master, print the `ready` line.
 //!
 //! Kept in the library so that another binary (the harness) can run the same server by
 //! re-executing itself with these arguments.

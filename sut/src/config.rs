@@ -1,5 +1,5 @@
-//! The server configuration: Apache's directive names, defaults and validation (SPEC.md
-//! "Settings"), read from an Apache-style file (`Directive value` lines, `#` comments) and
+//! The server configuration: Apache's directive names, defaults and validation (the settings
+//! table of `docs/statements.md`), read from an Apache-style file (`Directive value` lines, `#` comments) and
 //! `--set Directive=value` overrides.
 //!
 //! Values Apache corrects (MaxSpareServers below MinSpareServers + 1, MaxRequestWorkers not a

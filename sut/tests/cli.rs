@@ -1,4 +1,4 @@
-//! The command line as DESIGN.md fixes it: the ready line, and bad configuration → a message
+//! The command line as README.md documents it: the ready line, and bad configuration → a message
 //! naming the problem and exit code 2.
 
 mod support;

@@ -32,7 +32,7 @@ pub struct CaseFile {
     pub id: Spanned<String>,
     /// One line saying what the case shows.
     pub title: String,
-    /// SPEC.md statements the case checks (`PF-2`, `EV-5`, …); see `specs/statements.toml`.
+    /// The behaviour statements the case checks (`PF-2`, `EV-5`, …); see `specs/statements.toml`.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub checks: Vec<Spanned<String>>,

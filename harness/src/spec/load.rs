@@ -4,7 +4,7 @@
 //! The second of two stages: serde has already typed every value; here what needs the whole
 //! case is checked — connections are opened before they are used, requests get their final
 //! names and are named once, expectations and steps name only requests the case sends, the
-//! settings pass refhttpd's configuration rules, `checks` are SPEC.md statements. Positions come
+//! settings pass refhttpd's configuration rules, `checks` are behaviour statements. Positions come
 //! from the TOML parser's spans.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,7 +245,7 @@ impl Loader<'_> {
                 return Err(self.err(
                     c.span(),
                     format!(
-                        "unknown statement `{}` (SPEC.md's IDs are listed in specs/statements.toml: {})",
+                        "unknown statement `{}` (the statements are listed in specs/statements.toml: {})",
                         c.get_ref(),
                         super::statements()
                             .iter()

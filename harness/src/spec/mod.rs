@@ -4,7 +4,7 @@
 //! Loading ([`load`], [`load_dir`], [`parse`]) turns it into a [`Case`] that holds nothing the
 //! runner or the verdict must interpret again: MPMs, targets, signals, event kinds, outcomes and
 //! the crash scope are enums; every request has its final name; every connection and request a
-//! step or an expectation names exists; statement IDs are SPEC.md's. Anything else is a
+//! step or an expectation names exists; statement IDs are the behaviour statements'. Anything else is a
 //! [`SpecError`] with file, line and column, saying what is wrong and what would be valid.
 
 pub mod file;
@@ -73,7 +73,7 @@ impl std::fmt::Display for Target {
 pub struct Case {
     pub id: String,
     pub title: String,
-    /// SPEC.md statement IDs.
+    /// Behaviour statement IDs (`specs/statements.toml`).
     pub checks: Vec<String>,
     pub tags: Vec<String>,
     pub mpms: Vec<Mpm>,
