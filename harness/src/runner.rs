@@ -226,12 +226,11 @@ impl Play<'_> {
                 request,
                 fault,
             } => {
-                let fatal = fatal(fault.as_ref());
                 match self.conns.get_mut(conn) {
                     Some(c) => c.send(self.store, name, request),
                     None => self.refused(conn, name),
                 }
-                self.note_sent(conn, name, fatal);
+                self.note_sent(conn, name, fault.clone());
             }
             Action::Warm {
                 conns,
@@ -257,7 +256,7 @@ impl Play<'_> {
                     None => requests.iter().for_each(|(n, _)| self.refused(conn, n)),
                 }
                 for (name, _) in requests {
-                    self.note_sent(conn, name, false);
+                    self.note_sent(conn, name, None);
                 }
             }
             Action::SlowHead {
@@ -269,7 +268,7 @@ impl Play<'_> {
                     Some(c) => c.slow_head(self.store, name, *interval),
                     None => self.refused(conn, name),
                 }
-                self.note_sent(conn, name, false);
+                self.note_sent(conn, name, None);
             }
             Action::SlowBody {
                 conn,
@@ -281,7 +280,7 @@ impl Play<'_> {
                     Some(c) => c.slow_body(self.store, name, *interval, *length),
                     None => self.refused(conn, name),
                 }
-                self.note_sent(conn, name, false);
+                self.note_sent(conn, name, None);
             }
             Action::SlowRead {
                 conn,
@@ -293,7 +292,7 @@ impl Play<'_> {
                     Some(c) => c.slow_read(self.store, name, path, *rate),
                     None => self.refused(conn, name),
                 }
-                self.note_sent(conn, name, false);
+                self.note_sent(conn, name, None);
             }
             Action::Reset(names) => {
                 for n in names {
@@ -407,7 +406,7 @@ impl Play<'_> {
             .map_err(|e| format!("{conn} could not be opened: {e}"))?;
         c.send(self.store, request, &Request::get("/"));
         self.conns.insert(conn.to_string(), c);
-        self.note_sent(conn, request, false);
+        self.note_sent(conn, request, None);
         let deadline = Instant::now() + within;
         let answered = self
             .store
@@ -474,7 +473,7 @@ impl Play<'_> {
             conn.to_string(),
             Connection::adopt(conn, landed, request, self.store),
         );
-        self.note_sent(conn, request, false);
+        self.note_sent(conn, request, None);
         let closed = elsewhere.len();
         drop(elsewhere);
         self.store.push(Observation::Note {
@@ -755,11 +754,11 @@ impl Play<'_> {
         }
     }
 
-    fn note_sent(&mut self, conn: &str, name: &str, fatal: bool) {
+    fn note_sent(&mut self, conn: &str, name: &str, fault: Option<mpm_faults::Fault>) {
         self.sent.push(Sent {
             name: name.to_string(),
             conn: conn.to_string(),
-            fatal,
+            fault,
         });
     }
 

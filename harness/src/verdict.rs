@@ -471,7 +471,7 @@ impl Judge<'_> {
             .rec
             .sent
             .iter()
-            .filter(|s| s.fatal)
+            .filter(|s| s.fatal())
             .map(|s| s.name.as_str())
             .collect();
         let crash_at = timeline
@@ -513,7 +513,7 @@ impl Judge<'_> {
         let mut problems = Vec::new();
         for sent in &self.rec.sent {
             let (name, conn) = (sent.name.as_str(), sent.conn.as_str());
-            if client_closed.contains(conn) && !sent.fatal {
+            if client_closed.contains(conn) && !sent.fatal() {
                 // Its fate was the client's close, before the crash.
                 continue;
             }
@@ -524,7 +524,7 @@ impl Judge<'_> {
             let answered_by_dead = outcome
                 .and_then(Outcome::pid)
                 .is_some_and(|p| dead.contains(&p));
-            let may_fail = sent.fatal
+            let may_fail = sent.fatal()
                 || (process
                     && owned_by_dead(conn)
                     && !answered_by_dead
@@ -608,7 +608,7 @@ impl Judge<'_> {
             .fold(f64::INFINITY, f64::min)
             .min(crash_at);
         for run in &self.rec.loads {
-            checks.push(load::blast_radius(run, &dead, cause_sent, process));
+            checks.push(load::blast_radius(run, &dead, cause_sent, spec.scope));
         }
         if let Some(within) = spec.recovered_within {
             let check = recovery_check(timeline, crash_at, &dead, within);

@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mpm_faults::Fault;
 use nix::sys::wait::WaitStatus;
 use refhttpd::EventKind;
 pub use refhttpd::ServedBy;
@@ -731,8 +732,38 @@ impl Store {
 pub struct Sent {
     pub name: String,
     pub conn: String,
-    /// It carried a fault designed to take down its process.
-    pub fatal: bool,
+    /// The server fault it carried (`/fault/<fault>`), as the fault, not its path.
+    #[serde(default, with = "fault_text")]
+    pub fault: Option<Fault>,
+}
+
+impl Sent {
+    /// It carried a fault designed to take down its process (the crash oracle's "carried the
+    /// crash").
+    pub fn fatal(&self) -> bool {
+        self.fault
+            .as_ref()
+            .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process)
+    }
+}
+
+/// A fault in the JSON as its textual form (`crash:segv`), the one grammar both sides speak.
+mod fault_text {
+    use mpm_faults::Fault;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(f: &Option<Fault>, s: S) -> Result<S::Ok, S::Error> {
+        match f {
+            Some(f) => s.collect_str(f),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Fault>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// What a decided step (wait, await, check, or one that could not act) came to.

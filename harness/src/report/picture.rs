@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::observe::load::Interval;
-use crate::observe::{Entry, ErrorClass, Observation};
+use crate::observe::{Entry, ErrorClass, Observation, Sent};
 use crate::verdict::Run;
 
 /// Width of the drawing and of the label column, in px.
@@ -140,7 +140,7 @@ impl Picture {
         Picture {
             span_ms,
             view: (0.0, span_ms),
-            conns: conn_lanes(timeline),
+            conns: conn_lanes(timeline, &run.recording.sent),
             procs: proc_lanes(timeline, run.recording.master, span_ms),
             board: board_rows(timeline, span_ms),
             loads: load_lanes(timeline),
@@ -533,7 +533,11 @@ impl Picture {
     }
 }
 
-fn conn_lanes(timeline: &[Entry]) -> Vec<ConnLane> {
+fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
+    let faults: BTreeMap<&str, String> = sent
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.fault.as_ref()?.to_string())))
+        .collect();
     let mut lanes: Vec<ConnLane> = Vec::new();
     let mut at: BTreeMap<String, usize> = BTreeMap::new();
     let mut lane_of = |lanes: &mut Vec<ConnLane>, conn: &str| -> usize {
@@ -568,9 +572,10 @@ fn conn_lanes(timeline: &[Entry]) -> Vec<ConnLane> {
                 ..
             } => {
                 let i = lane_of(&mut lanes, conn);
-                let label = target
-                    .strip_prefix("/fault/")
-                    .map(str::to_string)
+                // The fault it carried, else its name.
+                let label = faults
+                    .get(request.as_str())
+                    .cloned()
                     .unwrap_or_else(|| request.clone());
                 lanes[i].bars.push(Bar {
                     request: request.clone(),
@@ -779,19 +784,19 @@ fn load_lanes(timeline: &[Entry]) -> Vec<LoadLane> {
 /// From each fatal request sent, or each kill, to the first child exit after it.
 fn fault_windows(run: &Run) -> Vec<(f64, f64, String)> {
     let timeline = &run.recording.timeline;
-    let fatal: Vec<&str> = run
+    let fatal: BTreeMap<&str, String> = run
         .recording
         .sent
         .iter()
-        .filter(|s| s.fatal)
-        .map(|s| s.name.as_str())
+        .filter(|s| s.fatal())
+        .filter_map(|s| Some((s.name.as_str(), s.fault.as_ref()?.to_string())))
         .collect();
     let mut out = Vec::new();
     for (n, e) in timeline.iter().enumerate() {
         let what = match &e.what {
-            Observation::RequestSent {
-                request, target, ..
-            } if fatal.contains(&request.as_str()) => target.clone(),
+            Observation::RequestSent { request, .. } if fatal.contains_key(request.as_str()) => {
+                format!("/fault/{}", fatal[request.as_str()])
+            }
             Observation::Killed { pid, signal } => format!("kill {pid} with {signal}"),
             _ => continue,
         };
@@ -1023,17 +1028,17 @@ pub(crate) mod tests {
                 Sent {
                     name: "warm-a".into(),
                     conn: "a".into(),
-                    fatal: false,
+                    fault: None,
                 },
                 Sent {
                     name: "warm-b".into(),
                     conn: "b & c".into(),
-                    fatal: false,
+                    fault: None,
                 },
                 Sent {
                     name: "crash".into(),
                     conn: "b & c".into(),
-                    fatal: true,
+                    fault: Some("crash:segv".parse().unwrap()),
                 },
             ],
             steps: vec![crate::observe::StepRecord {

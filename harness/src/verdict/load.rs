@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use mpm_faults::BlastRadius;
+
 use super::{pid_text, Check};
 use crate::observe::load::{ConnEnd, LoadRun};
 use crate::spec::{LatencyBound, LoadClass, LoadExpect};
@@ -90,9 +92,10 @@ fn share(n: u64, total: u64) -> String {
 }
 
 /// The crash oracle over one load. `dead`: the children that crashed; `from`: the earliest
-/// moment the crash can have happened (ms; the fatal request sent, the kill); `process`: the
-/// crash takes its whole process (else only the request that carried it fails).
-pub fn blast_radius(run: &LoadRun, dead: &BTreeSet<i32>, from: f64, process: bool) -> Check {
+/// moment the crash can have happened (ms; the fatal request sent, the kill); `scope`: the
+/// crash takes its whole process, or only the request that carried it fails.
+pub fn blast_radius(run: &LoadRun, dead: &BTreeSet<i32>, from: f64, scope: BlastRadius) -> Check {
+    let process = scope == BlastRadius::Process;
     let owned_by_dead = |owner: Option<i32>| owner.is_some_and(|p| dead.contains(&p));
     let mut lost = 0u64;
     let mut wrong = Vec::new();
@@ -270,11 +273,11 @@ mod tests {
                 request(1, 100.0, OK),
             ],
         );
-        let c = blast_radius(&lost, &dead(), 90.0, true);
+        let c = blast_radius(&lost, &dead(), 90.0, BlastRadius::Process);
         assert!(c.passed(), "{c:?}");
         assert!(c.detail.contains("1 of 3"), "{c:?}");
         // Under prefork's scope the same loss is a failure.
-        assert!(!blast_radius(&lost, &dead(), 90.0, false).passed());
+        assert!(!blast_radius(&lost, &dead(), 90.0, BlastRadius::Connection).passed());
 
         let wrong = run(
             vec![
@@ -283,7 +286,7 @@ mod tests {
             ],
             vec![request(0, 100.0, CLOSED), request(1, 100.0, CLOSED)],
         );
-        let c = blast_radius(&wrong, &dead(), 90.0, true);
+        let c = blast_radius(&wrong, &dead(), 90.0, BlastRadius::Process);
         assert!(!c.passed(), "a live child's connection failed: {c:?}");
         assert!(c.detail.contains("served by pid 8"), "{c:?}");
     }
@@ -294,7 +297,7 @@ mod tests {
             vec![life(DEAD, ConnEnd::UnderRequest, Some(20.0))],
             vec![request(0, 10.0, CLOSED)],
         );
-        assert!(!blast_radius(&early, &dead(), 90.0, true).passed());
+        assert!(!blast_radius(&early, &dead(), 90.0, BlastRadius::Process).passed());
     }
 
     #[test]
@@ -303,14 +306,14 @@ mod tests {
             vec![life(DEAD, ConnEnd::Open, None)],
             vec![request(0, 50.0, OK)],
         );
-        let c = blast_radius(&survivor, &dead(), 90.0, true);
+        let c = blast_radius(&survivor, &dead(), 90.0, BlastRadius::Process);
         assert!(!c.passed(), "{c:?}");
         // One that ended in good order before the crash is not at stake.
         let before = run(
             vec![life(DEAD, ConnEnd::Announced, Some(60.0))],
             vec![request(0, 50.0, OK)],
         );
-        assert!(blast_radius(&before, &dead(), 90.0, true).passed());
+        assert!(blast_radius(&before, &dead(), 90.0, BlastRadius::Process).passed());
     }
 
     #[test]
@@ -324,11 +327,11 @@ mod tests {
             ],
             vec![request(0, 50.0, OK), request(1, 120.0, OK)],
         );
-        let c = blast_radius(&idle_lost, &dead(), 90.0, false);
+        let c = blast_radius(&idle_lost, &dead(), 90.0, BlastRadius::Connection);
         assert!(!c.passed(), "{c:?}");
         assert!(c.detail.contains("besides the crash's own"), "{c:?}");
         // Under process scope that is just what must happen.
-        assert!(blast_radius(&idle_lost, &dead(), 90.0, true).passed());
+        assert!(blast_radius(&idle_lost, &dead(), 90.0, BlastRadius::Process).passed());
     }
 
     #[test]
@@ -339,7 +342,7 @@ mod tests {
             vec![life(DEAD, ConnEnd::UnderRequest, Some(101.0))],
             vec![fatal],
         );
-        assert!(blast_radius(&r, &dead(), 90.0, false).passed());
+        assert!(blast_radius(&r, &dead(), 90.0, BlastRadius::Connection).passed());
     }
 
     #[test]

@@ -34,11 +34,12 @@ impl Rec {
         self
     }
 
+    /// A request sent; `fatal`: it carried `crash:segv`.
     fn sent(mut self, name: &str, conn: &str, fatal: bool) -> Rec {
         self.0.sent.push(Sent {
             name: name.into(),
             conn: conn.into(),
-            fatal,
+            fault: fatal.then(|| "crash:segv".parse().expect("a fault")),
         });
         self
     }
