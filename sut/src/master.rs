@@ -611,11 +611,8 @@ impl Master {
                     sig as i32
                 ),
             ),
-            WaitStatus::Exited(_, code) if code != 0 && !child.retiring => error_log(
-                module(self.opts.mpm),
-                Level::Notice,
-                format_args!("child pid {} exit status {code}", child.pid),
-            ),
+            // A child's exit, whatever its code, Apache does not log (only a fatal start-up
+            // error, `child_fatal`); the event log has it.
             _ => {}
         }
     }
