@@ -27,8 +27,8 @@ use crate::condition::{Facts, Quantity, Source};
 use crate::spec::BodyShape;
 
 pub use samplers::{
-    children, group_members, process_state, server_processes, EventLogSampler, Follower,
-    ProcSampler, ScoreboardSampler,
+    children, children_with, group_members, process_state, server_processes, EventLogSampler,
+    Follower, ProcSampler, ScoreboardSampler,
 };
 
 /// Why a request got no response.

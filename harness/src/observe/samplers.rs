@@ -220,6 +220,20 @@ pub fn children(master: i32) -> Vec<i32> {
     pids.into_iter().collect()
 }
 
+/// The master's children: /proc's list of them — which the kernel does not promise complete
+/// while children start or exit (a child may be missed) — with each of `also` (pids the caller
+/// knows of, such as a scoreboard's) whose parent is the master.
+pub fn children_with(master: i32, also: impl IntoIterator<Item = i32>) -> Vec<i32> {
+    let mut pids: std::collections::BTreeSet<i32> = children(master).into_iter().collect();
+    for pid in also {
+        let parent = stat_fields(pid).and_then(|f| f.get(1)?.parse::<i32>().ok());
+        if pid > 0 && parent == Some(master) {
+            pids.insert(pid);
+        }
+    }
+    pids.into_iter().collect()
+}
+
 /// The fields of `/proc/<pid>/stat` after the command's closing parenthesis: state, ppid,
 /// pgrp, … (None when the process is gone).
 fn stat_fields(pid: i32) -> Option<Vec<String>> {

@@ -389,7 +389,7 @@ fn accepting_worker_waits(master: i32, threads: usize) -> bool {
     let Some(board) = ApacheBoard::find(master) else {
         return false;
     };
-    let live: BTreeSet<i32> = crate::observe::children(master)
+    let live: BTreeSet<i32> = crate::observe::children_with(master, board.pids())
         .into_iter()
         .filter(|pid| matches!(proc_state(*pid), Some((state, _)) if state != 'Z'))
         .collect();
@@ -480,6 +480,24 @@ impl ApacheBoard {
     pub fn summary(&self, threads: usize, live: &BTreeSet<i32>) -> Option<Summary> {
         let threads = threads.clamp(1, self.thread_limit);
         Some(self.board(live)?.summary(threads))
+    }
+
+    /// The pids in the process slots (live or not).
+    pub fn pids(&self) -> Vec<i32> {
+        use std::os::unix::fs::FileExt;
+        let mut procs = vec![0u8; self.server_limit * PROCESS_SCORE as usize];
+        if self
+            .file
+            .read_exact_at(&mut procs, APR_HEADER + GLOBAL_SCORE)
+            .is_err()
+        {
+            return Vec::new();
+        }
+        procs
+            .chunks(PROCESS_SCORE as usize)
+            .map(|p| u32_at(p, 0) as i32)
+            .filter(|pid| *pid > 0)
+            .collect()
     }
 
     /// The slots of the live processes (`live`), as read from the shared memory: every
@@ -626,7 +644,17 @@ impl Sampler for Watcher {
     fn sample(&mut self, store: &Store) -> bool {
         let mut live = Vec::new();
         let mut exits = Vec::new();
-        let now = crate::observe::children(self.master);
+        if self.board.is_none() {
+            self.board = ApacheBoard::find(self.master);
+        }
+        // The scoreboard's pids too: /proc's list of children can miss one while another
+        // starts or exits, and a missed child would make a sample count one process short.
+        let on_board = self
+            .board
+            .as_ref()
+            .map(ApacheBoard::pids)
+            .unwrap_or_default();
+        let now = crate::observe::children_with(self.master, on_board);
         for &pid in &now {
             match proc_state(pid) {
                 Some(('Z', Some(status))) => exits.push((pid, status)),
@@ -665,9 +693,6 @@ impl Sampler for Watcher {
         });
         self.first = false;
         drop(s);
-        if self.board.is_none() {
-            self.board = ApacheBoard::find(self.master);
-        }
         let live: BTreeSet<i32> = live.into_iter().collect();
         let Some(summary) = self
             .board
