@@ -259,6 +259,12 @@ impl Fault {
         }
     }
 
+    /// Whether the fault is designed to end the process that performs it (a crash, an exit):
+    /// the request that carries it "carries the crash".
+    pub fn ends_its_process(&self) -> bool {
+        self.blast_radius() == BlastRadius::Process
+    }
+
     /// Whether the fault may be performed in a request handler (`fail:` is for sites only).
     pub fn allowed_in_request(&self) -> bool {
         !matches!(self, Fault::Fail(_))

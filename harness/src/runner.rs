@@ -11,6 +11,8 @@ use refhttpd::Mpm;
 
 use std::thread::JoinHandle;
 
+use mpm_faults::Fault;
+
 use crate::condition::{Condition, Count, Quantity, Source};
 use crate::driver::{Connection, Landed};
 use crate::loadgen::{self, MixEntry, Plan, Progress};
@@ -600,7 +602,7 @@ impl Play<'_> {
                 .map(|m| MixEntry {
                     path: m.path.clone(),
                     weight: m.weight,
-                    fatal: fatal(m.fault.as_ref()),
+                    fatal: m.fault.as_ref().is_some_and(Fault::ends_its_process),
                 })
                 .collect(),
             timeout: load.timeout,
@@ -754,7 +756,7 @@ impl Play<'_> {
         }
     }
 
-    fn note_sent(&mut self, conn: &str, name: &str, fault: Option<mpm_faults::Fault>) {
+    fn note_sent(&mut self, conn: &str, name: &str, fault: Option<Fault>) {
         self.sent.push(Sent {
             name: name.to_string(),
             conn: conn.to_string(),
@@ -802,12 +804,6 @@ impl Play<'_> {
         }
         self.conns.clear();
     }
-}
-
-/// Whether a request carrying `fault` is designed to take down its process (the crash oracle's
-/// "carried the crash").
-fn fatal(fault: Option<&mpm_faults::Fault>) -> bool {
-    fault.is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process)
 }
 
 /// Whether process `pid` is stopped (`T` in /proc) before `within` has passed.

@@ -5,6 +5,8 @@
 //! counting (what renders its `/server-status`) nor Apache's is used, so a counting bug in a
 //! server cannot hide in its own oracle.
 
+use std::collections::BTreeSet;
+
 use super::Summary;
 
 /// One process slot.
@@ -30,6 +32,24 @@ pub struct Board {
 }
 
 impl Board {
+    /// The pids of its rows.
+    pub fn pids(&self) -> Vec<i32> {
+        self.processes.iter().map(|p| p.pid).collect()
+    }
+
+    /// [`Board::summary`] of the rows whose pid is in `live`.
+    pub fn summary_of(&self, threads_per_child: usize, live: &BTreeSet<i32>) -> Summary {
+        Board {
+            processes: self
+                .processes
+                .iter()
+                .filter(|p| live.contains(&p.pid))
+                .cloned()
+                .collect(),
+        }
+        .summary(threads_per_child)
+    }
+
     /// The figures cases speak of, counted as mod_status counts them, over the first
     /// `threads_per_child` workers of each live process (the slots beyond ThreadsPerChild
     /// count only when starting).

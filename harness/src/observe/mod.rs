@@ -741,9 +741,7 @@ impl Sent {
     /// It carried a fault designed to take down its process (the crash oracle's "carried the
     /// crash").
     pub fn fatal(&self) -> bool {
-        self.fault
-            .as_ref()
-            .is_some_and(|f| f.blast_radius() == mpm_faults::BlastRadius::Process)
+        self.fault.as_ref().is_some_and(Fault::ends_its_process)
     }
 }
 

@@ -611,6 +611,24 @@ impl FromStr for UnderKey {
     }
 }
 
+impl StepFile {
+    /// The connections of a `warm` action.
+    pub fn warm_names(&self) -> Option<&NameList> {
+        match self.warm.as_ref().map(|w| w.get_ref()) {
+            Some(WarmValue::Names(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `load`'s `warm = true`.
+    pub fn warms_load(&self) -> bool {
+        matches!(
+            self.warm.as_ref().map(|w| w.get_ref()),
+            Some(WarmValue::Flag(true))
+        )
+    }
+}
+
 /// `warm`: connection names (the action) or a flag (`load`'s option).
 #[derive(Debug, Clone, PartialEq)]
 pub enum WarmValue {

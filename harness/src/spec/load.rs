@@ -18,7 +18,7 @@ use toml::Spanned;
 use super::file::{
     CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
     LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile, SignalName,
-    StatusValue, StepFile, Text, UnderKey, WarmValue,
+    StatusValue, StepFile, Text, UnderKey,
 };
 use super::{
     statement, warm_request_name, Action, Case, ConnectExpect, ConnectionToken, CrashExpect,
@@ -311,39 +311,39 @@ impl Loader<'_> {
             Section::ReferenceMpm(m) => (vec![m], vec![Target::Reference]),
         };
         for name in e.requests.keys() {
-            for mpm in &under {
-                for target in &on {
-                    let sent = steps.iter().any(|s| {
-                        s.runs(*mpm, *target) && s.action.sends().contains(&name.get_ref().as_str())
-                    });
-                    if !sent {
-                        let sent_under: Vec<String> = Mpm::ALL
-                            .iter()
-                            .flat_map(|m| Target::ALL.iter().map(move |t| (*m, *t)))
-                            .filter(|(m, t)| {
-                                steps.iter().any(|s| {
-                                    s.runs(*m, *t)
-                                        && s.action.sends().contains(&name.get_ref().as_str())
-                                })
-                            })
-                            .map(|(m, t)| format!("{m} on {t}"))
-                            .collect();
-                        return Err(self.err(
-                            name.span(),
-                            format!(
-                                "`{}` is expected under {mpm} on {target}, but no step that runs \
-                                 there sends it (it is sent under {}): move the expectation to \
-                                 the section of an MPM that sends it, or send it there",
-                                name.get_ref(),
-                                if sent_under.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    sent_under.join(", ")
-                                }
-                            ),
-                        ));
-                    }
-                }
+            // Where some step sends it.
+            let sent_under: Vec<(Mpm, Target)> = Mpm::ALL
+                .iter()
+                .flat_map(|m| Target::ALL.iter().map(move |t| (*m, *t)))
+                .filter(|(m, t)| {
+                    steps.iter().any(|s| {
+                        s.runs(*m, *t) && s.action.sends().contains(&name.get_ref().as_str())
+                    })
+                })
+                .collect();
+            let missing = under
+                .iter()
+                .flat_map(|m| on.iter().map(move |t| (*m, *t)))
+                .find(|mt| !sent_under.contains(mt));
+            if let Some((mpm, target)) = missing {
+                let shown: Vec<String> = sent_under
+                    .iter()
+                    .map(|(m, t)| format!("{m} on {t}"))
+                    .collect();
+                return Err(self.err(
+                    name.span(),
+                    format!(
+                        "`{}` is expected under {mpm} on {target}, but no step that runs \
+                         there sends it (it is sent under {}): move the expectation to \
+                         the section of an MPM that sends it, or send it there",
+                        name.get_ref(),
+                        if shown.is_empty() {
+                            "none".to_string()
+                        } else {
+                            shown.join(", ")
+                        }
+                    ),
+                ));
             }
         }
         Ok(())
@@ -414,10 +414,7 @@ impl Loader<'_> {
     fn step(&mut self, spanned: &Spanned<StepFile>) -> Result<Vec<Step>> {
         let span = spanned.span();
         let s = spanned.get_ref();
-        let warm_names = match s.warm.as_ref().map(|w| w.get_ref()) {
-            Some(WarmValue::Names(n)) => Some(n),
-            _ => None,
-        };
+        let warm_names = s.warm_names();
         let actions = [
             ("open", s.open.is_some()),
             ("warm", warm_names.is_some()),
@@ -742,32 +739,27 @@ impl Loader<'_> {
     }
 
     fn placement(&self, p: &Spanned<PlacementFile>) -> Result<Placement> {
-        match (&p.get_ref().same_child_as, &p.get_ref().other_child_than) {
-            (Some(r), None) => {
-                self.known_request(r.get_ref(), r.span(), "`same_child_as`")?;
-                self.not_a_load(r, "a placement needs one request's child")?;
-                Ok(Placement::SameChildAs(r.get_ref().clone()))
-            }
-            (None, Some(r)) => {
-                self.known_request(r.get_ref(), r.span(), "`other_child_than`")?;
-                self.not_a_load(r, "a placement needs one request's child")?;
-                Ok(Placement::OtherChildThan(r.get_ref().clone()))
-            }
-            _ => Err(self.err(
-                p.span(),
-                "`on` takes one of `same_child_as = \"request\"` or \
-                 `other_child_than = \"request\"`",
-            )),
-        }
+        let (r, key, placement): (_, _, fn(String) -> Placement) =
+            match (&p.get_ref().same_child_as, &p.get_ref().other_child_than) {
+                (Some(r), None) => (r, "`same_child_as`", Placement::SameChildAs),
+                (None, Some(r)) => (r, "`other_child_than`", Placement::OtherChildThan),
+                _ => {
+                    return Err(self.err(
+                        p.span(),
+                        "`on` takes one of `same_child_as = \"request\"` or \
+                         `other_child_than = \"request\"`",
+                    ))
+                }
+            };
+        self.known_request(r.get_ref(), r.span(), key)?;
+        self.not_a_load(r, "a placement needs one request's child")?;
+        Ok(placement(r.get_ref().clone()))
     }
 
     /// Options that the step's action does not read are a mistake, not something to ignore.
     fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
         const SENDS: &[&str] = &["send", "request"];
-        let warm_flag = matches!(
-            s.warm.as_ref().map(|w| w.get_ref()),
-            Some(WarmValue::Flag(true))
-        );
+        let warm_flag = s.warms_load();
         let options: [(&str, bool, &[&str]); 27] = [
             ("path", s.path.is_some(), &["send", "request", "slow_read"]),
             ("fault", s.fault.is_some(), SENDS),
@@ -1219,10 +1211,7 @@ impl Loader<'_> {
             rate: s.rate,
             duration,
             keepalive: s.keepalive.unwrap_or(true),
-            warm: matches!(
-                s.warm.as_ref().map(|w| w.get_ref()),
-                Some(WarmValue::Flag(true))
-            ),
+            warm: s.warms_load(),
             mix,
             timeout,
         })

@@ -389,13 +389,15 @@ fn accepting_worker_waits(master: i32, threads: usize) -> bool {
     let Some(board) = ApacheBoard::find(master) else {
         return false;
     };
-    let live: BTreeSet<i32> = crate::observe::children_with(master, board.pids())
+    let Some(rows) = board.read() else {
+        return false;
+    };
+    let live: BTreeSet<i32> = crate::observe::children_with(master, rows.pids())
         .into_iter()
         .filter(|pid| matches!(proc_state(*pid), Some((state, _)) if state != 'Z'))
         .collect();
-    board
-        .summary(threads, &live)
-        .is_some_and(|s| s.accepting > 0 && s.idle > 0)
+    let s = rows.summary_of(board.threads(threads), &live);
+    s.accepting > 0 && s.idle > 0
 }
 
 /// The guard's first line, `guarding <pid>`: Apache's master pid.
@@ -477,32 +479,14 @@ impl ApacheBoard {
     }
 
     /// A summary of the slots whose process is alive (`live`), each with `threads` workers.
-    pub fn summary(&self, threads: usize, live: &BTreeSet<i32>) -> Option<Summary> {
-        let threads = threads.clamp(1, self.thread_limit);
-        Some(self.board(live)?.summary(threads))
+    /// ThreadsPerChild as the board can hold it.
+    fn threads(&self, threads: usize) -> usize {
+        threads.clamp(1, self.thread_limit)
     }
 
-    /// The pids in the process slots (live or not).
-    pub fn pids(&self) -> Vec<i32> {
-        use std::os::unix::fs::FileExt;
-        let mut procs = vec![0u8; self.server_limit * PROCESS_SCORE as usize];
-        if self
-            .file
-            .read_exact_at(&mut procs, APR_HEADER + GLOBAL_SCORE)
-            .is_err()
-        {
-            return Vec::new();
-        }
-        procs
-            .chunks(PROCESS_SCORE as usize)
-            .map(|p| u32_at(p, 0) as i32)
-            .filter(|pid| *pid > 0)
-            .collect()
-    }
-
-    /// The slots of the live processes (`live`), as read from the shared memory: every
-    /// ThreadLimit worker slot's letter.
-    fn board(&self, live: &BTreeSet<i32>) -> Option<Board> {
+    /// Every process slot with a pid, as read from the shared memory: every ThreadLimit worker
+    /// slot's letter.
+    fn read(&self) -> Option<Board> {
         use std::os::unix::fs::FileExt;
         let procs_at = APR_HEADER + GLOBAL_SCORE;
         let mut procs = vec![0u8; self.server_limit * PROCESS_SCORE as usize];
@@ -515,7 +499,7 @@ impl ApacheBoard {
             // 12), write_completion (16), lingering_close (20), keep_alive (24).
             let p = &procs[slot * PROCESS_SCORE as usize..][..PROCESS_SCORE as usize];
             let pid = u32_at(p, 0) as i32;
-            if pid <= 0 || !live.contains(&pid) {
+            if pid <= 0 {
                 continue;
             }
             let at = workers_at + (slot * self.thread_limit) as u64 * WORKER_SCORE;
@@ -649,11 +633,9 @@ impl Sampler for Watcher {
         }
         // The scoreboard's pids too: /proc's list of children can miss one while another
         // starts or exits, and a missed child would make a sample count one process short.
-        let on_board = self
-            .board
-            .as_ref()
-            .map(ApacheBoard::pids)
-            .unwrap_or_default();
+        // One read of the board a sample, for its pids and its rows.
+        let rows = self.board.as_ref().and_then(ApacheBoard::read);
+        let on_board = rows.as_ref().map(Board::pids).unwrap_or_default();
         let now = crate::observe::children_with(self.master, on_board);
         for &pid in &now {
             match proc_state(pid) {
@@ -694,13 +676,10 @@ impl Sampler for Watcher {
         self.first = false;
         drop(s);
         let live: BTreeSet<i32> = live.into_iter().collect();
-        let Some(summary) = self
-            .board
-            .as_ref()
-            .and_then(|b| b.summary(self.threads, &live))
-        else {
+        let (Some(board), Some(rows)) = (&self.board, rows) else {
             return false;
         };
+        let summary = rows.summary_of(board.threads(self.threads), &live);
         if self.last.as_ref() != Some(&summary) {
             self.last = Some(summary.clone());
             store.push(Observation::Scoreboard(summary));
