@@ -1,7 +1,7 @@
 //! Two of refhttpd's figures, measured against a release build of refhttpd — the harness binary
 //! in its `__serve` mode, which runs refhttpd's own `run` in-process (`ci/bench.sh` runs this and
 //! then the wrk comparison with Apache httpd). Requests and response framing come from the
-//! harness's client ([`mpm_harness::client`]); the bench keeps its own sockets, since it holds
+//! harness's client ([`mpm_harness::drive::client`]); the bench keeps its own sockets, since it holds
 //! thousands of idle keep-alive connections and times single requests.
 //!
 //! 1. crash → replacement child accepting, per MPM (goal ≤ 20 ms): a single-child server
@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use mpm_harness::client::{fetch, parse_at_eof, parse_response, request_bytes, Parsed, Response};
+use mpm_harness::drive::client::{
+    fetch, parse_at_eof, parse_response, request_bytes, Parsed, Response,
+};
 use mpm_harness::target::SERVE_ARG;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};

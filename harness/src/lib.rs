@@ -26,28 +26,23 @@
 //! runner drives the targets, drivers and observers it starts but never sees the verdict; the
 //! verdict judges a recording and never sees the runner or a server.
 
-pub mod client;
-pub mod condition;
-pub mod coverage;
-pub mod driver;
+pub mod cli;
+pub mod drive;
 pub mod explore;
-pub mod guard;
-pub mod loadgen;
-pub mod model;
+pub mod judge;
 pub mod observe;
 pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod target;
-pub mod verdict;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use refhttpd::Mpm;
 
+use crate::judge::Run;
 use crate::spec::{Case, Target};
-use crate::verdict::Run;
 
 /// The catalogue shipped with the project: `specs/` at the workspace root.
 pub fn default_specs_dir() -> PathBuf {
@@ -67,7 +62,7 @@ pub fn default_specs_dir() -> PathBuf {
 /// recording gets from `case` now, with the target's capabilities.
 pub fn rejudge(case: &Case, stored: &Run) -> Run {
     Run {
-        verdict: verdict::judge(
+        verdict: judge::judge(
             case,
             stored.mpm,
             &stored.target.capabilities(),
@@ -98,7 +93,7 @@ pub fn execute(case: &Case, mpm: Mpm, target: Target) -> Run {
             ..Default::default()
         }
     });
-    let verdict = verdict::judge(case, mpm, &target.capabilities(), &recording);
+    let verdict = judge::judge(case, mpm, &target.capabilities(), &recording);
     Run {
         case: case.id.clone(),
         mpm,

@@ -24,7 +24,7 @@ fn the_statements_page_is_the_commands_output() {
         printed == committed,
         "docs/statements.md is not what `mpm-harness statements` prints from \
          specs/statements.toml; write it again with\n    {}",
-        mpm_harness::coverage::STATEMENTS_COMMAND
+        mpm_harness::report::coverage::STATEMENTS_COMMAND
     );
 }
 

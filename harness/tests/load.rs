@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use mpm_harness::loadgen::{self, MixEntry, Plan, Quiet};
+use mpm_harness::drive::load::{self as loadgen, MixEntry, Plan, Quiet};
 use mpm_harness::observe::load::{ConnEnd, LoadRun};
 use mpm_harness::observe::Store;
 use mpm_harness::spec::Target;

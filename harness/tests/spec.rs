@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use mpm_harness::cli::plan;
 use mpm_harness::report;
 use mpm_harness::spec::{self, Target};
 use mpm_harness::target::serve_if_asked;
@@ -27,7 +28,7 @@ fn main() {
             for e in errors {
                 eprintln!("error: {e}");
             }
-            std::process::exit(2);
+            std::process::exit(mpm_harness::cli::USAGE);
         }
     };
     // libtest has no field for why a test is ignored: say it once, on stderr, so `--list` stays
@@ -39,29 +40,24 @@ fn main() {
             }
         }
     }
-    let mut trials = Vec::new();
-    for case in cases {
-        for mpm in case.mpms.clone() {
-            for target in case.targets.clone() {
-                let name = report::test_name(&case.id, mpm, target);
-                let case = case.clone();
-                let trial = Trial::test(name, move || {
-                    if fail_fast && FAILED.load(Ordering::Acquire) {
-                        return Err(
-                            "not run: an earlier case failed (MPM_HARNESS_FAIL_FAST)".into()
-                        );
-                    }
-                    let run = mpm_harness::execute(&case, mpm, target);
-                    if run.verdict.passed() {
-                        Ok(())
-                    } else {
-                        FAILED.store(true, Ordering::Release);
-                        Err(Failed::from(report::timeline(&run)))
-                    }
-                });
-                trials.push(trial.with_ignored_flag(target.available().is_err()));
-            }
-        }
-    }
+    let trials = plan::tests(&cases)
+        .into_iter()
+        .map(|test| {
+            let (case, mpm, target) = (test.case.clone(), test.mpm, test.target);
+            Trial::test(test.name(), move || {
+                if fail_fast && FAILED.load(Ordering::Acquire) {
+                    return Err("not run: an earlier case failed (MPM_HARNESS_FAIL_FAST)".into());
+                }
+                let run = mpm_harness::execute(&case, mpm, target);
+                if run.verdict.passed() {
+                    Ok(())
+                } else {
+                    FAILED.store(true, Ordering::Release);
+                    Err(Failed::from(report::timeline(&run)))
+                }
+            })
+            .with_ignored_flag(target.available().is_err())
+        })
+        .collect();
     libtest_mimic::run(&args, trials).exit();
 }

@@ -23,7 +23,7 @@ use refhttpd::EventKind;
 pub use refhttpd::ServedBy;
 use serde::{Deserialize, Serialize};
 
-use crate::condition::{Facts, Quantity, Source};
+use crate::spec::condition::{Facts, Quantity, Source};
 use crate::spec::BodyShape;
 
 pub use samplers::{

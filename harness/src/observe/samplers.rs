@@ -7,7 +7,7 @@ use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot};
 
 use super::board::{Board, ProcessRow};
 use super::{Ending, Observation, Resources, Sampler, Store, Summary};
-use crate::condition::Source;
+use crate::spec::condition::Source;
 
 /// The reference scoreboard's raw slots as board rows: no count of the server's own is used.
 fn board_of(s: &Snapshot) -> Board {

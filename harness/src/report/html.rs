@@ -12,8 +12,8 @@ use std::fmt::Write;
 use refhttpd::Mpm;
 
 use super::picture::{anchor, esc, Picture};
+use crate::judge::{About, Check, Run, RunResult, Status};
 use crate::spec::{Case, Target};
-use crate::verdict::{About, Check, Run, RunResult, Status};
 
 const STYLE: &str = r#"
 body { font-family: sans-serif; margin: 1.5em; color: #222; }

@@ -2,6 +2,7 @@
 //! verdict in words (`repro`, failures), JUnit XML and JSON; the self-contained HTML report with
 //! a picture of every run ([`html`], [`picture`]).
 
+pub mod coverage;
 pub mod html;
 pub mod picture;
 
@@ -10,9 +11,9 @@ use std::fmt::Write;
 
 use refhttpd::Mpm;
 
+use crate::judge::{Run, RunResult, Status};
 use crate::observe::{Entry, Observation};
 use crate::spec::{Case, Target};
-use crate::verdict::{Run, RunResult, Status};
 
 /// The matrix cell of the runs of one (case, MPM, target): `PASS`, `FAIL`, `ERROR` for one
 /// run; `PASS 10/10`, `FAIL 8/10`, `ERROR 9/10` (runs passed of runs) for several. A `*` says

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::judge::Run;
 use crate::observe::load::Interval;
 use crate::observe::{Entry, ErrorClass, Observation, Sent};
-use crate::verdict::Run;
 
 /// Width of the drawing and of the label column, in px.
 const WIDTH: f64 = 1100.0;
@@ -909,8 +909,8 @@ pub fn esc(text: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::judge::{Check, RunResult, Verdict};
     use crate::observe::{Ending, Recording, Sent, ServedBy, StepResult, Summary};
-    use crate::verdict::{Check, RunResult, Verdict};
     use refhttpd::Mpm;
 
     fn at(at_ms: f64, what: Observation) -> Entry {
@@ -1059,8 +1059,8 @@ pub(crate) mod tests {
                 result: RunResult::Failed,
                 checks: vec![Check {
                     what: "line 30: wait for processes=2".into(),
-                    about: crate::verdict::About::Step { line: 30 },
-                    status: crate::verdict::Status::Failed,
+                    about: crate::judge::About::Step { line: 30 },
+                    status: crate::judge::Status::Failed,
                     detail: "never held".into(),
                 }],
                 error: None,

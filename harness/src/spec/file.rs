@@ -21,7 +21,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{BodyShape, ExpectedOutcome, HeaderExpect, MasterSignal, Target};
-use crate::condition::Count;
+use crate::spec::condition::Count;
 
 /// The file as written.
 #[derive(Debug, Deserialize, JsonSchema)]

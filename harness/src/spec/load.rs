@@ -31,7 +31,7 @@ use mpm_faults::Fault;
 /// The most connections one load may drive (each is a descriptor in the harness, and one in
 /// the server).
 const MAX_LOAD_CONNECTIONS: u32 = 10_000;
-use crate::condition::{Condition, Count, Quantity};
+use crate::spec::condition::{Condition, Count, Quantity};
 
 /// A spec file that cannot be used: where and why.
 #[derive(Debug, Clone, thiserror::Error)]

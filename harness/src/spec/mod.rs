@@ -7,6 +7,7 @@
 //! step or an expectation names exists; statement IDs are the behaviour statements'. Anything else is a
 //! [`SpecError`] with file, line and column, saying what is wrong and what would be valid.
 
+pub mod condition;
 pub mod file;
 mod load;
 mod skeleton;
@@ -21,7 +22,7 @@ use refhttpd::{EventKind, Mpm};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::condition::{Condition, Count};
+use crate::spec::condition::{Condition, Count};
 
 pub use load::{find_files, load, load_dir, misplaced, parse, schema, SpecError};
 pub use skeleton::{schema_line, write_new_case, NewCaseError, SCHEMA_FILE};

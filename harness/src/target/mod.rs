@@ -9,6 +9,7 @@
 //! [`Target`] and its arm in [`Target::kind`].
 
 mod apache;
+pub mod guard;
 mod reference;
 
 use std::net::SocketAddr;
@@ -24,8 +25,8 @@ use nix::unistd::Pid;
 use refhttpd::{EventKind, Mpm};
 use serde::Serialize;
 
-use crate::condition::Source;
 use crate::observe::{Ending, Observation, Store};
+use crate::spec::condition::Source;
 pub use crate::spec::Target;
 
 pub use apache::{parse_log_line, ApacheBoard, LogLine};

@@ -17,8 +17,8 @@ use super::{
     temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started, Target,
     TargetKind, START_TIMEOUT,
 };
-use crate::condition::Source;
 use crate::observe::{EventLogSampler, ProcSampler, ScoreboardSampler, Store};
+use crate::spec::condition::Source;
 
 /// The first argument that makes the harness binary run refhttpd instead.
 pub const SERVE_ARG: &str = "__serve";
@@ -35,10 +35,10 @@ pub fn serve_if_asked() {
     let mut args = std::env::args_os();
     let _exe = args.next();
     let first = args.next();
-    if first.as_deref() == Some(std::ffi::OsStr::new(crate::guard::GUARD_ARG)) {
+    if first.as_deref() == Some(std::ffi::OsStr::new(crate::target::guard::GUARD_ARG)) {
         let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
         match rest.split_first() {
-            Some((program, program_args)) => crate::guard::run(program, program_args),
+            Some((program, program_args)) => crate::target::guard::run(program, program_args),
             None => std::process::exit(2),
         }
     }
@@ -48,7 +48,7 @@ pub fn serve_if_asked() {
         let parsed = refhttpd::Args::parse_from(rest);
         let harness = nix::unistd::getppid();
         let code = refhttpd::run(&parsed);
-        crate::guard::remove_server_dir_if_orphaned(harness);
+        crate::target::guard::remove_server_dir_if_orphaned(harness);
         std::process::exit(code);
     }
 }
@@ -93,7 +93,7 @@ impl TargetKind for Reference {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env(crate::guard::SERVER_DIR_ENV, dir.path())
+            .env(crate::target::guard::SERVER_DIR_ENV, dir.path())
             .process_group(0);
         if launch.faults {
             cmd.arg("--faults");

@@ -24,7 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use crate::client::{self, Framed};
+use super::client::{self, Framed};
 use crate::observe::load::{
     histogram, micros, ConnEnd, ConnLife, Counts, Interval, LoadOutcome, LoadRequest, LoadRun,
     LoadShape, Percentiles,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
 
-use crate::client::{self, Parsed};
+use super::client::{self, Parsed};
 use crate::observe::{ErrorClass, Observation, Store};
 use crate::spec::{BodyShape, ConnectionToken, Request};
 

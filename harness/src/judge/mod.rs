@@ -16,8 +16,8 @@ use mpm_faults::BlastRadius;
 use refhttpd::Mpm;
 use serde::{Deserialize, Serialize};
 
-use crate::condition::{Condition, Facts};
 use crate::observe::{Ending, Entry, Observation, Outcome, Recording, State, StepResult, Summary};
+use crate::spec::condition::{Condition, Facts};
 use crate::spec::{
     BodyShape, Case, ConnectExpect, CrashExpect, Expect, ExpectedOutcome, HeaderExpect,
     RequestExpect, Target,
@@ -811,7 +811,7 @@ fn header_problem(name: &str, want: &HeaderExpect, outcome: Option<&Outcome>) ->
     let Some(Outcome::Response { headers, .. }) = outcome else {
         return Some(format!("expected a response with header {name}"));
     };
-    let got = crate::client::header(headers, name);
+    let got = crate::drive::client::header(headers, name);
     let shown = |v: Option<&str>| v.map_or_else(|| "absent".to_string(), |v| format!("{v:?}"));
     match (want, got) {
         (HeaderExpect::Value(v), Some(g)) if g == v.trim() => None,

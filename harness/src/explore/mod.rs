@@ -7,6 +7,8 @@
 //! to a minimal scenario, whose case file (with the seed in a comment) is written for anyone to
 //! commit: `check` accepts it and `run` fails on it the same way.
 
+pub mod model;
+
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,9 +17,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use refhttpd::Mpm;
 
-use crate::model::{End, Latency, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
+use crate::explore::model::{End, Latency, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
+use crate::judge::{Run, RunResult};
 use crate::spec::Target;
-use crate::verdict::{Run, RunResult};
 
 /// The most connections and operations a generated scenario has: a run takes well under a
 /// second.

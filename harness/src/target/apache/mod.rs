@@ -38,9 +38,9 @@ use super::{
     temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started, Target,
     TargetKind, START_TIMEOUT,
 };
-use crate::condition::Source;
 use crate::observe::board::{Board, ProcessRow};
 use crate::observe::{Ending, Follower, Observation, ProcSampler, Sampler, Store, Summary};
+use crate::spec::condition::Source;
 
 /// The Apache target.
 pub struct Apache;
@@ -80,7 +80,7 @@ impl TargetKind for Apache {
 }
 
 /// The fault handler, written into each server's temp dir.
-const FAULT_LUA: &str = include_str!("../../apache/fault.lua");
+const FAULT_LUA: &str = include_str!("../../../apache/fault.lua");
 
 /// Where Debian's apache2 keeps its modules; `MPM_HARNESS_APACHE_MODULES` overrides.
 const DEFAULT_MODULES: &str = "/usr/lib/apache2/modules";
@@ -304,7 +304,7 @@ fn attempt(
     // group when the harness dies: Apache's own children would outlive it otherwise.
     let exe = std::env::current_exe().map_err(|e| io("own executable", e))?;
     let mut cmd = Command::new(exe);
-    cmd.arg(crate::guard::GUARD_ARG)
+    cmd.arg(crate::target::guard::GUARD_ARG)
         .arg(httpd)
         .arg("-f")
         .arg(&conf)
@@ -312,7 +312,7 @@ fn attempt(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
-        .env(crate::guard::SERVER_DIR_ENV, &path)
+        .env(crate::target::guard::SERVER_DIR_ENV, &path)
         .process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
     // call, which is async-signal-safe; it touches no memory of the parent.

@@ -6,8 +6,8 @@ use std::path::Path;
 use refhttpd::{EventKind, Mpm};
 
 use super::*;
-use crate::condition::Source;
 use crate::observe::{Ending, ErrorClass, Sent, ServedBy, StepRecord};
+use crate::spec::condition::Source;
 use crate::spec::{parse, Case};
 
 fn case(text: &str) -> Case {

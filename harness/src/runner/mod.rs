@@ -13,13 +13,13 @@ use std::thread::JoinHandle;
 
 use mpm_faults::Fault;
 
-use crate::condition::{Condition, Count, Quantity, Source};
-use crate::driver::{Connection, Landed};
-use crate::loadgen::{self, MixEntry, Plan, Progress};
+use crate::drive::connection::{Connection, Landed};
+use crate::drive::load::{self as loadgen, MixEntry, Plan, Progress};
 use crate::observe::load::{Interval, LoadRun};
 use crate::observe::{
     process_state, ErrorClass, Observation, Outcome, Recording, Sent, StepRecord, StepResult, Store,
 };
+use crate::spec::condition::{Condition, Count, Quantity, Source};
 use crate::spec::{Action, Case, LoadStep, Placement, Request, StatusExpect, Step};
 use crate::target::{Capabilities, Launch, Server, Target};
 
@@ -669,22 +669,25 @@ impl Play<'_> {
 
     /// Fetches `server-status?auto` on a fresh connection and checks the keys.
     fn status(&self, keys: &[(String, StatusExpect)]) -> StepResult {
-        let page =
-            match crate::client::fetch(self.server.addr(), "/server-status?auto", STATUS_TIMEOUT) {
-                Ok(r) if r.status == 200 => crate::client::status_keys(&r.text()),
-                Ok(r) => {
-                    return StepResult::Checked {
-                        held: false,
-                        observed: format!("server-status answered {}", r.status),
-                    }
+        let page = match crate::drive::client::fetch(
+            self.server.addr(),
+            "/server-status?auto",
+            STATUS_TIMEOUT,
+        ) {
+            Ok(r) if r.status == 200 => crate::drive::client::status_keys(&r.text()),
+            Ok(r) => {
+                return StepResult::Checked {
+                    held: false,
+                    observed: format!("server-status answered {}", r.status),
                 }
-                Err(e) => {
-                    return StepResult::Checked {
-                        held: false,
-                        observed: format!("server-status: {e}"),
-                    }
+            }
+            Err(e) => {
+                return StepResult::Checked {
+                    held: false,
+                    observed: format!("server-status: {e}"),
                 }
-            };
+            }
+        };
         self.store
             .push(Observation::StatusPage { keys: page.clone() });
         let held = keys
