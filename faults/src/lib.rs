@@ -271,6 +271,51 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// One fault of each form (each signal, each errno), in the grammar's order.
+    pub fn examples() -> Vec<Fault> {
+        let mut all: Vec<Fault> = CrashSignal::ALL.into_iter().map(Fault::Crash).collect();
+        all.extend([
+            Fault::Exit(3),
+            Fault::Panic,
+            Fault::Sleep(Duration::from_millis(200)),
+            Fault::Busy(Duration::from_millis(200)),
+            Fault::Hang,
+            Fault::Close,
+            Fault::Leak(10 << 20),
+        ]);
+        all.extend(Errno::ALL.into_iter().map(Fault::Fail));
+        all
+    }
+
+    /// How a fault of this form is written, a number, duration or size as a placeholder:
+    /// `crash:segv`, `exit:N`, `sleep:DUR`, `leak:SIZE`, `fail:ERRNO`.
+    pub fn form(&self) -> String {
+        match self {
+            Fault::Crash(s) => format!("crash:{}", s.name()),
+            Fault::Exit(_) => "exit:N".into(),
+            Fault::Panic => "panic".into(),
+            Fault::Sleep(_) => "sleep:DUR".into(),
+            Fault::Busy(_) => "busy:DUR".into(),
+            Fault::Hang => "hang".into(),
+            Fault::Close => "close".into(),
+            Fault::Leak(_) => "leak:SIZE".into(),
+            Fault::Fail(_) => "fail:ERRNO".into(),
+        }
+    }
+
+    /// The forms a request may carry, listed for a message: `crash:segv, …, leak:SIZE`.
+    pub fn request_forms() -> String {
+        let mut forms: Vec<String> = Vec::new();
+        for f in Fault::examples().iter().filter(|f| f.allowed_in_request()) {
+            if !forms.contains(&f.form()) {
+                forms.push(f.form());
+            }
+        }
+        forms.join(", ")
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -399,6 +444,38 @@ mod tests {
             Fault::from_request_path("/fault/nope"),
             Some(Err(_))
         ));
+    }
+
+    #[test]
+    fn every_example_reads_back_and_its_form_is_listed_where_it_may_be_used() {
+        let examples = Fault::examples();
+        for f in &examples {
+            assert_eq!(f.to_string().parse::<Fault>().as_ref(), Ok(f));
+        }
+        let request = Fault::request_forms();
+        assert_eq!(
+            request,
+            "crash:segv, crash:abort, crash:bus, exit:N, panic, sleep:DUR, busy:DUR, hang, \
+             close, leak:SIZE"
+        );
+        for f in &examples {
+            assert_eq!(
+                request.split(", ").any(|form| form == f.form()),
+                f.allowed_in_request(),
+                "{f}"
+            );
+        }
+        // Every kind the grammar reads has an example.
+        for kind in [
+            "crash", "exit", "panic", "sleep", "busy", "hang", "close", "leak", "fail",
+        ] {
+            assert!(
+                examples
+                    .iter()
+                    .any(|f| f.form().split(':').next() == Some(kind)),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

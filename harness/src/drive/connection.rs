@@ -190,33 +190,23 @@ impl Connection {
 
     /// Sends one request named `name`.
     pub fn send(&mut self, store: &Store, name: &str, request: &Request) {
-        let how = match request {
-            Request::Http {
-                method,
-                connection,
-                http10,
-                ..
-            } => how_sent(method, *http10, connection.map(ConnectionToken::as_str)),
-            Request::Raw(_) => "raw".into(),
-        };
-        let (bytes, shown) = match request {
+        let (how, bytes, shown) = match request {
             Request::Http {
                 method,
                 path,
                 body,
                 connection,
                 http10,
-            } => (
-                client::request_bytes(
-                    method,
-                    path,
-                    body.as_deref(),
-                    connection.map(ConnectionToken::as_str),
-                    *http10,
-                ),
-                path.clone(),
-            ),
+            } => {
+                let token = connection.map(ConnectionToken::as_str);
+                (
+                    how_sent(method, *http10, token),
+                    client::request_bytes(method, path, body.as_deref(), token, *http10),
+                    path.clone(),
+                )
+            }
             Request::Raw(raw) => (
+                "raw".to_string(),
                 raw.as_bytes().to_vec(),
                 format!("raw {:?}", raw.chars().take(40).collect::<String>()),
             ),

@@ -422,7 +422,7 @@ impl Play<'_> {
             Some(o) if o.pid().is_none() => {
                 Err(format!("{request} was answered without X-Served-By"))
             }
-            _ => self.settle_workers(busy_before, 0, deadline),
+            _ => self.settle_workers(busy_before, false, deadline),
         }
     }
 
@@ -450,13 +450,17 @@ impl Play<'_> {
         self.placeable(placement, pid, by)?;
         let busy_before = self.busy_now();
         let deadline = Instant::now() + within;
-        let mut elsewhere: Vec<(Landed, i32)> = Vec::new();
+        let mut elsewhere: Vec<Landed> = Vec::new();
         let mut tries = 0;
         let landed = loop {
             if tries == PLACEMENT_TRIES || Instant::now() >= deadline {
-                let landed: Vec<String> = elsewhere.iter().map(|(_, p)| p.to_string()).collect();
+                let landed: Vec<String> = elsewhere
+                    .iter()
+                    .filter_map(|l| l.pid().map(|p| p.to_string()))
+                    .collect();
                 return Err(format!(
-                    "{conn} could not be placed {placement} (pid {pid}) in {tries} tries                      (they landed on pids {})",
+                    "{conn} could not be placed {placement} (pid {pid}) in {tries} tries \
+                     (they landed on pids {})",
                     landed.join(", ")
                 ));
             }
@@ -466,7 +470,7 @@ impl Play<'_> {
                 .map_err(|e| format!("{conn}: try {tries}: {e}"))?;
             match landed.pid() {
                 Some(p) if wanted(p) && !landed.closes() => break landed,
-                Some(p) => elsewhere.push((landed, p)),
+                Some(_) => elsewhere.push(landed),
                 None => return Err(format!("{conn}: try {tries}: no X-Served-By")),
             }
         };
@@ -484,10 +488,8 @@ impl Play<'_> {
                  {closed} connection(s) that landed elsewhere closed"
             ),
         });
-        // The placed connection holds its worker under prefork and worker; those that landed
-        // elsewhere held theirs until they closed.
-        let held = u64::from(self.mpm != Mpm::Event);
-        self.settle_workers(busy_before, held, deadline)
+        // Those that landed elsewhere held their workers until they closed.
+        self.settle_workers(busy_before, closed > 0, deadline)
     }
 
     /// Whether a connection can land as `placement` asks now: the child is alive and has an
@@ -549,28 +551,31 @@ impl Play<'_> {
         self.store.lock().summary.as_ref().map(|s| s.busy)
     }
 
-    /// Waits until no more workers are busy than `before` plus `held` (the warm connection's
-    /// own, under prefork and worker). Under event always — a worker just done with a response
-    /// is busy for a moment, and a connection arriving then may close the idle keep-alive
-    /// connections (EV-5) — elsewhere only when `held` says connections were let go.
+    /// After a step served a connection it keeps (and closed any in `let_go`), waits until no
+    /// more workers are busy than `before`, plus the kept connection's own worker under prefork
+    /// and worker (which hold a worker through keep-alive waits). Under event it always waits —
+    /// a worker just done with a response is busy for a moment, and a connection arriving then
+    /// may close the idle keep-alive connections (EV-5) — elsewhere only when connections were
+    /// let go, whose workers free up some time after the close.
     fn settle_workers(
         &self,
         before: Option<u64>,
-        held: u64,
+        let_go: bool,
         deadline: Instant,
     ) -> Result<(), String> {
         let Some(before) = before else {
             return Ok(());
         };
-        if self.mpm != Mpm::Event && held == 0 {
+        if self.mpm != Mpm::Event && !let_go {
             return Ok(());
         }
+        let kept = u64::from(self.mpm != Mpm::Event);
         let condition = Condition {
             counts: vec![(
                 Quantity::BusyWorkers,
                 Count::Range {
                     at_least: None,
-                    at_most: Some(before + held),
+                    at_most: Some(before + kept),
                 },
             )],
             ..Condition::default()
