@@ -39,6 +39,11 @@ pub enum Fault {
     Close,
     /// `leak:SIZE`: allocates SIZE bytes and keeps them.
     Leak(u64),
+    /// `shared:DUR`: a handler that is not thread-safe. It writes a token of its own request into
+    /// the one slot its process keeps (no lock), holds the worker DUR, reads the slot back and
+    /// answers 200 with `X-Shared-State: intact`, or `clobbered` when another request wrote
+    /// there meanwhile (TS-1).
+    Shared(Duration),
     /// `fail:ERRNO`: the operation at a fault site fails with that errno (sites only).
     Fail(Errno),
 }
@@ -230,7 +235,7 @@ impl Fault {
             Fault::Crash(_) | Fault::Exit(_) => BlastRadius::Process,
             Fault::Close => BlastRadius::Connection,
             Fault::Panic | Fault::Fail(_) => BlastRadius::Request,
-            Fault::Sleep(_) | Fault::Busy(_) | Fault::Hang => BlastRadius::None,
+            Fault::Sleep(_) | Fault::Busy(_) | Fault::Hang | Fault::Shared(_) => BlastRadius::None,
             Fault::Leak(_) => BlastRadius::Memory,
         }
     }
@@ -283,6 +288,7 @@ impl Fault {
             Fault::Hang,
             Fault::Close,
             Fault::Leak(10 << 20),
+            Fault::Shared(Duration::from_millis(300)),
         ]);
         all.extend(Errno::ALL.into_iter().map(Fault::Fail));
         all
@@ -300,6 +306,7 @@ impl Fault {
             Fault::Hang => "hang".into(),
             Fault::Close => "close".into(),
             Fault::Leak(_) => "leak:SIZE".into(),
+            Fault::Shared(_) => "shared:DUR".into(),
             Fault::Fail(_) => "fail:ERRNO".into(),
         }
     }
@@ -327,6 +334,7 @@ impl fmt::Display for Fault {
             Fault::Hang => f.write_str("hang"),
             Fault::Close => f.write_str("close"),
             Fault::Leak(n) => write!(f, "leak:{}", size::format(*n)),
+            Fault::Shared(d) => write!(f, "shared:{}", duration::format(*d)),
             Fault::Fail(e) => write!(f, "fail:{}", e.name()),
         }
     }
@@ -369,6 +377,9 @@ impl FromStr for Fault {
             "sleep" => duration::parse(need("a duration")?).map(Fault::Sleep).map_err(err),
             "busy" => duration::parse(need("a duration")?).map(Fault::Busy).map_err(err),
             "leak" => size::parse(need("a size")?).map(Fault::Leak).map_err(err),
+            "shared" => duration::parse(need("a duration")?)
+                .map(Fault::Shared)
+                .map_err(err),
             "fail" => {
                 let name = need("an errno name")?;
                 Errno::from_name(name).map(Fault::Fail).ok_or_else(|| {
@@ -382,7 +393,7 @@ impl FromStr for Fault {
             "close" => none(Fault::Close),
             "" => Err(err("empty fault".into())),
             other => Err(err(format!(
-                "unknown fault `{other}` (use crash, exit, panic, sleep, busy, hang, close, leak or fail)"
+                "unknown fault `{other}` (use crash, exit, panic, sleep, busy, hang, close, leak, shared or fail)"
             ))),
         }
     }
@@ -392,7 +403,7 @@ fn example(kind: &str) -> &'static str {
     match kind {
         "crash" => "segv",
         "exit" => "3",
-        "sleep" | "busy" => "200ms",
+        "sleep" | "busy" | "shared" => "200ms",
         "leak" => "10M",
         _ => "eagain",
     }
@@ -415,6 +426,10 @@ mod tests {
         assert_eq!("hang".parse(), Ok(Fault::Hang));
         assert_eq!("close".parse(), Ok(Fault::Close));
         assert_eq!("leak:10M".parse(), Ok(Fault::Leak(10 << 20)));
+        assert_eq!(
+            "shared:300ms".parse(),
+            Ok(Fault::Shared(Duration::from_millis(300)))
+        );
         assert_eq!("fail:EAGAIN".parse(), Ok(Fault::Fail(Errno::Eagain)));
     }
 
@@ -456,7 +471,7 @@ mod tests {
         assert_eq!(
             request,
             "crash:segv, crash:abort, crash:bus, exit:N, panic, sleep:DUR, busy:DUR, hang, \
-             close, leak:SIZE"
+             close, leak:SIZE, shared:DUR"
         );
         for f in &examples {
             assert_eq!(
@@ -467,7 +482,7 @@ mod tests {
         }
         // Every kind the grammar reads has an example.
         for kind in [
-            "crash", "exit", "panic", "sleep", "busy", "hang", "close", "leak", "fail",
+            "crash", "exit", "panic", "sleep", "busy", "hang", "close", "leak", "shared", "fail",
         ] {
             assert!(
                 examples

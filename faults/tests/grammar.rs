@@ -16,6 +16,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         Just(Fault::Hang),
         Just(Fault::Close),
         (0u64..(1 << 40)).prop_map(Fault::Leak),
+        (0u64..10_000_000).prop_map(|us| Fault::Shared(Duration::from_micros(us))),
         prop::sample::select(Errno::ALL.to_vec()).prop_map(Fault::Fail),
     ]
 }
@@ -36,7 +37,7 @@ proptest! {
     }
 
     #[test]
-    fn grammar_shaped_text_never_panics(kind in "(crash|exit|sleep|busy|leak|fail|panic|hang|close|x)", arg in "[0-9a-zA-Z.:]{0,12}") {
+    fn grammar_shaped_text_never_panics(kind in "(crash|exit|sleep|busy|leak|shared|fail|panic|hang|close|x)", arg in "[0-9a-zA-Z.:]{0,12}") {
         let _ = format!("{kind}:{arg}").parse::<Fault>();
     }
 }

@@ -6,7 +6,7 @@
 //! actions do): `FaultFork fail:eagain 2` fails the first two forks and no other.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mpm_faults::{Fault, FaultSite};
@@ -127,6 +127,8 @@ fn failure(fault: &Fault) -> Option<io::Error> {
 pub enum Outcome {
     /// A `text/plain` response with this status.
     Answer(u16, String),
+    /// `shared:DUR`'s answer: 200, and what the slot held when read back.
+    Shared(SharedState),
     /// The connection is closed without a response.
     Close,
 }
@@ -152,6 +154,7 @@ pub fn in_request(fault: &Fault) -> Outcome {
             leak(*size);
             Outcome::Answer(200, format!("leaked {size} bytes\n"))
         }
+        Fault::Shared(d) => Outcome::Shared(shared_state(*d)),
         Fault::Fail(_) => Outcome::Answer(
             400,
             format!("`{fault}` is a fault for sites outside requests\n"),
@@ -169,8 +172,38 @@ pub fn at_child_start(fault: &Fault) {
         Fault::Hang => hang(),
         Fault::Leak(size) => leak(*size),
         Fault::Panic => panic!("fault: panic while the child starts"),
-        Fault::Close | Fault::Fail(_) => {}
+        Fault::Close | Fault::Fail(_) | Fault::Shared(_) => {}
     }
+}
+
+/// What a `shared:` request found when it read the slot back: its own token (intact), or the
+/// token of a request that wrote there meanwhile (clobbered).
+pub struct SharedState {
+    pub mine: u64,
+    pub found: u64,
+}
+
+impl SharedState {
+    pub fn intact(&self) -> bool {
+        self.mine == self.found
+    }
+}
+
+/// The one slot of state this process keeps for `shared:` requests, as a module that is not
+/// thread-safe keeps a global: every thread of the process writes the same slot and nothing
+/// serialises them. Each access is one atomic load or store (no undefined behaviour), none held
+/// across the wait — so the race between requests is real, the memory safety intact.
+static SHARED_SLOT: AtomicU64 = AtomicU64::new(0);
+/// Tokens, unique to each request within the process.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// `shared:DUR`: writes this request's token, holds the worker DUR, reads the slot back.
+fn shared_state(hold: Duration) -> SharedState {
+    let mine = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    SHARED_SLOT.store(mine, Ordering::SeqCst);
+    std::thread::sleep(hold);
+    let found = SHARED_SLOT.load(Ordering::SeqCst);
+    SharedState { mine, found }
 }
 
 fn hang() -> ! {

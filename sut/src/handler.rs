@@ -55,6 +55,8 @@ impl Body {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
+    /// Headers of the handler's own (the served-by and framing headers are added for all).
+    pub headers: Vec<(&'static str, String)>,
     pub body: Body,
     /// The handler wants the connection closed after this response.
     pub close: bool,
@@ -65,6 +67,7 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
             body: Body::Bytes(text.into().into_bytes()),
             close: false,
         }
@@ -74,6 +77,7 @@ impl Response {
         Response {
             status,
             content_type: "text/html; charset=utf-8",
+            headers: Vec::new(),
             body: Body::Bytes(html.into_bytes()),
             close: false,
         }
@@ -116,10 +120,31 @@ pub fn handle(head: &RequestHead, w: &WorkerCtx<'_>) -> Handled {
         Some(Err(e)) => Handled::Respond(Response::text(400, format!("{e}\n"))),
         Some(Ok(fault)) => match fault::in_request(&fault) {
             Outcome::Answer(status, text) => Handled::Respond(Response::text(status, text)),
+            Outcome::Shared(state) => Handled::Respond(shared_state(&state)),
             Outcome::Close => Handled::DropConnection,
         },
     }
 }
+
+/// `shared:`'s answer (TS-1): `X-Shared-State: intact|clobbered`, with this request's token and
+/// the one found in the slot.
+fn shared_state(state: &fault::SharedState) -> Response {
+    let word = if state.intact() {
+        "intact"
+    } else {
+        "clobbered"
+    };
+    let mut response = Response::text(200, format!("shared state {word}\n"));
+    response.headers = vec![
+        (SHARED_STATE_HEADER, word.to_string()),
+        ("X-Shared-Token", state.mine.to_string()),
+        ("X-Shared-Found", state.found.to_string()),
+    ];
+    response
+}
+
+/// The header that says what a `shared:` request found.
+pub const SHARED_STATE_HEADER: &str = "X-Shared-State";
 
 fn server_status(head: &RequestHead, w: &WorkerCtx<'_>) -> Response {
     let snapshot = w.child.scoreboard.snapshot();
@@ -155,6 +180,7 @@ fn sized_body(size: &str, file_like: bool) -> Response {
     Response {
         status: 200,
         content_type: "application/octet-stream",
+        headers: Vec::new(),
         body,
         close: false,
     }

@@ -257,10 +257,11 @@ fn build_response(
                 .then(|| (cfg.max_keep_alive_requests + 1).saturating_sub(served)),
         }),
     };
-    let headers = [
+    let mut headers = vec![
         ("Content-Type", response.content_type),
         (crate::served_by::SERVED_BY_HEADER, w.served_by.as_str()),
     ];
+    headers.extend(response.headers.iter().map(|(n, v)| (*n, v.as_str())));
     let mut bytes = std::mem::take(&mut w.out);
     bytes.clear();
     ResponseHead {

@@ -469,7 +469,7 @@ impl Client {
 
     /// Reads one response, framed by the harness's client (not by the server's own parser).
     pub fn read_response(&mut self) -> Result<Response, ReadError> {
-        use mpm_harness::client::{parse_response, Parsed};
+        use mpm_harness::drive::client::{parse_response, Parsed};
         loop {
             match parse_response(&self.buf) {
                 Parsed::Complete(r, used) => {
