@@ -28,7 +28,7 @@ use slab::Slab;
 
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
-use crate::eventlog::Event;
+use crate::eventlog::{Event, TimeoutKind};
 use crate::mpm::{accept, connections_exhausted, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL};
 use crate::scoreboard::WorkerState;
 use crate::serve::{serve_request, After, Outgoing, WriteMode};
@@ -781,7 +781,7 @@ impl<'a> Listener<'a> {
             self.keepalive_q.pop_front();
             if let Some(Held::KeepAlive(idle)) = self.conns.get(key) {
                 if idle.serial == serial {
-                    self.log_timeout("keepalive", idle.peer);
+                    self.log_timeout(TimeoutKind::KeepAlive, idle.peer);
                     self.close(key);
                 }
             }
@@ -793,7 +793,7 @@ impl<'a> Listener<'a> {
             self.write_q.pop_front();
             if let Some(Held::Writing(idle, _)) = self.conns.get(key) {
                 if idle.serial == serial {
-                    self.log_timeout("write", idle.peer);
+                    self.log_timeout(TimeoutKind::Write, idle.peer);
                     self.close(key);
                 }
             }
@@ -809,9 +809,9 @@ impl<'a> Listener<'a> {
         }
     }
 
-    fn log_timeout(&self, kind: &str, peer: SocketAddr) {
+    fn log_timeout(&self, kind: TimeoutKind, peer: SocketAddr) {
         self.shared.events.emit(Event::Timeout {
-            kind: kind.to_string(),
+            kind,
             slot: self.shared.slot,
             thread: None,
             client: peer.to_string(),
