@@ -5,7 +5,9 @@
 //!
 //! - running a server: [`Args`] (the command line), [`run`], and the [`Ready`] line it prints
 //!   once it accepts;
-//! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`];
+//! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`], which
+//!   directives configure faults ([`Config::is_fault_directive`]) and their defaults
+//!   ([`Config::default_value`]);
 //! - watching it from outside: [`ScoreboardView`] maps a running server's scoreboard read-only
 //!   and gives a [`Snapshot`]; [`EventLine`] reads a line of its event log ([`Event`],
 //!   [`EventKind`], and the typed fields of some events: [`TimeoutKind`], [`ControlSignal`],
