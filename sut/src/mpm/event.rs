@@ -29,7 +29,9 @@ use slab::Slab;
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
 use crate::eventlog::{Event, TimeoutKind};
-use crate::mpm::{accept, connections_exhausted, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL};
+use crate::mpm::{
+    accept, connections_exhausted, run_threaded, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL,
+};
 use crate::scoreboard::WorkerState;
 use crate::serve::{serve_request, After, Outgoing, WriteMode};
 
@@ -146,33 +148,24 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
         waker,
         wants_idler: AtomicBool::new(false),
     };
-    let threads = shared.cfg.threads_per_child as usize;
-    std::thread::scope(|scope| {
-        let mut started = 0;
-        for thread in 0..threads {
-            let pool = &pool;
-            let spawned = std::thread::Builder::new()
-                .name(format!("worker-{thread}"))
-                .spawn_scoped(scope, move || worker_loop(shared, pool, thread));
-            if spawned.is_ok() {
-                started += 1;
-                pool.lock().threads = started;
-            }
-        }
-        if started == 0 {
-            return EXIT_CHILD_FATAL;
-        }
-        let code = match Listener::new(shared, &pool, poll, listener) {
-            Ok(mut l) => {
-                shared.announce_ready();
-                l.run();
-                0
-            }
-            Err(_) => EXIT_CHILD_FATAL,
-        };
-        pool.stop();
-        code
-    })
+    run_threaded(
+        shared,
+        |thread| worker_loop(shared, &pool, thread),
+        // The listener counts idle workers among those started so far.
+        |started| pool.lock().threads = started,
+        || {
+            let code = match Listener::new(shared, &pool, poll, listener) {
+                Ok(mut l) => {
+                    shared.announce_ready();
+                    l.run();
+                    0
+                }
+                Err(_) => EXIT_CHILD_FATAL,
+            };
+            pool.stop();
+            code
+        },
+    )
 }
 
 /// Whether a connection waits in the listen backlog, without taking it.
