@@ -246,6 +246,48 @@ struct Idle {
 /// deadline order.
 type TimeoutQueue = VecDeque<(Instant, usize, u64)>;
 
+/// What a connection held by the listener waits for, each with its own timeout queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The next request (KeepAliveTimeout).
+    KeepAlive,
+    /// The client to take more of a set-aside response (Timeout).
+    Write,
+    /// The end of a lingering close (2 s).
+    Linger,
+}
+
+impl Timer {
+    /// The timeout an expiry is logged as; a lingering close just ends.
+    fn logged_as(self) -> Option<TimeoutKind> {
+        match self {
+            Timer::KeepAlive => Some(TimeoutKind::KeepAlive),
+            Timer::Write => Some(TimeoutKind::Write),
+            Timer::Linger => None,
+        }
+    }
+}
+
+impl Held {
+    /// The timer this connection waits on, with the serial its queue entry must match.
+    fn timer(&self) -> Option<(Timer, u64)> {
+        match self {
+            Held::Busy { .. } => None,
+            Held::KeepAlive(idle) => Some((Timer::KeepAlive, idle.serial)),
+            Held::Writing(idle, _) => Some((Timer::Write, idle.serial)),
+            Held::Lingering(_, serial) => Some((Timer::Linger, *serial)),
+        }
+    }
+
+    /// The client, where the listener kept it.
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Held::KeepAlive(idle) | Held::Writing(idle, _) => Some(idle.peer),
+            Held::Busy { .. } | Held::Lingering(..) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counts {
     open: u32,
@@ -767,38 +809,38 @@ impl<'a> Listener<'a> {
 
     /// Closes what timed out.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(deadline, key, serial)) = self.keepalive_q.front() {
-            if deadline > now {
-                break;
-            }
-            self.keepalive_q.pop_front();
-            if let Some(Held::KeepAlive(idle)) = self.conns.get(key) {
-                if idle.serial == serial {
-                    self.log_timeout(TimeoutKind::KeepAlive, idle.peer);
-                    self.close(key);
-                }
-            }
+        self.expire_queue(Timer::KeepAlive, now);
+        self.expire_queue(Timer::Write, now);
+        self.expire_queue(Timer::Linger, now);
+    }
+
+    fn queue_mut(&mut self, timer: Timer) -> &mut TimeoutQueue {
+        match timer {
+            Timer::KeepAlive => &mut self.keepalive_q,
+            Timer::Write => &mut self.write_q,
+            Timer::Linger => &mut self.linger_q,
         }
-        while let Some(&(deadline, key, serial)) = self.write_q.front() {
+    }
+
+    /// Takes the entries of `timer`'s queue whose deadline has passed, and closes each
+    /// connection still waiting on that entry (its serial matches: no newer wait re-armed it),
+    /// logging the timeout.
+    fn expire_queue(&mut self, timer: Timer, now: Instant) {
+        while let Some(&(deadline, key, serial)) = self.queue_mut(timer).front() {
             if deadline > now {
                 break;
             }
-            self.write_q.pop_front();
-            if let Some(Held::Writing(idle, _)) = self.conns.get(key) {
-                if idle.serial == serial {
-                    self.log_timeout(TimeoutKind::Write, idle.peer);
-                    self.close(key);
-                }
+            self.queue_mut(timer).pop_front();
+            let Some(held) = self.conns.get(key) else {
+                continue;
+            };
+            if held.timer() != Some((timer, serial)) {
+                continue;
             }
-        }
-        while let Some(&(deadline, key, serial)) = self.linger_q.front() {
-            if deadline > now {
-                break;
+            if let (Some(kind), Some(peer)) = (timer.logged_as(), held.peer()) {
+                self.log_timeout(kind, peer);
             }
-            self.linger_q.pop_front();
-            if matches!(self.conns.get(key), Some(Held::Lingering(_, s)) if *s == serial) {
-                self.close(key);
-            }
+            self.close(key);
         }
     }
 
