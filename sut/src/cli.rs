@@ -60,7 +60,21 @@ impl Args {
 
 /// Runs the server the arguments describe until it stops; returns the process exit code
 /// (0 stopped, 1 failed to start or a child reported a fatal error, 2 bad configuration).
+///
+/// # Call it from a single-threaded process
+///
+/// The calling process becomes the master, which forks the children. A child of a process with
+/// other threads would inherit the locks they hold (the allocator's, stdio's) with no thread to
+/// release them, so `run` must be called while the calling thread is the process's only one:
+/// first thing in `main`, before anything starts a thread, as the `refhttpd` binary and the
+/// harness's re-executed `__serve` mode do. It checks this: in a process with more threads
+/// (`Threads:` in `/proc/self/status`) it starts nothing, says so on stderr and returns 1, as for
+/// a failed start. Where `/proc` cannot be read it cannot count, and goes on.
 pub fn run(args: &Args) -> i32 {
+    if let Err(message) = check_single_threaded() {
+        let _ = writeln!(std::io::stderr(), "refhttpd: {message}");
+        return 1;
+    }
     // The master dies with whoever started it (PM: nothing outlives a killed harness); its
     // children die with it.
     let parent = nix::unistd::getppid();
@@ -95,6 +109,18 @@ pub fn run(args: &Args) -> i32 {
         );
     });
     exit.code()
+}
+
+/// Refuses a process with threads besides the calling one: the master forks (see [`run`]).
+fn check_single_threaded() -> Result<(), String> {
+    match crate::os::thread_count() {
+        Ok(threads) if threads > 1 => Err(format!(
+            "fork needs a single-threaded process, and this one runs {threads} threads: \
+             call refhttpd::run before anything starts a thread"
+        )),
+        // One thread, or no /proc to count them in.
+        _ => Ok(()),
+    }
 }
 
 /// The line refhttpd prints once it accepts: `ready <ip:port> pid=<master pid> mpm=<mpm>`.
@@ -132,6 +158,33 @@ impl Ready {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `f` while another thread of this process waits, whatever the test runner does.
+    fn with_another_thread<T>(f: impl FnOnce() -> T) -> T {
+        let (stop, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        let result = f();
+        drop(stop);
+        other.join().unwrap();
+        result
+    }
+
+    #[test]
+    fn run_refuses_a_process_with_other_threads() {
+        let threads = with_another_thread(|| crate::os::thread_count().unwrap());
+        assert!(threads >= 2, "{threads}");
+        let refused = with_another_thread(check_single_threaded).unwrap_err();
+        assert!(
+            refused.starts_with("fork needs a single-threaded process"),
+            "{refused}"
+        );
+        // A bad directive too: were the check missing, run would stop at the configuration
+        // (code 2) before it binds or forks anything; refused, it is 1, as for a failed start.
+        let args = Args::parse_from(["refhttpd", "--mpm", "prefork", "--set", "Frobnicate=1"]);
+        assert_eq!(with_another_thread(|| run(&args)), 1);
+    }
 
     #[test]
     fn ready_line_round_trips() {

@@ -2,6 +2,10 @@
 //! table of `docs/statements.md`), read from an Apache-style file (`Directive value` lines, `#` comments) and
 //! `--set Directive=value` overrides.
 //!
+//! One table (`DIRECTIVES`) holds each directive whole: its name and older names, the MPMs it
+//! belongs to, its default (written as a value, and applied as one) and how a value is checked
+//! and applied. [`Config::is_fault_directive`] and [`Config::default_value`] answer from it.
+//!
 //! Values Apache corrects (MaxSpareServers below MinSpareServers + 1, MaxRequestWorkers not a
 //! multiple of ThreadsPerChild, …) are corrected the same way with a warning; values Apache
 //! refuses are a [`ConfigError`] naming where the directive came from.
@@ -68,8 +72,9 @@ impl FromStr for Mpm {
     }
 }
 
-/// One stage of mod_reqtimeout's RequestReadTimeout: `header=20-40,MinRate=500`.
-#[derive(Debug, Clone, PartialEq)]
+/// One stage of mod_reqtimeout's RequestReadTimeout: `header=20-40,MinRate=500`. Its
+/// `Default` is a disabled stage (Apache's default is in the directive table).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stage {
     /// The initial timeout; zero disables the stage (Timeout applies per read).
     pub timeout: Duration,
@@ -79,28 +84,12 @@ pub struct Stage {
     pub min_rate: u64,
 }
 
-/// mod_reqtimeout's stages.
-#[derive(Debug, Clone, PartialEq)]
+/// mod_reqtimeout's stages. Its `Default` disables both (Apache's default is in the directive
+/// table).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestReadTimeout {
     pub header: Stage,
     pub body: Stage,
-}
-
-impl Default for RequestReadTimeout {
-    fn default() -> Self {
-        RequestReadTimeout {
-            header: Stage {
-                timeout: Duration::from_secs(20),
-                max: Some(Duration::from_secs(40)),
-                min_rate: 500,
-            },
-            body: Stage {
-                timeout: Duration::from_secs(20),
-                max: None,
-                min_rate: 500,
-            },
-        }
-    }
 }
 
 /// A fault configured at a site outside requests: `FAULT [COUNT] [after SKIP]` — pass the site
@@ -118,6 +107,17 @@ pub struct FaultSettings {
     pub child_start: Option<FaultSetting>,
     pub fork: Option<FaultSetting>,
     pub accept: Option<FaultSetting>,
+}
+
+impl FaultSettings {
+    /// The setting of `site`.
+    fn at_mut(&mut self, site: FaultSite) -> &mut Option<FaultSetting> {
+        match site {
+            FaultSite::ChildStart => &mut self.child_start,
+            FaultSite::Fork => &mut self.fork,
+            FaultSite::Accept => &mut self.accept,
+        }
+    }
 }
 
 /// The validated configuration.
@@ -210,37 +210,306 @@ enum Scope {
     Event,
 }
 
-/// Every directive refhttpd knows, by Apache's name (case-insensitive, as Apache).
-const DIRECTIVES: &[(&str, Scope)] = &[
-    ("Listen", Scope::All),
-    ("ListenBacklog", Scope::All),
-    ("SendBufferSize", Scope::All),
-    ("StartServers", Scope::All),
-    ("MinSpareServers", Scope::Prefork),
-    ("MaxSpareServers", Scope::Prefork),
-    ("ServerLimit", Scope::All),
-    ("ThreadLimit", Scope::Threaded),
-    ("ThreadsPerChild", Scope::Threaded),
-    ("MinSpareThreads", Scope::Threaded),
-    ("MaxSpareThreads", Scope::Threaded),
-    ("MaxRequestWorkers", Scope::All),
-    ("MaxClients", Scope::All),
-    ("MaxConnectionsPerChild", Scope::All),
-    ("MaxRequestsPerChild", Scope::All),
-    ("AsyncRequestWorkerFactor", Scope::Event),
-    ("KeepAlive", Scope::All),
-    ("KeepAliveTimeout", Scope::All),
-    ("MaxKeepAliveRequests", Scope::All),
-    ("Timeout", Scope::All),
-    ("GracefulShutdownTimeout", Scope::All),
-    ("LimitRequestLine", Scope::All),
-    ("LimitRequestFieldSize", Scope::All),
-    ("LimitRequestFields", Scope::All),
-    ("LimitRequestBody", Scope::All),
-    ("RequestReadTimeout", Scope::All),
-    ("FaultChildStart", Scope::All),
-    ("FaultFork", Scope::All),
-    ("FaultAccept", Scope::All),
+impl Scope {
+    fn allows(self, mpm: Mpm) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Prefork => mpm == Mpm::Prefork,
+            Scope::Threaded => mpm.is_threaded(),
+            Scope::Event => mpm == Mpm::Event,
+        }
+    }
+}
+
+/// A directive's default, written as a value of it would be (`5`, `On`, `200ms`), and applied
+/// as a value is.
+#[derive(Clone, Copy)]
+enum Initial {
+    /// Unset until the directive is given (a fault site).
+    Unset,
+    /// The same under every MPM.
+    All(&'static str),
+    /// prefork's, and worker's and event's.
+    ByMpm {
+        prefork: &'static str,
+        threaded: &'static str,
+    },
+}
+
+impl Initial {
+    fn for_mpm(self, mpm: Mpm) -> Option<&'static str> {
+        match self {
+            Initial::Unset => None,
+            Initial::All(text) => Some(text),
+            Initial::ByMpm { prefork, threaded } => {
+                Some(if mpm.is_threaded() { threaded } else { prefork })
+            }
+        }
+    }
+}
+
+/// Checks a value and sets what it configures; [`Explicit`] records that a setting was given
+/// where its default depends on other settings.
+type SetFn = fn(&mut Config, &str, &mut Explicit) -> Result<(), String>;
+
+/// How a directive's value is applied.
+#[derive(Clone, Copy)]
+enum Apply {
+    /// A setting of the server.
+    Setting(SetFn),
+    /// A fault at a site no request reaches (`FAULT [COUNT] [after SKIP]`), performed only with
+    /// `--faults`.
+    Fault(FaultSite),
+}
+
+/// One directive refhttpd knows: Apache's name (matched case-insensitively, as Apache) and the
+/// older names Apache still takes for it, the MPMs it belongs to, its default, and how a value
+/// is checked and applied.
+struct Directive {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    scope: Scope,
+    default: Initial,
+    apply: Apply,
+}
+
+impl Directive {
+    const fn setting(name: &'static str, scope: Scope, default: Initial, set: SetFn) -> Directive {
+        Directive {
+            name,
+            aliases: &[],
+            scope,
+            default,
+            apply: Apply::Setting(set),
+        }
+    }
+
+    const fn fault(name: &'static str, site: FaultSite) -> Directive {
+        Directive {
+            name,
+            aliases: &[],
+            scope: Scope::All,
+            default: Initial::Unset,
+            apply: Apply::Fault(site),
+        }
+    }
+
+    const fn alias(self, aliases: &'static [&'static str]) -> Directive {
+        Directive { aliases, ..self }
+    }
+
+    /// The directive called `name` (or one of its older names), case-insensitively.
+    fn find(name: &str) -> Option<&'static Directive> {
+        DIRECTIVES.iter().find(|d| {
+            std::iter::once(&d.name)
+                .chain(d.aliases)
+                .any(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn is_fault(&self) -> bool {
+        matches!(self.apply, Apply::Fault(_))
+    }
+
+    /// Applies `value` (trimmed) to `cfg`; the message says what is wrong with it.
+    fn apply_to(
+        &self,
+        cfg: &mut Config,
+        value: &str,
+        explicit: &mut Explicit,
+    ) -> Result<(), String> {
+        match self.apply {
+            Apply::Setting(set) => set(cfg, value, explicit),
+            Apply::Fault(site) => {
+                *cfg.faults.at_mut(site) = Some(fault_setting(value, site)?);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sets `field` to a parsed value.
+fn set<T>(field: &mut T, parsed: Result<T, String>) -> Result<(), String> {
+    *field = parsed?;
+    Ok(())
+}
+
+/// Every directive refhttpd knows, with Apache's defaults (refhttpd's own for `Listen`: a free
+/// port on the loopback address). A default goes through the same checks as a given value.
+static DIRECTIVES: &[Directive] = &[
+    Directive::setting(
+        "Listen",
+        Scope::All,
+        Initial::All("127.0.0.1:0"),
+        |c, v, _| set(&mut c.listen, parse_listen(v)),
+    ),
+    Directive::setting(
+        "ListenBacklog",
+        Scope::All,
+        Initial::All("511"),
+        |c, v, _| set(&mut c.listen_backlog, number(v, 1)),
+    ),
+    Directive::setting(
+        "SendBufferSize",
+        Scope::All,
+        Initial::All("0"),
+        |c, v, _| set(&mut c.send_buffer_size, send_buffer_size(v)),
+    ),
+    Directive::setting(
+        "StartServers",
+        Scope::All,
+        Initial::ByMpm {
+            prefork: "5",
+            threaded: "3",
+        },
+        |c, v, _| set(&mut c.start_servers, number(v, 0)),
+    ),
+    Directive::setting(
+        "MinSpareServers",
+        Scope::Prefork,
+        Initial::All("5"),
+        |c, v, _| set(&mut c.min_spare_servers, number(v, 0)),
+    ),
+    Directive::setting(
+        "MaxSpareServers",
+        Scope::Prefork,
+        Initial::All("10"),
+        |c, v, _| set(&mut c.max_spare_servers, number(v, 0)),
+    ),
+    Directive::setting(
+        "ServerLimit",
+        Scope::All,
+        Initial::ByMpm {
+            prefork: "256",
+            threaded: "16",
+        },
+        |c, v, _| set(&mut c.server_limit, number(v, 1)),
+    ),
+    Directive::setting(
+        "ThreadLimit",
+        Scope::Threaded,
+        Initial::ByMpm {
+            prefork: "1",
+            threaded: "64",
+        },
+        |c, v, _| set(&mut c.thread_limit, number(v, 1)),
+    ),
+    Directive::setting(
+        "ThreadsPerChild",
+        Scope::Threaded,
+        Initial::ByMpm {
+            prefork: "1",
+            threaded: "25",
+        },
+        |c, v, _| set(&mut c.threads_per_child, number(v, 1)),
+    ),
+    Directive::setting(
+        "MinSpareThreads",
+        Scope::Threaded,
+        Initial::All("75"),
+        |c, v, _| set(&mut c.min_spare_threads, number(v, 0)),
+    ),
+    Directive::setting(
+        "MaxSpareThreads",
+        Scope::Threaded,
+        Initial::All("250"),
+        |c, v, _| set(&mut c.max_spare_threads, number(v, 0)),
+    ),
+    Directive::setting(
+        "MaxRequestWorkers",
+        Scope::All,
+        Initial::ByMpm {
+            prefork: "256",
+            threaded: "400",
+        },
+        |c, v, explicit| {
+            explicit.max_request_workers = true;
+            set(&mut c.max_request_workers, number(v, 1))
+        },
+    )
+    .alias(&["MaxClients"]),
+    Directive::setting(
+        "MaxConnectionsPerChild",
+        Scope::All,
+        Initial::All("0"),
+        |c, v, _| set(&mut c.max_connections_per_child, number(v, 0)),
+    )
+    .alias(&["MaxRequestsPerChild"]),
+    Directive::setting(
+        "AsyncRequestWorkerFactor",
+        Scope::Event,
+        Initial::All("2"),
+        |c, v, _| {
+            let f: f64 = v.parse().map_err(|_| format!("`{v}` is not a number"))?;
+            if !(f.is_finite() && f > 0.0) {
+                return Err(format!("`{v}` must be a positive number"));
+            }
+            // As Apache's set_worker_factor: below 1 counts as 1.
+            c.async_request_worker_factor = f.max(1.0);
+            Ok(())
+        },
+    ),
+    Directive::setting("KeepAlive", Scope::All, Initial::All("On"), |c, v, _| {
+        set(&mut c.keep_alive, on_off(v))
+    }),
+    Directive::setting(
+        "KeepAliveTimeout",
+        Scope::All,
+        Initial::All("5"),
+        |c, v, _| set(&mut c.keep_alive_timeout, parse_duration(v)),
+    ),
+    Directive::setting(
+        "MaxKeepAliveRequests",
+        Scope::All,
+        Initial::All("100"),
+        |c, v, _| set(&mut c.max_keep_alive_requests, number(v, 0)),
+    ),
+    Directive::setting("Timeout", Scope::All, Initial::All("60"), |c, v, _| {
+        set(&mut c.timeout, positive_duration(v))
+    }),
+    Directive::setting(
+        "GracefulShutdownTimeout",
+        Scope::All,
+        Initial::All("0"),
+        |c, v, _| {
+            let d = parse_duration(v)?;
+            c.graceful_shutdown_timeout = (!d.is_zero()).then_some(d);
+            Ok(())
+        },
+    ),
+    Directive::setting(
+        "LimitRequestLine",
+        Scope::All,
+        Initial::All("8190"),
+        |c, v, _| set(&mut c.limit_request_line, number(v, 1)),
+    ),
+    Directive::setting(
+        "LimitRequestFieldSize",
+        Scope::All,
+        Initial::All("8190"),
+        |c, v, _| set(&mut c.limit_request_field_size, number(v, 1)),
+    ),
+    Directive::setting(
+        "LimitRequestFields",
+        Scope::All,
+        Initial::All("100"),
+        |c, v, _| set(&mut c.limit_request_fields, number(v, 1)),
+    ),
+    Directive::setting(
+        "LimitRequestBody",
+        Scope::All,
+        Initial::All("1073741824"),
+        |c, v, _| set(&mut c.limit_request_body, size::parse(v)),
+    ),
+    Directive::setting(
+        "RequestReadTimeout",
+        Scope::All,
+        Initial::All("header=20-40,MinRate=500 body=20,MinRate=500"),
+        |c, v, _| parse_reqtimeout(v, &mut c.request_read_timeout),
+    ),
+    Directive::fault("FaultChildStart", FaultSite::ChildStart),
+    Directive::fault("FaultFork", FaultSite::Fork),
+    Directive::fault("FaultAccept", FaultSite::Accept),
 ];
 
 /// Apache's hard maxima (MAX_SERVER_LIMIT, MAX_THREAD_LIMIT).
@@ -249,38 +518,72 @@ const MAX_SERVER_LIMIT_THREADED: u32 = 20_000;
 const MAX_THREAD_LIMIT: u32 = 100_000;
 
 impl Config {
-    /// Apache's defaults for `mpm`.
+    /// The defaults for `mpm`: every directive's default of the table, applied over
+    /// [`Config::unset`].
     fn defaults(mpm: Mpm) -> Config {
-        let threaded = mpm.is_threaded();
+        let mut cfg = Config::unset(mpm);
+        let mut given = Explicit::default();
+        for d in DIRECTIVES {
+            if let Some(text) = d.default.for_mpm(mpm) {
+                // Every default is checked under every MPM by the tests
+                // (the_tables_defaults_are_the_settings_apache_starts_with).
+                d.apply_to(&mut cfg, text, &mut given)
+                    .unwrap_or_else(|e| panic!("the default of {} is refused: {e}", d.name));
+            }
+        }
+        cfg
+    }
+
+    /// A configuration no directive has set yet: zero, off, empty. The defaults come from the
+    /// directive table ([`Config::defaults`]).
+    fn unset(mpm: Mpm) -> Config {
         Config {
             mpm,
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            listen_backlog: 511,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            listen_backlog: 0,
             send_buffer_size: 0,
-            start_servers: if threaded { 3 } else { 5 },
-            min_spare_servers: 5,
-            max_spare_servers: 10,
-            server_limit: if threaded { 16 } else { 256 },
-            thread_limit: if threaded { 64 } else { 1 },
-            threads_per_child: if threaded { 25 } else { 1 },
-            min_spare_threads: 75,
-            max_spare_threads: 250,
-            max_request_workers: if threaded { 400 } else { 256 },
+            start_servers: 0,
+            min_spare_servers: 0,
+            max_spare_servers: 0,
+            server_limit: 0,
+            thread_limit: 0,
+            threads_per_child: 0,
+            min_spare_threads: 0,
+            max_spare_threads: 0,
+            max_request_workers: 0,
             max_connections_per_child: 0,
-            async_request_worker_factor: 2.0,
-            keep_alive: true,
-            keep_alive_timeout: Duration::from_secs(5),
-            max_keep_alive_requests: 100,
-            timeout: Duration::from_secs(60),
+            async_request_worker_factor: 0.0,
+            keep_alive: false,
+            keep_alive_timeout: Duration::ZERO,
+            max_keep_alive_requests: 0,
+            timeout: Duration::ZERO,
             graceful_shutdown_timeout: None,
-            limit_request_line: 8190,
-            limit_request_field_size: 8190,
-            limit_request_fields: 100,
-            limit_request_body: 1 << 30,
+            limit_request_line: 0,
+            limit_request_field_size: 0,
+            limit_request_fields: 0,
+            limit_request_body: 0,
             request_read_timeout: RequestReadTimeout::default(),
             faults: FaultSettings::default(),
             warnings: Vec::new(),
         }
+    }
+
+    /// Whether `directive` is one refhttpd knows that configures a fault (`FaultChildStart`,
+    /// `FaultFork`, `FaultAccept`: performed only with `--faults`, never by Apache). Names are
+    /// matched as in a configuration, case-insensitively; an unknown name is not one.
+    pub fn is_fault_directive(directive: &str) -> bool {
+        Directive::find(directive).is_some_and(Directive::is_fault)
+    }
+
+    /// The default of `directive` under `mpm`, written as a value of it would be (`5`, `On`,
+    /// `header=20-40,MinRate=500 body=20,MinRate=500`); `None` for a directive refhttpd does not
+    /// know, one that is not a directive of `mpm`, and a fault directive (unset until given).
+    pub fn default_value(mpm: Mpm, directive: &str) -> Option<&'static str> {
+        let d = Directive::find(directive)?;
+        if !d.scope.allows(mpm) {
+            return None;
+        }
+        d.default.for_mpm(mpm)
     }
 
     /// Reads `file` (if any), then the `--set` overrides, applies them over the defaults and
@@ -324,85 +627,17 @@ impl Config {
             directive: raw.name.clone(),
             message,
         };
-        let Some((name, scope)) = DIRECTIVES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&raw.name))
-        else {
+        let Some(directive) = Directive::find(&raw.name) else {
             return Err(err(
                 "unknown directive, perhaps misspelled or not supported by refhttpd".into(),
             ));
         };
-        let allowed = match scope {
-            Scope::All => true,
-            Scope::Prefork => self.mpm == Mpm::Prefork,
-            Scope::Threaded => self.mpm.is_threaded(),
-            Scope::Event => self.mpm == Mpm::Event,
-        };
-        if !allowed {
+        if !directive.scope.allows(self.mpm) {
             return Err(err(format!("not a directive of the {} MPM", self.mpm)));
         }
-        let v = raw.value.trim();
-        match *name {
-            "Listen" => self.listen = parse_listen(v).map_err(err)?,
-            "ListenBacklog" => self.listen_backlog = number(v, 1).map_err(err)?,
-            "SendBufferSize" => self.send_buffer_size = send_buffer_size(v).map_err(err)?,
-            "StartServers" => self.start_servers = number(v, 0).map_err(err)?,
-            "MinSpareServers" => self.min_spare_servers = number(v, 0).map_err(err)?,
-            "MaxSpareServers" => self.max_spare_servers = number(v, 0).map_err(err)?,
-            "ServerLimit" => self.server_limit = number(v, 1).map_err(err)?,
-            "ThreadLimit" => self.thread_limit = number(v, 1).map_err(err)?,
-            "ThreadsPerChild" => self.threads_per_child = number(v, 1).map_err(err)?,
-            "MinSpareThreads" => self.min_spare_threads = number(v, 0).map_err(err)?,
-            "MaxSpareThreads" => self.max_spare_threads = number(v, 0).map_err(err)?,
-            "MaxRequestWorkers" | "MaxClients" => {
-                self.max_request_workers = number(v, 1).map_err(err)?;
-                explicit.max_request_workers = true;
-            }
-            "MaxConnectionsPerChild" | "MaxRequestsPerChild" => {
-                self.max_connections_per_child = number(v, 0).map_err(err)?
-            }
-            "AsyncRequestWorkerFactor" => {
-                let f: f64 = v
-                    .parse()
-                    .map_err(|_| err(format!("`{v}` is not a number")))?;
-                if !(f.is_finite() && f > 0.0) {
-                    return Err(err(format!("`{v}` must be a positive number")));
-                }
-                // As Apache's set_worker_factor: below 1 counts as 1.
-                self.async_request_worker_factor = f.max(1.0);
-            }
-            "KeepAlive" => self.keep_alive = on_off(v).map_err(err)?,
-            "KeepAliveTimeout" => self.keep_alive_timeout = parse_duration(v).map_err(err)?,
-            "MaxKeepAliveRequests" => self.max_keep_alive_requests = number(v, 0).map_err(err)?,
-            "Timeout" => self.timeout = positive_duration(v).map_err(err)?,
-            "GracefulShutdownTimeout" => {
-                let d = parse_duration(v).map_err(err)?;
-                self.graceful_shutdown_timeout = (!d.is_zero()).then_some(d);
-            }
-            "LimitRequestLine" => self.limit_request_line = number::<usize>(v, 1).map_err(err)?,
-            "LimitRequestFieldSize" => {
-                self.limit_request_field_size = number::<usize>(v, 1).map_err(err)?
-            }
-            "LimitRequestFields" => {
-                self.limit_request_fields = number::<usize>(v, 1).map_err(err)?
-            }
-            "LimitRequestBody" => {
-                self.limit_request_body = size::parse(v).map_err(|e| err(e.to_string()))?
-            }
-            "RequestReadTimeout" => {
-                parse_reqtimeout(v, &mut self.request_read_timeout).map_err(err)?
-            }
-            "FaultChildStart" => {
-                self.faults.child_start =
-                    Some(fault_setting(v, FaultSite::ChildStart).map_err(err)?)
-            }
-            "FaultFork" => self.faults.fork = Some(fault_setting(v, FaultSite::Fork).map_err(err)?),
-            "FaultAccept" => {
-                self.faults.accept = Some(fault_setting(v, FaultSite::Accept).map_err(err)?)
-            }
-            other => unreachable!("directive {other} in the table but not applied"),
-        }
-        Ok(())
+        directive
+            .apply_to(self, raw.value.trim(), explicit)
+            .map_err(err)
     }
 
     /// Apache's corrections and refusals, in the order its MPMs apply them.
@@ -732,6 +967,140 @@ mod tests {
         }
         cfg.validate(&explicit)?;
         Ok(cfg)
+    }
+
+    /// The defaults as they were written out field by field before the directive table held
+    /// them.
+    fn apaches_defaults(mpm: Mpm) -> Config {
+        let threaded = mpm.is_threaded();
+        Config {
+            mpm,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            listen_backlog: 511,
+            send_buffer_size: 0,
+            start_servers: if threaded { 3 } else { 5 },
+            min_spare_servers: 5,
+            max_spare_servers: 10,
+            server_limit: if threaded { 16 } else { 256 },
+            thread_limit: if threaded { 64 } else { 1 },
+            threads_per_child: if threaded { 25 } else { 1 },
+            min_spare_threads: 75,
+            max_spare_threads: 250,
+            max_request_workers: if threaded { 400 } else { 256 },
+            max_connections_per_child: 0,
+            async_request_worker_factor: 2.0,
+            keep_alive: true,
+            keep_alive_timeout: Duration::from_secs(5),
+            max_keep_alive_requests: 100,
+            timeout: Duration::from_secs(60),
+            graceful_shutdown_timeout: None,
+            limit_request_line: 8190,
+            limit_request_field_size: 8190,
+            limit_request_fields: 100,
+            limit_request_body: 1 << 30,
+            request_read_timeout: RequestReadTimeout {
+                header: Stage {
+                    timeout: Duration::from_secs(20),
+                    max: Some(Duration::from_secs(40)),
+                    min_rate: 500,
+                },
+                body: Stage {
+                    timeout: Duration::from_secs(20),
+                    max: None,
+                    min_rate: 500,
+                },
+            },
+            faults: FaultSettings::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_tables_defaults_are_the_settings_apache_starts_with() {
+        for mpm in Mpm::ALL {
+            assert_eq!(Config::defaults(mpm), apaches_defaults(mpm), "{mpm}");
+        }
+    }
+
+    #[test]
+    fn the_table_names_each_directive_once_and_each_fault_site_by_its_directive() {
+        let mut names: Vec<String> = DIRECTIVES
+            .iter()
+            .flat_map(|d| std::iter::once(&d.name).chain(d.aliases))
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "a name twice in the table");
+        for d in DIRECTIVES {
+            if let Apply::Fault(site) = d.apply {
+                assert_eq!(d.name, site.directive());
+                assert!(d.name.starts_with("Fault"), "{}", d.name);
+            } else {
+                assert!(!d.name.starts_with("Fault"), "{}", d.name);
+            }
+        }
+    }
+
+    #[test]
+    fn fault_directives_are_known_as_such() {
+        for name in ["FaultChildStart", "FaultFork", "FaultAccept", "faultfork"] {
+            assert!(Config::is_fault_directive(name), "{name}");
+        }
+        for name in ["Timeout", "MaxClients", "FaultNowhere", "Frobnicate", ""] {
+            assert!(!Config::is_fault_directive(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_default_is_a_value_the_directive_takes() {
+        for mpm in Mpm::ALL {
+            for d in DIRECTIVES {
+                let Some(default) = Config::default_value(mpm, d.name) else {
+                    assert!(
+                        d.is_fault() || !d.scope.allows(mpm),
+                        "{} has no default under {mpm}",
+                        d.name
+                    );
+                    continue;
+                };
+                let c = load(mpm, &[&format!("{}={default}", d.name)])
+                    .unwrap_or_else(|e| panic!("{} under {mpm}: {e}", d.name));
+                assert_eq!(c, load(mpm, &[]).unwrap(), "{} under {mpm}", d.name);
+            }
+        }
+        assert_eq!(
+            Config::default_value(Mpm::Prefork, "StartServers"),
+            Some("5")
+        );
+        assert_eq!(Config::default_value(Mpm::Event, "startservers"), Some("3"));
+        assert_eq!(
+            Config::default_value(Mpm::Worker, "MaxClients"),
+            Some("400")
+        );
+        assert_eq!(
+            Config::default_value(Mpm::Event, "AsyncRequestWorkerFactor"),
+            Some("2")
+        );
+        assert_eq!(
+            Config::default_value(Mpm::Worker, "AsyncRequestWorkerFactor"),
+            None
+        );
+        assert_eq!(Config::default_value(Mpm::Prefork, "ThreadsPerChild"), None);
+        assert_eq!(Config::default_value(Mpm::Event, "FaultFork"), None);
+        assert_eq!(Config::default_value(Mpm::Event, "Frobnicate"), None);
+    }
+
+    #[test]
+    fn aliases_set_what_their_directive_sets() {
+        let c = load(Mpm::Prefork, &["MaxClients=7", "MaxRequestsPerChild=9"]).unwrap();
+        assert_eq!((c.max_request_workers, c.max_connections_per_child), (7, 9));
+        let c = load(Mpm::Worker, &["ThreadsPerChild=5", "MaxClients=10"]).unwrap();
+        assert_eq!(
+            c.max_request_workers, 10,
+            "given, so not ServerLimit × ThreadsPerChild"
+        );
     }
 
     #[test]

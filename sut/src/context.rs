@@ -14,7 +14,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::config::{Config, Mpm};
-use crate::eventlog::{Event, EventLog};
+use crate::eventlog::{Event, EventLog, TimeoutKind};
 use crate::fault::Faults;
 use crate::os;
 use crate::scoreboard::{ProcessSlot, ProcessStatus, Scoreboard, WorkerSlot};
@@ -138,9 +138,9 @@ impl<'a> WorkerCtx<'a> {
     }
 
     /// Logs a timeout that closed a connection.
-    pub fn log_timeout(&self, kind: &str, client: &std::net::SocketAddr) {
+    pub fn log_timeout(&self, kind: TimeoutKind, client: &std::net::SocketAddr) {
         self.child.events.emit(Event::Timeout {
-            kind: kind.to_string(),
+            kind,
             slot: self.child.slot,
             thread: Some(self.thread),
             client: client.to_string(),

@@ -31,7 +31,10 @@ pub enum Event {
         slot: usize,
         generation: u32,
     },
-    /// A child process ended; `signal` is set when a signal killed it.
+    /// A child process ended; `signal` is set when a signal killed it, and `signal_name` is how
+    /// Apache's log names that signal (APR's words: `Segmentation fault`, `Killed`, `signal #16`).
+    /// The name is text for people, made from the number for any signal there is; the number is
+    /// the field to match on.
     ChildExited {
         child: i32,
         slot: usize,
@@ -52,14 +55,17 @@ pub enum Event {
     /// Maintenance retired an idle child (above MaxSpare*).
     ChildRetired { child: i32, slot: usize },
     /// A signal moved the server to another phase.
-    Signal { signal: String, action: String },
+    Signal {
+        signal: ControlSignal,
+        action: SignalAction,
+    },
     /// A new generation of children starts.
     Generation { generation: u32 },
     /// The server is gone.
-    Stopped { reason: String },
+    Stopped { reason: StopReason },
     /// A connection was closed because a timeout expired (`header`, `body`, `keepalive`, `write`).
     Timeout {
-        kind: String,
+        kind: TimeoutKind,
         slot: usize,
         thread: Option<usize>,
         client: String,
@@ -69,6 +75,207 @@ pub enum Event {
     /// accept() failed.
     AcceptError { slot: usize, error: String },
 }
+
+/// Which timeout closed a connection ([`Event::Timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// mod_reqtimeout's header stage, or Timeout while a request's head was read.
+    #[serde(rename = "header")]
+    Header,
+    /// mod_reqtimeout's body stage, or Timeout while a request body was read.
+    #[serde(rename = "body")]
+    Body,
+    /// KeepAliveTimeout: no next request came.
+    #[serde(rename = "keepalive")]
+    KeepAlive,
+    /// Timeout while the client did not take the response.
+    #[serde(rename = "write")]
+    Write,
+}
+
+impl TimeoutKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [TimeoutKind; 4] = [
+        TimeoutKind::Header,
+        TimeoutKind::Body,
+        TimeoutKind::KeepAlive,
+        TimeoutKind::Write,
+    ];
+
+    /// The name in the log (`keepalive`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutKind::Header => "header",
+            TimeoutKind::Body => "body",
+            TimeoutKind::KeepAlive => "keepalive",
+            TimeoutKind::Write => "write",
+        }
+    }
+}
+
+/// A signal the master acts on ([`Event::Signal`], [`StopReason::Signal`]), by its name in the
+/// log (`SIGTERM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ControlSignal {
+    /// Stop now.
+    #[serde(rename = "SIGTERM")]
+    Term,
+    /// Stop now, as TERM.
+    #[serde(rename = "SIGINT")]
+    Int,
+    /// Restart now.
+    #[serde(rename = "SIGHUP")]
+    Hup,
+    /// Restart gracefully.
+    #[serde(rename = "SIGUSR1")]
+    Usr1,
+    /// Stop gracefully.
+    #[serde(rename = "SIGWINCH")]
+    Winch,
+}
+
+impl ControlSignal {
+    /// Every control signal, in declaration order.
+    pub const ALL: [ControlSignal; 5] = [
+        ControlSignal::Term,
+        ControlSignal::Int,
+        ControlSignal::Hup,
+        ControlSignal::Usr1,
+        ControlSignal::Winch,
+    ];
+
+    /// The name in the log and in the error log (`SIGTERM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlSignal::Term => "SIGTERM",
+            ControlSignal::Int => "SIGINT",
+            ControlSignal::Hup => "SIGHUP",
+            ControlSignal::Usr1 => "SIGUSR1",
+            ControlSignal::Winch => "SIGWINCH",
+        }
+    }
+
+    /// The signal number on Linux.
+    pub fn number(self) -> i32 {
+        match self {
+            ControlSignal::Term => libc::SIGTERM,
+            ControlSignal::Int => libc::SIGINT,
+            ControlSignal::Hup => libc::SIGHUP,
+            ControlSignal::Usr1 => libc::SIGUSR1,
+            ControlSignal::Winch => libc::SIGWINCH,
+        }
+    }
+}
+
+/// What the master does about a [`ControlSignal`] ([`Event::Signal`]), in the words of its
+/// error-log line (`caught SIGTERM, shutting down`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SignalAction {
+    /// TERM, INT: children are killed, the master exits.
+    #[serde(rename = "shutting down")]
+    ShuttingDown,
+    /// HUP: children are killed, a new generation starts.
+    #[serde(rename = "doing restart")]
+    Restart,
+    /// USR1: children finish what they serve, a new generation starts.
+    #[serde(rename = "doing graceful restart")]
+    GracefulRestart,
+    /// WINCH: children finish what they serve, the master exits after the last.
+    #[serde(rename = "shutting down gracefully")]
+    ShuttingDownGracefully,
+}
+
+impl SignalAction {
+    /// Every action, in declaration order.
+    pub const ALL: [SignalAction; 4] = [
+        SignalAction::ShuttingDown,
+        SignalAction::Restart,
+        SignalAction::GracefulRestart,
+        SignalAction::ShuttingDownGracefully,
+    ];
+
+    /// The words in the log (`doing graceful restart`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalAction::ShuttingDown => "shutting down",
+            SignalAction::Restart => "doing restart",
+            SignalAction::GracefulRestart => "doing graceful restart",
+            SignalAction::ShuttingDownGracefully => "shutting down gracefully",
+        }
+    }
+}
+
+/// Why the server stopped ([`Event::Stopped`]). In the log it is one string: the signal's name
+/// (`SIGTERM`), or the words of the other reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum StopReason {
+    /// TERM or INT: stopped at once.
+    Signal(ControlSignal),
+    /// WINCH, and the last child left: `graceful stop`.
+    GracefulStop,
+    /// WINCH, and GracefulShutdownTimeout passed first: `GracefulShutdownTimeout`.
+    GracefulShutdownTimeout,
+    /// A child reported a fatal start-up error: `fatal child start-up error`.
+    ChildFatal,
+}
+
+impl StopReason {
+    /// Every reason but [`StopReason::Signal`], which has one per [`ControlSignal`].
+    const OTHERS: [StopReason; 3] = [
+        StopReason::GracefulStop,
+        StopReason::GracefulShutdownTimeout,
+        StopReason::ChildFatal,
+    ];
+
+    /// The text in the log (`SIGTERM`, `graceful stop`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Signal(sig) => sig.as_str(),
+            StopReason::GracefulStop => "graceful stop",
+            StopReason::GracefulShutdownTimeout => "GracefulShutdownTimeout",
+            StopReason::ChildFatal => "fatal child start-up error",
+        }
+    }
+}
+
+impl From<StopReason> for &'static str {
+    fn from(reason: StopReason) -> &'static str {
+        reason.as_str()
+    }
+}
+
+impl std::str::FromStr for StopReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StopReason, String> {
+        ControlSignal::ALL
+            .into_iter()
+            .map(StopReason::Signal)
+            .chain(StopReason::OTHERS)
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown stop reason `{s}`"))
+    }
+}
+
+impl TryFrom<String> for StopReason {
+    type Error = String;
+    fn try_from(s: String) -> Result<StopReason, String> {
+        s.parse()
+    }
+}
+
+/// `Display` as the text in the log.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_str!(TimeoutKind, ControlSignal, SignalAction, StopReason);
 
 /// The kind of an [`Event`] without its data: what spec cases count and wait for. Its names
 /// are the `event` tags of the log lines.
@@ -293,15 +500,15 @@ mod tests {
             Event::MaxRequestWorkers { limit: 4 },
             Event::ChildRetired { child: 1, slot: 0 },
             Event::Signal {
-                signal: "USR1".into(),
-                action: "graceful restart".into(),
+                signal: ControlSignal::Usr1,
+                action: SignalAction::GracefulRestart,
             },
             Event::Generation { generation: 1 },
             Event::Stopped {
-                reason: "TERM".into(),
+                reason: StopReason::Signal(ControlSignal::Term),
             },
             Event::Timeout {
-                kind: "header".into(),
+                kind: TimeoutKind::Header,
                 slot: 0,
                 thread: Some(1),
                 client: "c".into(),
@@ -333,5 +540,95 @@ mod tests {
             assert_eq!(kind, line.event.kind());
             assert_eq!(EventLine::parse(&text).unwrap(), line, "{text}");
         }
+    }
+
+    /// Each enum's text in the log is the string the server wrote before it was an enum, and
+    /// reads back to the same value.
+    #[test]
+    fn typed_fields_write_the_old_strings_and_read_them_back() {
+        fn check<T>(value: T, old: &str)
+        where
+            T: Serialize
+                + for<'de> Deserialize<'de>
+                + PartialEq
+                + std::fmt::Debug
+                + std::fmt::Display,
+        {
+            let text = serde_json::to_string(&value).unwrap();
+            assert_eq!(text, format!("\"{old}\""), "{value:?}");
+            assert_eq!(value.to_string(), old, "{value:?}");
+            let back: T = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, value, "{text}");
+        }
+        let timeouts = ["header", "body", "keepalive", "write"];
+        for (kind, old) in TimeoutKind::ALL.into_iter().zip(timeouts) {
+            check(kind, old);
+        }
+        // The master named a signal with nix's `Signal::as_str`.
+        for sig in ControlSignal::ALL {
+            let nix = nix::sys::signal::Signal::try_from(sig.number()).unwrap();
+            check(sig, nix.as_str());
+            check(StopReason::Signal(sig), nix.as_str());
+        }
+        let actions = [
+            "shutting down",
+            "doing restart",
+            "doing graceful restart",
+            "shutting down gracefully",
+        ];
+        for (action, old) in SignalAction::ALL.into_iter().zip(actions) {
+            check(action, old);
+        }
+        let reasons = [
+            "graceful stop",
+            "GracefulShutdownTimeout",
+            "fatal child start-up error",
+        ];
+        for (reason, old) in StopReason::OTHERS.into_iter().zip(reasons) {
+            check(reason, old);
+        }
+        assert!(serde_json::from_str::<StopReason>("\"SIGKILL\"").is_err());
+        assert!(serde_json::from_str::<TimeoutKind>("\"keep_alive\"").is_err());
+    }
+
+    /// Whole lines, byte for byte as the server wrote them with strings.
+    #[test]
+    fn lines_with_typed_fields_are_the_old_lines() {
+        let line = |event| {
+            serde_json::to_string(&EventLine {
+                t_ms: 5,
+                pid: 7,
+                event,
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            line(Event::Signal {
+                signal: ControlSignal::Usr1,
+                action: SignalAction::GracefulRestart,
+            }),
+            r#"{"t_ms":5,"pid":7,"event":"signal","signal":"SIGUSR1","action":"doing graceful restart"}"#
+        );
+        assert_eq!(
+            line(Event::Stopped {
+                reason: StopReason::Signal(ControlSignal::Term),
+            }),
+            r#"{"t_ms":5,"pid":7,"event":"stopped","reason":"SIGTERM"}"#
+        );
+        assert_eq!(
+            line(Event::Stopped {
+                reason: StopReason::GracefulShutdownTimeout,
+            }),
+            r#"{"t_ms":5,"pid":7,"event":"stopped","reason":"GracefulShutdownTimeout"}"#
+        );
+        assert_eq!(
+            line(Event::Timeout {
+                kind: TimeoutKind::KeepAlive,
+                slot: 1,
+                thread: None,
+                client: "127.0.0.1:9".into(),
+            }),
+            r#"{"t_ms":5,"pid":7,"event":"timeout","kind":"keepalive","slot":1,"thread":null,"client":"127.0.0.1:9"}"#
+        );
     }
 }

@@ -5,11 +5,14 @@
 //!
 //! - running a server: [`Args`] (the command line), [`run`], and the [`Ready`] line it prints
 //!   once it accepts;
-//! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`];
+//! - its configuration rules: [`Mpm`], [`Config::load`] and its [`ConfigError`], which
+//!   directives configure faults ([`Config::is_fault_directive`]) and their defaults
+//!   ([`Config::default_value`]);
 //! - watching it from outside: [`ScoreboardView`] maps a running server's scoreboard read-only
 //!   and gives a [`Snapshot`]; [`EventLine`] reads a line of its event log ([`Event`],
-//!   [`EventKind`]); [`parse_auto`] reads `/server-status?auto`; [`ServedBy`] reads the
-//!   `X-Served-By` header every response carries.
+//!   [`EventKind`], and the typed fields of some events: [`TimeoutKind`], [`ControlSignal`],
+//!   [`SignalAction`], [`StopReason`]); [`parse_auto`] reads `/server-status?auto`; [`ServedBy`]
+//!   reads the `X-Served-By` header every response carries.
 //!
 //! Inside, the master (`master`) binds, creates the scoreboard and forks children; each child
 //! (`child`) runs one MPM (`mpm`) whose workers serve connections (`serve`, `conn`) with the
@@ -37,7 +40,9 @@ mod status;
 
 pub use crate::cli::{run, Args, Ready};
 pub use crate::config::{Config, ConfigError, Mpm, Origin};
-pub use crate::eventlog::{Event, EventKind, EventLine};
+pub use crate::eventlog::{
+    ControlSignal, Event, EventKind, EventLine, SignalAction, StopReason, TimeoutKind,
+};
 pub use crate::scoreboard::{
     ProcessSnapshot, ProcessStatus, ScoreboardView, Snapshot, ViewError, WorkerSnapshot,
     WorkerState,

@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 
 use crate::child::{self, ChildStart};
 use crate::config::{Config, Mpm};
-use crate::eventlog::{error_log, Event, EventLog, Level};
+use crate::eventlog::{error_log, ControlSignal, Event, EventLog, Level, SignalAction, StopReason};
 use crate::fault::Faults;
 use crate::mpm::EXIT_CHILD_FATAL;
 use crate::os::{self, Forked};
@@ -251,7 +251,8 @@ impl Master {
             };
             match sig {
                 Signal::SIGCHLD => {}
-                Signal::SIGTERM | Signal::SIGINT => return Some(self.stop_now(sig)),
+                Signal::SIGTERM => return Some(self.stop_now(ControlSignal::Term)),
+                Signal::SIGINT => return Some(self.stop_now(ControlSignal::Int)),
                 Signal::SIGHUP => self.restart_now(),
                 Signal::SIGUSR1 => self.graceful_restart(),
                 Signal::SIGWINCH => self.graceful_stop(),
@@ -260,31 +261,28 @@ impl Master {
         }
     }
 
-    fn note_signal(&self, sig: Signal, action: &str) {
-        self.events.emit(Event::Signal {
-            signal: sig.as_str().to_string(),
-            action: action.to_string(),
-        });
+    fn note_signal(&self, signal: ControlSignal, action: SignalAction) {
+        self.events.emit(Event::Signal { signal, action });
         error_log(
             module(self.opts.mpm),
             Level::Notice,
-            format_args!("caught {}, {action}", sig.as_str()),
+            format_args!("caught {signal}, {action}"),
         );
     }
 
-    /// TERM: children are killed, in-flight requests cut (PM-6).
-    fn stop_now(&mut self, sig: Signal) -> Exit {
-        self.note_signal(sig, "shutting down");
+    /// TERM (or INT): children are killed, in-flight requests cut (PM-6).
+    fn stop_now(&mut self, signal: ControlSignal) -> Exit {
+        self.note_signal(signal, SignalAction::ShuttingDown);
         self.terminate_children();
         self.events.emit(Event::Stopped {
-            reason: sig.as_str().to_string(),
+            reason: StopReason::Signal(signal),
         });
         Exit::Stopped
     }
 
     /// HUP: children are killed, the configuration re-read, a new generation started.
     fn restart_now(&mut self) {
-        self.note_signal(Signal::SIGHUP, "doing restart");
+        self.note_signal(ControlSignal::Hup, SignalAction::Restart);
         self.terminate_children();
         self.reload_config();
         self.start_generation(self.generation + 1);
@@ -293,7 +291,7 @@ impl Master {
     /// USR1: children finish what they serve and leave; a new generation starts at once;
     /// nothing in flight is lost.
     fn graceful_restart(&mut self) {
-        self.note_signal(Signal::SIGUSR1, "doing graceful restart");
+        self.note_signal(ControlSignal::Usr1, SignalAction::GracefulRestart);
         self.retire_all();
         self.reload_config();
         self.start_generation(self.generation + 1);
@@ -305,7 +303,7 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
-        self.note_signal(Signal::SIGWINCH, "shutting down gracefully");
+        self.note_signal(ControlSignal::Winch, SignalAction::ShuttingDownGracefully);
         if let Some(listener) = self.listener.take() {
             // Shutting the listening socket down refuses new connections in every process
             // that shares it.
@@ -330,7 +328,7 @@ impl Master {
         };
         if self.live_children() == 0 {
             self.events.emit(Event::Stopped {
-                reason: "graceful stop".into(),
+                reason: StopReason::GracefulStop,
             });
             return Some(Exit::GracefulStopped);
         }
@@ -342,7 +340,7 @@ impl Master {
             );
             self.terminate_children();
             self.events.emit(Event::Stopped {
-                reason: "GracefulShutdownTimeout".into(),
+                reason: StopReason::GracefulShutdownTimeout,
             });
             return Some(Exit::GracefulStopped);
         }
@@ -629,7 +627,7 @@ impl Master {
         );
         self.terminate_children();
         self.events.emit(Event::Stopped {
-            reason: "fatal child start-up error".into(),
+            reason: StopReason::ChildFatal,
         });
         Exit::ChildFatal
     }

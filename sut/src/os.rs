@@ -24,8 +24,9 @@ pub enum Forked {
 /// The master calls this only while it is single-threaded, so the child starts from a consistent
 /// copy of its memory (no lock held by a thread that does not exist in the child).
 pub fn fork() -> io::Result<Forked> {
-    // SAFETY: the master process is single-threaded (it never spawns threads), so the child
-    // inherits no lock held by another thread and may allocate and run arbitrary code.
+    // SAFETY: the master process is single-threaded: it never spawns threads, and `run` starts
+    // no master in a process that has other threads (`thread_count`). So the child inherits no
+    // lock held by another thread and may allocate and run arbitrary code.
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -120,6 +121,16 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 /// Turns off core dumps: crashing children on purpose must not fill the disk or slow the reap.
 pub fn disable_core_dumps() -> io::Result<()> {
     setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io::Error::from)
+}
+
+/// How many threads this process runs: the `Threads:` line of `/proc/self/status`.
+pub fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no Threads: line in /proc/self/status"))
 }
 
 /// The kernel thread id of the calling thread.

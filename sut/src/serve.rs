@@ -15,6 +15,7 @@ use nix::poll::PollFlags;
 use crate::config::Stage;
 use crate::conn::{Conn, IoFailure, Wait};
 use crate::context::WorkerCtx;
+use crate::eventlog::TimeoutKind;
 use crate::handler::{self, Body, Handled, Response, PATTERN};
 use crate::http::body::{ChunkedDecoder, LengthDecoder};
 use crate::http::request::{parse_head, BodyKind, Limits, RequestHead};
@@ -139,7 +140,7 @@ pub fn serve_connection(mut conn: Conn, w: &mut WorkerCtx<'_>) {
             After::Abort | After::WriteLater(_) => return,
         }
         if conn.buf.is_empty() && !next_request_comes(&conn, w) {
-            w.log_timeout("keepalive", &conn.peer);
+            w.log_timeout(TimeoutKind::KeepAlive, &conn.peer);
             return close(conn, w);
         }
         started = Instant::now();
@@ -340,7 +341,7 @@ fn write_out(conn: &mut Conn, w: &WorkerCtx<'_>, out: &mut Outgoing, mode: Write
         match conn.wait(PollFlags::POLLOUT, Some(Instant::now() + timeout), None) {
             Ok(Wait::Ready) => {}
             _ => {
-                w.log_timeout("write", &conn.peer);
+                w.log_timeout(TimeoutKind::Write, &conn.peer);
                 return Written::Failed;
             }
         }
@@ -379,11 +380,11 @@ fn read_head(
         match conn.fill(deadline) {
             Ok(n) => received += n as u64,
             Err(IoFailure::TimedOut) if conn.buf.is_empty() => {
-                w.log_timeout("header", &conn.peer);
+                w.log_timeout(TimeoutKind::Header, &conn.peer);
                 return Err(After::Abort);
             }
             Err(IoFailure::TimedOut) => {
-                w.log_timeout("header", &conn.peer);
+                w.log_timeout(TimeoutKind::Header, &conn.peer);
                 return Err(respond_error(conn, w, 408));
             }
             Err(_) => return Err(After::Abort),
@@ -424,7 +425,7 @@ fn read_body(conn: &mut Conn, w: &mut WorkerCtx<'_>, head: &RequestHead) -> Resu
         match conn.fill(deadline) {
             Ok(n) => received += n as u64,
             Err(IoFailure::TimedOut) => {
-                w.log_timeout("body", &conn.peer);
+                w.log_timeout(TimeoutKind::Body, &conn.peer);
                 return Err(respond_error(conn, w, 408));
             }
             Err(_) => return Err(After::Abort),

@@ -160,6 +160,11 @@ fn keep_alive_limits(#[values("prefork", "worker", "event")] mpm: &str) {
         started.elapsed() >= Duration::from_millis(200),
         "closed before KeepAliveTimeout"
     );
+    let logged = server.wait_event("the keep-alive timeout", |e| {
+        e["event"] == "timeout" && e["kind"] == "keepalive"
+    });
+    // Under event the listener holds the idle connection and closes it, not a worker.
+    assert_eq!(logged["thread"].is_null(), mpm == "event", "{logged}");
 }
 
 /// KA-2: `Connection: close` and HTTP/1.0 without keep-alive end the connection.

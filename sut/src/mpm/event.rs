@@ -28,8 +28,10 @@ use slab::Slab;
 
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
-use crate::eventlog::Event;
-use crate::mpm::{accept, connections_exhausted, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL};
+use crate::eventlog::{Event, TimeoutKind};
+use crate::mpm::{
+    accept, connections_exhausted, run_threaded, Accepted, ACCEPT_BACKOFF, EXIT_CHILD_FATAL,
+};
 use crate::scoreboard::WorkerState;
 use crate::serve::{serve_request, After, Outgoing, WriteMode};
 
@@ -146,33 +148,24 @@ pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
         waker,
         wants_idler: AtomicBool::new(false),
     };
-    let threads = shared.cfg.threads_per_child as usize;
-    std::thread::scope(|scope| {
-        let mut started = 0;
-        for thread in 0..threads {
-            let pool = &pool;
-            let spawned = std::thread::Builder::new()
-                .name(format!("worker-{thread}"))
-                .spawn_scoped(scope, move || worker_loop(shared, pool, thread));
-            if spawned.is_ok() {
-                started += 1;
-                pool.lock().threads = started;
-            }
-        }
-        if started == 0 {
-            return EXIT_CHILD_FATAL;
-        }
-        let code = match Listener::new(shared, &pool, poll, listener) {
-            Ok(mut l) => {
-                shared.announce_ready();
-                l.run();
-                0
-            }
-            Err(_) => EXIT_CHILD_FATAL,
-        };
-        pool.stop();
-        code
-    })
+    run_threaded(
+        shared,
+        |thread| worker_loop(shared, &pool, thread),
+        // The listener counts idle workers among those started so far.
+        |started| pool.lock().threads = started,
+        || {
+            let code = match Listener::new(shared, &pool, poll, listener) {
+                Ok(mut l) => {
+                    shared.announce_ready();
+                    l.run();
+                    0
+                }
+                Err(_) => EXIT_CHILD_FATAL,
+            };
+            pool.stop();
+            code
+        },
+    )
 }
 
 /// Whether a connection waits in the listen backlog, without taking it.
@@ -252,6 +245,48 @@ struct Idle {
 /// Timeout queues: all entries of one queue have the same timeout, so insertion order is
 /// deadline order.
 type TimeoutQueue = VecDeque<(Instant, usize, u64)>;
+
+/// What a connection held by the listener waits for, each with its own timeout queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The next request (KeepAliveTimeout).
+    KeepAlive,
+    /// The client to take more of a set-aside response (Timeout).
+    Write,
+    /// The end of a lingering close (2 s).
+    Linger,
+}
+
+impl Timer {
+    /// The timeout an expiry is logged as; a lingering close just ends.
+    fn logged_as(self) -> Option<TimeoutKind> {
+        match self {
+            Timer::KeepAlive => Some(TimeoutKind::KeepAlive),
+            Timer::Write => Some(TimeoutKind::Write),
+            Timer::Linger => None,
+        }
+    }
+}
+
+impl Held {
+    /// The timer this connection waits on, with the serial its queue entry must match.
+    fn timer(&self) -> Option<(Timer, u64)> {
+        match self {
+            Held::Busy { .. } => None,
+            Held::KeepAlive(idle) => Some((Timer::KeepAlive, idle.serial)),
+            Held::Writing(idle, _) => Some((Timer::Write, idle.serial)),
+            Held::Lingering(_, serial) => Some((Timer::Linger, *serial)),
+        }
+    }
+
+    /// The client, where the listener kept it.
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Held::KeepAlive(idle) | Held::Writing(idle, _) => Some(idle.peer),
+            Held::Busy { .. } | Held::Lingering(..) => None,
+        }
+    }
+}
 
 #[derive(Default)]
 struct Counts {
@@ -774,44 +809,44 @@ impl<'a> Listener<'a> {
 
     /// Closes what timed out.
     fn expire(&mut self, now: Instant) {
-        while let Some(&(deadline, key, serial)) = self.keepalive_q.front() {
-            if deadline > now {
-                break;
-            }
-            self.keepalive_q.pop_front();
-            if let Some(Held::KeepAlive(idle)) = self.conns.get(key) {
-                if idle.serial == serial {
-                    self.log_timeout("keepalive", idle.peer);
-                    self.close(key);
-                }
-            }
-        }
-        while let Some(&(deadline, key, serial)) = self.write_q.front() {
-            if deadline > now {
-                break;
-            }
-            self.write_q.pop_front();
-            if let Some(Held::Writing(idle, _)) = self.conns.get(key) {
-                if idle.serial == serial {
-                    self.log_timeout("write", idle.peer);
-                    self.close(key);
-                }
-            }
-        }
-        while let Some(&(deadline, key, serial)) = self.linger_q.front() {
-            if deadline > now {
-                break;
-            }
-            self.linger_q.pop_front();
-            if matches!(self.conns.get(key), Some(Held::Lingering(_, s)) if *s == serial) {
-                self.close(key);
-            }
+        self.expire_queue(Timer::KeepAlive, now);
+        self.expire_queue(Timer::Write, now);
+        self.expire_queue(Timer::Linger, now);
+    }
+
+    fn queue_mut(&mut self, timer: Timer) -> &mut TimeoutQueue {
+        match timer {
+            Timer::KeepAlive => &mut self.keepalive_q,
+            Timer::Write => &mut self.write_q,
+            Timer::Linger => &mut self.linger_q,
         }
     }
 
-    fn log_timeout(&self, kind: &str, peer: SocketAddr) {
+    /// Takes the entries of `timer`'s queue whose deadline has passed, and closes each
+    /// connection still waiting on that entry (its serial matches: no newer wait re-armed it),
+    /// logging the timeout.
+    fn expire_queue(&mut self, timer: Timer, now: Instant) {
+        while let Some(&(deadline, key, serial)) = self.queue_mut(timer).front() {
+            if deadline > now {
+                break;
+            }
+            self.queue_mut(timer).pop_front();
+            let Some(held) = self.conns.get(key) else {
+                continue;
+            };
+            if held.timer() != Some((timer, serial)) {
+                continue;
+            }
+            if let (Some(kind), Some(peer)) = (timer.logged_as(), held.peer()) {
+                self.log_timeout(kind, peer);
+            }
+            self.close(key);
+        }
+    }
+
+    fn log_timeout(&self, kind: TimeoutKind, peer: SocketAddr) {
         self.shared.events.emit(Event::Timeout {
-            kind: kind.to_string(),
+            kind,
             slot: self.shared.slot,
             thread: None,
             client: peer.to_string(),

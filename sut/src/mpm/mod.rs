@@ -7,8 +7,9 @@
 //!   writes and lingering closes, and hands a connection to a worker only when a request is
 //!   readable (EV-1…EV-5).
 //!
-//! What they share: the exit code of a fatal start-up error, waiting for the listening socket or
-//! the master's control pipe, and accepting (with the `FaultAccept` site).
+//! What they share: the exit code of a fatal start-up error, starting the worker threads of a
+//! threaded child ([`run_threaded`]), waiting for the listening socket or the master's control
+//! pipe, and accepting (with the `FaultAccept` site).
 
 pub mod event;
 pub mod prefork;
@@ -28,6 +29,39 @@ use crate::eventlog::Event;
 /// Exit code with which a child reports a fatal start-up error; the master then stops the
 /// server (Apache's APEXIT_CHILDFATAL).
 pub const EXIT_CHILD_FATAL: i32 = 15;
+
+/// Runs a threaded child (worker, event): starts `ThreadsPerChild` worker threads named
+/// `worker-N`, each running `worker(N)`, then runs `listener` on the calling thread while they
+/// serve. `on_started(n)` is called as each thread starts, with the number started so far.
+///
+/// Returns `listener`'s exit code once every worker thread has ended (so `listener` must have
+/// made them stop), or [`EXIT_CHILD_FATAL`] without running `listener` when not one worker
+/// thread could be started. A thread that could not be started is left out; the others serve.
+pub fn run_threaded(
+    shared: &ChildShared,
+    worker: impl Fn(usize) + Sync,
+    mut on_started: impl FnMut(usize),
+    listener: impl FnOnce() -> i32,
+) -> i32 {
+    let threads = shared.cfg.threads_per_child as usize;
+    let worker = &worker;
+    std::thread::scope(|scope| {
+        let mut started = 0;
+        for thread in 0..threads {
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{thread}"))
+                .spawn_scoped(scope, move || worker(thread));
+            if spawned.is_ok() {
+                started += 1;
+                on_started(started);
+            }
+        }
+        if started == 0 {
+            return EXIT_CHILD_FATAL;
+        }
+        listener()
+    })
+}
 
 /// What waiting on the listening socket ended with.
 pub enum ListenWait {

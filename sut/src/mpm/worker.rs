@@ -13,8 +13,8 @@ use nix::poll::PollTimeout;
 use crate::conn::Conn;
 use crate::context::{ChildShared, WorkerCtx};
 use crate::mpm::{
-    accept, connections_exhausted, wait_for_listener, Accepted, ListenWait, ACCEPT_BACKOFF,
-    EXIT_CHILD_FATAL,
+    accept, connections_exhausted, run_threaded, wait_for_listener, Accepted, ListenWait,
+    ACCEPT_BACKOFF,
 };
 use crate::scoreboard::WorkerState;
 use crate::serve::serve_connection;
@@ -108,26 +108,17 @@ impl Default for Pool {
 /// Runs a worker child; returns its exit code.
 pub fn run(shared: &ChildShared, listener: TcpListener) -> i32 {
     let pool = Pool::new();
-    let threads = shared.cfg.threads_per_child as usize;
-    std::thread::scope(|scope| {
-        let mut started = 0;
-        for thread in 0..threads {
-            let pool = &pool;
-            let spawned = std::thread::Builder::new()
-                .name(format!("worker-{thread}"))
-                .spawn_scoped(scope, move || worker_loop(shared, pool, thread));
-            if spawned.is_ok() {
-                started += 1;
-            }
-        }
-        if started == 0 {
-            return EXIT_CHILD_FATAL;
-        }
-        shared.announce_ready();
-        listener_loop(shared, &pool, listener);
-        pool.stop();
-        0
-    })
+    run_threaded(
+        shared,
+        |thread| worker_loop(shared, &pool, thread),
+        |_| {},
+        || {
+            shared.announce_ready();
+            listener_loop(shared, &pool, listener);
+            pool.stop();
+            0
+        },
+    )
 }
 
 /// Accepts a connection whenever a worker is idle, until a graceful stop.
