@@ -6,7 +6,8 @@
 --                   `abc…zabc…zabc…k\n`, repeated (the body the harness checks)
 --   /static/SIZE    a real file of the same SIZE bytes (made on demand by `translate`, served
 --                   by core)
---   /fault/FAULT    the fault, performed on the worker that serves the request
+--   /fault/FAULT    the fault, performed on the worker that serves the request (`shared:DUR`
+--                   keeps its slot in mod_lua's per-process ivm variables)
 -- Every response from here carries `X-Served-By: pid=<child pid>` (Apache exposes no slot or
 -- thread index to Lua).
 --
@@ -99,6 +100,22 @@ local function fault(r, spec, me)
     -- nothing (no status line) reaches the client.
     r:wsclose()
     return apache2.DONE
+  elseif kind == "shared" then
+    -- A handler that is not thread-safe (TS-1): one slot its process keeps (mod_lua's ivm
+    -- variables are per process, shared by every Lua state in it), written with this request's
+    -- token, held, and read back. Each ivm call takes mod_lua's mutex; nothing is held across
+    -- the wait.
+    local d = duration(arg)
+    if not d then return text(r, 400, "`" .. arg .. "` is not a duration\n") end
+    local mine = (string.gsub(tostring(r), "%W", "")) .. "." .. tostring(r:clock())
+    r:ivm_set("mpm-harness-shared", mine)
+    r.usleep(math.floor(d * 1e6))
+    local found = r:ivm_get("mpm-harness-shared")
+    local word = (found == mine) and "intact" or "clobbered"
+    r.headers_out["X-Shared-State"] = word
+    r.headers_out["X-Shared-Token"] = mine
+    r.headers_out["X-Shared-Found"] = tostring(found)
+    return text(r, 200, "shared state " .. word .. "\n")
   elseif kind == "leak" then
     local n = size(arg)
     if not n then return text(r, 400, "`" .. arg .. "` is not a size\n") end

@@ -976,5 +976,6 @@ fn recovery_check(
 }
 
 mod load;
+pub mod shared;
 #[cfg(test)]
 mod tests;

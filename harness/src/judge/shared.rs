@@ -1,0 +1,213 @@
+//! The shared-state oracle (TS-1): what each `shared:DUR` request must have found, decided from
+//! what the harness saw — when it sent each request, when the answer came, and which child
+//! served it (X-Served-By) — never from the server's own account.
+//!
+//! A `shared:` request writes its token into its process's one slot some time after it was sent,
+//! holds the worker DUR, and reads the slot back some time before its answer arrived. So its
+//! write lies in `[sent, answered − DUR]` and its read in `[sent + DUR, answered]`. It is
+//! clobbered exactly when another `shared:` request of the same process wrote between its write
+//! and its read. From the bounds:
+//!
+//! - *clobbered*: another request of the same child surely wrote in that span (its write's
+//!   bounds lie inside it);
+//! - *intact*: every other request's write surely lies outside it, or in another child;
+//! - *either*: the bounds overlap, or a request's child is unknown — the harness cannot tell
+//!   the order, and says so.
+//!
+//! Under prefork a child serves one request at a time: nothing is ever clobbered, whatever the
+//! timing (the other half of TS-1).
+
+use refhttpd::Mpm;
+
+/// A `shared:` request as the harness saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedRequest {
+    pub name: String,
+    /// The child that answered; `None` when unanswered (or without X-Served-By).
+    pub pid: Option<i32>,
+    pub sent_ms: f64,
+    /// When the answer arrived; `None` when none did.
+    pub answered_ms: Option<f64>,
+    /// Its DUR.
+    pub hold_ms: f64,
+}
+
+/// What a request must have found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Foreseen {
+    Intact,
+    /// Clobbered by this request (the one whose write surely fell in its hold).
+    Clobbered {
+        by: String,
+    },
+    /// Either answer is right: the harness cannot order the requests (why).
+    Either {
+        why: String,
+    },
+    /// Unanswered: nothing to judge.
+    Unanswered,
+}
+
+/// An interval of possible times, ms from the start of the run.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    from: f64,
+    to: f64,
+}
+
+impl SharedRequest {
+    /// When its write may have happened.
+    fn write(&self) -> Span {
+        Span {
+            from: self.sent_ms,
+            to: self
+                .answered_ms
+                .map_or(f64::INFINITY, |a| (a - self.hold_ms).max(self.sent_ms)),
+        }
+    }
+
+    /// When its read-back may have happened.
+    fn read(&self) -> Span {
+        Span {
+            from: self.sent_ms + self.hold_ms,
+            to: self.answered_ms.unwrap_or(f64::INFINITY),
+        }
+    }
+}
+
+/// What each of `requests` must have found, in their order.
+pub fn foresee(mpm: Mpm, requests: &[SharedRequest]) -> Vec<Foreseen> {
+    requests
+        .iter()
+        .map(|a| {
+            if a.answered_ms.is_none() || a.pid.is_none() {
+                Foreseen::Unanswered
+            } else if mpm == Mpm::Prefork {
+                Foreseen::Intact
+            } else {
+                foresee_one(a, requests)
+            }
+        })
+        .collect()
+}
+
+fn foresee_one(a: &SharedRequest, requests: &[SharedRequest]) -> Foreseen {
+    let (write, read) = (a.write(), a.read());
+    let mut unsure = Vec::new();
+    for b in requests.iter().filter(|b| b.name != a.name) {
+        if b.pid.is_some() && b.pid != a.pid {
+            continue;
+        }
+        let w = b.write();
+        let surely_inside = b.pid == a.pid && w.from > write.to && w.to < read.from;
+        let surely_outside = w.to < write.from || w.from > read.to;
+        if surely_inside {
+            return Foreseen::Clobbered { by: b.name.clone() };
+        }
+        if !surely_outside {
+            unsure.push(b.name.clone());
+        }
+    }
+    if unsure.is_empty() {
+        Foreseen::Intact
+    } else {
+        Foreseen::Either {
+            why: format!(
+                "the write of {} may or may not fall within its hold (the harness cannot \
+                 order them from send and answer times{})",
+                unsure.join(", "),
+                if requests
+                    .iter()
+                    .any(|b| b.pid.is_none() && unsure.contains(&b.name))
+                {
+                    ", nor tell every child"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str, pid: i32, sent: f64, answered: f64) -> SharedRequest {
+        SharedRequest {
+            name: name.into(),
+            pid: Some(pid),
+            sent_ms: sent,
+            answered_ms: Some(answered),
+            hold_ms: 600.0,
+        }
+    }
+
+    #[test]
+    fn of_two_that_overlap_in_one_child_the_earlier_is_clobbered() {
+        let rs = [req("a", 7, 0.0, 610.0), req("b", 7, 100.0, 705.0)];
+        assert_eq!(
+            foresee(Mpm::Worker, &rs),
+            vec![Foreseen::Clobbered { by: "b".into() }, Foreseen::Intact]
+        );
+    }
+
+    #[test]
+    fn in_two_children_nothing_is_clobbered() {
+        let rs = [req("a", 7, 0.0, 610.0), req("b", 8, 100.0, 705.0)];
+        assert_eq!(
+            foresee(Mpm::Event, &rs),
+            vec![Foreseen::Intact, Foreseen::Intact]
+        );
+    }
+
+    #[test]
+    fn one_after_the_other_nothing_is_clobbered() {
+        let rs = [req("a", 7, 0.0, 610.0), req("b", 7, 620.0, 1230.0)];
+        assert_eq!(
+            foresee(Mpm::Worker, &rs),
+            vec![Foreseen::Intact, Foreseen::Intact]
+        );
+    }
+
+    #[test]
+    fn sent_together_the_order_is_unknown() {
+        let rs = [req("a", 7, 0.0, 610.0), req("b", 7, 1.0, 612.0)];
+        let seen = foresee(Mpm::Worker, &rs);
+        assert!(matches!(&seen[0], Foreseen::Either { why } if why.contains('b')));
+        assert!(matches!(&seen[1], Foreseen::Either { why } if why.contains('a')));
+    }
+
+    #[test]
+    fn a_request_of_unknown_child_leaves_an_overlap_open() {
+        let mut lost = req("b", 0, 100.0, 0.0);
+        lost.pid = None;
+        lost.answered_ms = None;
+        let rs = [req("a", 7, 0.0, 610.0), lost];
+        let seen = foresee(Mpm::Worker, &rs);
+        assert!(matches!(&seen[0], Foreseen::Either { why } if why.contains("every child")));
+        assert_eq!(seen[1], Foreseen::Unanswered);
+    }
+
+    #[test]
+    fn under_prefork_nothing_is_clobbered_whatever_the_timing() {
+        let rs = [req("a", 7, 0.0, 610.0), req("b", 7, 100.0, 1215.0)];
+        assert_eq!(
+            foresee(Mpm::Prefork, &rs),
+            vec![Foreseen::Intact, Foreseen::Intact]
+        );
+    }
+
+    #[test]
+    fn a_third_request_clobbers_the_second_while_the_second_clobbers_the_first() {
+        let rs = [
+            req("a", 7, 0.0, 610.0),
+            req("b", 7, 100.0, 705.0),
+            req("c", 7, 200.0, 806.0),
+        ];
+        let seen = foresee(Mpm::Worker, &rs);
+        assert!(matches!(&seen[0], Foreseen::Clobbered { .. }));
+        assert_eq!(seen[1], Foreseen::Clobbered { by: "c".into() });
+        assert_eq!(seen[2], Foreseen::Intact);
+    }
+}
