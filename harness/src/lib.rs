@@ -3,28 +3,34 @@
 //! Data flows one way, each arrow a plain type:
 //!
 //! ```text
-//! spec file ──load──▶ Case ──runner──▶ target server ◀── drivers (client)
-//!                                          │ observers
+//! spec file ──spec──▶ Case ──runner──▶ target server ◀── drive (client, connections, load)
+//!                                          │ observe
 //!                                          ▼
 //!                          Recording ──judge──▶ Verdict ──▶ report
 //! ```
 //!
-//! - [`condition`]: what `wait`, `check`, `seen`, `never` test, shared by runner and verdict;
-//! - [`spec`]: the case format and loader (a typed [`spec::Case`]; errors with file:line:column);
-//! - [`observe`]: observations, the shared [`observe::Store`], samplers, the [`observe::Recording`];
-//! - [`client`], [`driver`]: the harness's own HTTP/1.1 client and its named connections;
-//! - [`loadgen`]: the load driver (many connections on one thread, HDR latency);
-//! - [`guard`], [`target`]: the servers behind one trait, with their capabilities;
-//! - [`runner`]: plays a case against a target into a recording (judges nothing);
-//! - [`verdict`]: a pure function of (case, MPM, capabilities, recording);
-//! - [`report`]: matrix, timeline, JUnit, JSON;
-//! - [`coverage`]: which cases check each statement and set each directive;
-//! - [`model`]: an executable model of each MPM (pure), and [`explore`]: random scenarios run
-//!   against a server and judged against it, a disagreement shrunk to a case file.
+//! The source is nine folders, one a layer, in that order; a layer uses only those before it
+//! (`tests/architecture.rs` checks both the tree and the order):
 //!
-//! No module uses one that comes after it in this list (`tests/architecture.rs` checks it): the
-//! runner drives the targets, drivers and observers it starts but never sees the verdict; the
-//! verdict judges a recording and never sees the runner or a server.
+//! - [`spec`]: the case language — files as written, the loader (errors with file:line:column),
+//!   the typed [`Case`], conditions (what `wait`, `check`, `seen`, `never` test), statements;
+//! - [`observe`]: observations, the shared store, samplers, the scoreboard as the harness counts
+//!   it, and the [`Recording`] of a run;
+//! - [`drive`]: the harness's own HTTP/1.1 client, a case's named connections, the load driver;
+//! - [`target`]: the servers behind one trait (refhttpd embedded, Apache under a guard), with
+//!   their capabilities, and every `unsafe` of process spawning;
+//! - [`runner`]: plays a case against a target into a recording, and judges nothing;
+//! - [`judge`](mod@judge): the verdict, a pure function of (case, MPM, capabilities, recording);
+//! - [`report`]: matrix, timeline, JUnit, JSON, the HTML picture, coverage of the catalogue;
+//! - [`explore`]: the executable model of each MPM, and random scenarios run against a server
+//!   and judged against it, a disagreement shrunk to a case file;
+//! - [`cli`]: the command line — arguments, the plan of tests, the job scheduler, the commands.
+//!
+//! The runner never sees the verdict; the verdict never sees the runner or a server: it judges a
+//! recording, and can judge a stored one again ([`rejudge`]).
+//!
+//! The face most users need is here: load cases ([`load_dir`]), run one ([`execute`]), judge a
+//! recording ([`judge()`]) or a stored run again ([`read_runs`], [`rejudge`]).
 
 pub mod cli;
 pub mod drive;
@@ -36,13 +42,15 @@ pub mod runner;
 pub mod spec;
 pub mod target;
 
+pub use crate::judge::{judge, Check, Run, RunResult, Verdict};
+pub use crate::observe::Recording;
+pub use crate::spec::{load_dir, Case, Target};
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use refhttpd::Mpm;
 
-use crate::judge::Run;
-use crate::spec::{Case, Target};
 
 /// The catalogue shipped with the project: `specs/` at the workspace root.
 pub fn default_specs_dir() -> PathBuf {
@@ -56,8 +64,6 @@ pub fn default_specs_dir() -> PathBuf {
     PathBuf::from("specs")
 }
 
-/// Runs one case under one MPM against one target and judges it. A panic in the harness is an
-/// error result, not a crash of the whole run.
 /// Judges a stored run again (`run --json` keeps each run's recording): the verdict its
 /// recording gets from `case` now, with the target's capabilities.
 pub fn rejudge(case: &Case, stored: &Run) -> Run {
@@ -77,6 +83,8 @@ pub fn read_runs(text: &str) -> Result<Vec<Run>, serde_json::Error> {
     serde_json::from_str(text)
 }
 
+/// Runs one case under one MPM against one target and judges it. A panic in the harness is an
+/// error result, not a crash of the whole run.
 pub fn execute(case: &Case, mpm: Mpm, target: Target) -> Run {
     let started = Instant::now();
     let recording = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

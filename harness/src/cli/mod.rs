@@ -1,6 +1,6 @@
-//! The `mpm-harness` command line: the arguments as written ([`args`], clap), the tests they
+//! The `mpm-harness` command line: the arguments as written (`args`, clap), the tests they
 //! plan ([`plan`]), the scheduler that runs them ([`jobs`]), and the commands — on the catalogue
-//! ([`catalogue`]: `check`, `list`, `coverage`), on runs ([`runs`]: `run`, `repro`, `judge`),
+//! (`catalogue`: `check`, `list`, `coverage`), on runs (`runs`: `run`, `repro`, `judge`),
 //! `load` and `explore`. `schema`, `new` and `statements` print what the spec and report layers
 //! make.
 //!

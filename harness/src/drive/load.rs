@@ -3,7 +3,7 @@
 //! model (each connection sends its next request when the last is answered), keep-alive or a
 //! connection per request, over a weighted mix of paths.
 //!
-//! A connection is a small state machine in a [`Slot`]; no thread, no buffer of its own beyond
+//! A connection is a small state machine in a `Slot`; no thread, no buffer of its own beyond
 //! the bytes of a response that arrived in pieces, so ten thousand idle keep-alive connections
 //! cost little more than their sockets. Responses are framed by the harness's own client
 //! ([`client::frame`]), latencies go into HDR histograms from each request's intended start, and
