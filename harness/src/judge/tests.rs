@@ -6,7 +6,7 @@ use std::path::Path;
 use refhttpd::{EventKind, Mpm};
 
 use super::*;
-use crate::observe::{Ending, ErrorClass, Sent, ServedBy, StepRecord};
+use crate::observe::{Ending, ErrorClass, Sent, ServedBy, StepRecord, Summary};
 use crate::spec::condition::Source;
 use crate::spec::{parse, Case};
 
