@@ -51,7 +51,6 @@ use std::time::Instant;
 
 use refhttpd::Mpm;
 
-
 /// The catalogue shipped with the project: `specs/` at the workspace root.
 pub fn default_specs_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("MPM_HARNESS_SPECS") {

@@ -310,8 +310,8 @@ fn unanswered<'a>(sent: &'a [Sent], state: &State) -> Vec<&'a str> {
 
 /// When the pool was whole again after the crash at `crash_at` of the children `dead`.
 fn recovery(timeline: &[Entry], crash_at: f64, dead: &BTreeSet<i32>) -> Recovery {
-    let samples = scoreboard_samples(timeline);
-    let shows_dead = |s: &Summary| s.pids.iter().any(|p| dead.contains(p));
+    let samples = crate::observe::scoreboard_samples(timeline);
+    let shows_dead = |s: &Summary| s.pids().any(|p| dead.contains(&p));
     // The pool as it was: the last sample before the crash that shows the child.
     let Some(before) = samples
         .iter()
@@ -343,16 +343,6 @@ fn recovery(timeline: &[Entry], crash_at: f64, dead: &BTreeSet<i32>) -> Recovery
 }
 
 /// The scoreboard samples of the timeline, with their moments (ms).
-fn scoreboard_samples(timeline: &[Entry]) -> Vec<(f64, &Summary)> {
-    timeline
-        .iter()
-        .filter_map(|e| match &e.what {
-            Observation::Scoreboard(s) => Some((e.at_ms, s)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The oracle's first check, failed: no child crashed.
 fn no_crash() -> Check {
     Check::fail(

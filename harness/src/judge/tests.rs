@@ -6,7 +6,7 @@ use std::path::Path;
 use refhttpd::{EventKind, Mpm};
 
 use super::*;
-use crate::observe::{Ending, ErrorClass, Sent, ServedBy, StepRecord, Summary};
+use crate::observe::{ChildWorkers, Ending, ErrorClass, Sent, ServedBy, StepRecord, Summary};
 use crate::spec::condition::Source;
 use crate::spec::{parse, Case};
 
@@ -104,7 +104,13 @@ fn died(pid: i32) -> Observation {
 
 fn board(pids: &[i32], accepting: u64) -> Observation {
     Observation::Scoreboard(Summary {
-        pids: pids.to_vec(),
+        children: pids
+            .iter()
+            .map(|&pid| ChildWorkers {
+                pid,
+                ..Default::default()
+            })
+            .collect(),
         processes: pids.len() as u64,
         accepting,
         ..Default::default()

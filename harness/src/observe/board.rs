@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::Summary;
+use super::{ChildWorkers, Summary};
 
 /// One process slot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,10 +56,8 @@ impl Board {
     pub fn summary(&self, threads_per_child: usize) -> Summary {
         let threads = threads_per_child.max(1);
         let mut s = Summary::default();
-        let mut groups = Vec::new();
         for p in self.processes.iter().filter(|p| p.pid > 0) {
             s.processes += 1;
-            s.pids.push(p.pid);
             if p.accepting && !p.stopping {
                 s.accepting += 1;
             }
@@ -84,9 +82,11 @@ impl Board {
                     _ => s.busy += 1,
                 }
             }
-            groups.push(p.workers.iter().take(threads).collect::<String>());
+            s.children.push(ChildWorkers {
+                pid: p.pid,
+                workers: p.workers.iter().take(threads).collect(),
+            });
         }
-        s.workers = groups.join("|");
         s
     }
 }
@@ -129,7 +129,7 @@ mod tests {
         // S in every ThreadLimit slot: 10's sixth slot and 12's fourth.
         assert_eq!(s.starting_workers, 2);
         assert_eq!(s.async_keepalive, 3);
-        assert_eq!(s.workers, "_KWR|_GK_|I__S");
-        assert_eq!(s.pids, vec![10, 11, 12]);
+        assert_eq!(s.letters(), "_KWR|_GK_|I__S");
+        assert_eq!(s.pids().collect::<Vec<_>>(), vec![10, 11, 12]);
     }
 }

@@ -127,10 +127,39 @@ pub struct Summary {
     pub async_closing: u64,
     pub processes: u64,
     pub accepting: u64,
-    /// Worker letters of live processes, one group per process.
+    /// Live children, by slot: each one's pid and its workers' letters.
+    pub children: Vec<ChildWorkers>,
+}
+
+/// One live child in a [`Summary`]: its pid, and the mod_status letter of each of its first
+/// ThreadsPerChild workers (`_`, `K`, `W`, …), one `char` a worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildWorkers {
+    pub pid: i32,
     pub workers: String,
-    /// Live child pids, by slot.
-    pub pids: Vec<i32>,
+}
+
+impl ChildWorkers {
+    /// Whether a worker of this child waits for a connection.
+    pub fn has_idle(&self) -> bool {
+        self.workers.contains('_')
+    }
+}
+
+impl Summary {
+    /// The live children's pids, by slot.
+    pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.children.iter().map(|c| c.pid)
+    }
+
+    /// Every child's letters, `|` between children (`_KW_|__K_`): how a timeline shows them.
+    pub fn letters(&self) -> String {
+        self.children
+            .iter()
+            .map(|c| c.workers.as_str())
+            .collect::<Vec<_>>()
+            .join("|")
+    }
 }
 
 impl fmt::Display for Summary {
@@ -138,7 +167,7 @@ impl fmt::Display for Summary {
         write!(
             f,
             "[{}] busy={} idle={} K={} W={} async_ka={} async_w={} async_c={} procs={} accepting={}",
-            self.workers,
+            self.letters(),
             self.busy,
             self.idle,
             self.keepalive_workers,
@@ -150,6 +179,17 @@ impl fmt::Display for Summary {
             self.accepting
         )
     }
+}
+
+/// The scoreboard samples of a timeline, each with its moment (ms from the start).
+pub fn scoreboard_samples(timeline: &[Entry]) -> Vec<(f64, &Summary)> {
+    timeline
+        .iter()
+        .filter_map(|e| match &e.what {
+            Observation::Scoreboard(s) => Some((e.at_ms, s)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What /proc says about the server's processes.

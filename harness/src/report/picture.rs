@@ -681,7 +681,7 @@ fn proc_lanes(timeline: &[Entry], master: Option<i32>, span_ms: f64) -> Vec<Proc
                 }
             }
             Observation::Scoreboard(s) => {
-                for &pid in &s.pids {
+                for pid in s.pids() {
                     if Some(pid) != master {
                         find(&mut lanes, pid, e.at_ms);
                     }
@@ -722,23 +722,15 @@ fn proc_lanes(timeline: &[Entry], master: Option<i32>, span_ms: f64) -> Vec<Proc
 /// The scoreboard's worker letters over time, a row per (process, worker) in order of first
 /// sight; consecutive samples of one state are one span.
 fn board_rows(timeline: &[Entry], span_ms: f64) -> Vec<BoardRow> {
-    let samples: Vec<(f64, &crate::observe::Summary)> = timeline
-        .iter()
-        .filter_map(|e| match &e.what {
-            Observation::Scoreboard(s) => Some((e.at_ms, s)),
-            _ => None,
-        })
-        .collect();
+    let samples = crate::observe::scoreboard_samples(timeline);
     let mut rows: Vec<BoardRow> = Vec::new();
     let mut index: BTreeMap<(Option<i32>, usize), usize> = BTreeMap::new();
     for (n, (at, s)) in samples.iter().enumerate() {
         let until = samples.get(n + 1).map_or(span_ms, |next| next.0);
-        let groups: Vec<&str> = s.workers.split('|').collect();
-        let by_pid = groups.len() == s.pids.len();
-        for (g, letters) in groups.iter().enumerate() {
-            let pid = by_pid.then(|| s.pids[g]);
-            for (w, state) in letters.chars().enumerate() {
-                let key = (pid, if by_pid { w } else { g * 1000 + w });
+        for child in &s.children {
+            let pid = Some(child.pid);
+            for (w, state) in child.workers.chars().enumerate() {
+                let key = (pid, w);
                 let r = *index.entry(key).or_insert_with(|| {
                     rows.push(BoardRow {
                         pid,
@@ -910,7 +902,7 @@ pub fn esc(text: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::judge::{Check, RunResult, Verdict};
-    use crate::observe::{Ending, Recording, Sent, ServedBy, StepResult, Summary};
+    use crate::observe::{ChildWorkers, Ending, Recording, Sent, ServedBy, StepResult, Summary};
     use refhttpd::Mpm;
 
     fn at(at_ms: f64, what: Observation) -> Entry {
@@ -950,8 +942,14 @@ pub(crate) mod tests {
 
     fn board(workers: &str, pids: Vec<i32>) -> Observation {
         Observation::Scoreboard(Summary {
-            workers: workers.into(),
-            pids,
+            children: pids
+                .into_iter()
+                .zip(workers.split('|'))
+                .map(|(pid, w)| ChildWorkers {
+                    pid,
+                    workers: w.into(),
+                })
+                .collect(),
             ..Summary::default()
         })
     }

@@ -502,34 +502,29 @@ impl Play<'_> {
         let Some(summary) = self.store.lock().summary.clone() else {
             return Ok(());
         };
-        let children: Vec<(i32, &str)> = summary
-            .pids
-            .iter()
-            .copied()
-            .zip(summary.workers.split('|'))
-            .collect();
-        let has_idle = |w: &str| w.contains('_');
+        let children = &summary.children;
         let shown = || {
             children
                 .iter()
-                .map(|(p, w)| format!("pid {p} [{w}]"))
+                .map(|c| format!("pid {} [{}]", c.pid, c.workers))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         match placement {
-            Placement::SameChildAs(_) => match children.iter().find(|(p, _)| *p == pid) {
+            Placement::SameChildAs(_) => match children.iter().find(|c| c.pid == pid) {
                 None => Err(format!(
                     "no such child alive: pid {pid}, which served {by}, is gone (live: {})",
                     shown()
                 )),
-                Some((_, w)) if !has_idle(w) => Err(format!(
-                    "the child that served {by} (pid {pid}) has no idle worker [{w}]: no \
-                     connection can land there now"
+                Some(c) if !c.has_idle() => Err(format!(
+                    "the child that served {by} (pid {pid}) has no idle worker [{}]: no \
+                     connection can land there now",
+                    c.workers
                 )),
                 Some(_) => Ok(()),
             },
             Placement::OtherChildThan(_) => {
-                if children.iter().any(|(p, w)| *p != pid && has_idle(w)) {
+                if children.iter().any(|c| c.pid != pid && c.has_idle()) {
                     Ok(())
                 } else {
                     Err(format!(
