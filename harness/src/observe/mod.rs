@@ -181,6 +181,27 @@ impl fmt::Display for Summary {
     }
 }
 
+/// The last value a sampler recorded: a sample is recorded only when it differs from it.
+#[derive(Debug)]
+pub struct Changes<T>(Option<T>);
+
+impl<T> Default for Changes<T> {
+    fn default() -> Self {
+        Changes(None)
+    }
+}
+
+impl<T: PartialEq + Clone> Changes<T> {
+    /// `now`, when it differs from the last value (which it becomes); `None` when unchanged.
+    pub fn changed(&mut self, now: T) -> Option<T> {
+        if self.0.as_ref() == Some(&now) {
+            return None;
+        }
+        self.0 = Some(now.clone());
+        Some(now)
+    }
+}
+
 /// The scoreboard samples of a timeline, each with its moment (ms from the start).
 pub fn scoreboard_samples(timeline: &[Entry]) -> Vec<(f64, &Summary)> {
     timeline
@@ -878,6 +899,15 @@ impl Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_is_recorded_only_when_it_changes() {
+        let mut last = Changes::default();
+        assert_eq!(last.changed(1), Some(1));
+        assert_eq!(last.changed(1), None);
+        assert_eq!(last.changed(2), Some(2));
+        assert_eq!(last.changed(1), Some(1));
+    }
 
     #[test]
     fn endings_keep_the_signal() {

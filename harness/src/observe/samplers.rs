@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot};
 
 use super::board::{Board, ProcessRow};
-use super::{Ending, Observation, Resources, Sampler, Store, Summary};
+use super::{Changes, Ending, Observation, Resources, Sampler, Store, Summary};
 use crate::spec::condition::Source;
 
 /// The reference scoreboard's raw slots as board rows: no count of the server's own is used.
@@ -34,7 +34,7 @@ fn board_of(s: &Snapshot) -> Board {
 pub struct ScoreboardSampler {
     path: PathBuf,
     view: Option<ScoreboardView>,
-    last: Option<Summary>,
+    last: Changes<Summary>,
 }
 
 impl ScoreboardSampler {
@@ -42,7 +42,7 @@ impl ScoreboardSampler {
         ScoreboardSampler {
             path,
             view: None,
-            last: None,
+            last: Changes::default(),
         }
     }
 }
@@ -61,9 +61,8 @@ impl Sampler for ScoreboardSampler {
         };
         let snapshot = view.snapshot();
         let summary = board_of(&snapshot).summary(snapshot.threads_per_child);
-        if self.last.as_ref() != Some(&summary) {
-            self.last = Some(summary.clone());
-            store.push(Observation::Scoreboard(summary));
+        if let Some(changed) = self.last.changed(summary) {
+            store.push(Observation::Scoreboard(changed));
         }
         true
     }
@@ -73,12 +72,15 @@ impl Sampler for ScoreboardSampler {
 /// PSS) and records each change.
 pub struct ProcSampler {
     master: i32,
-    last: Option<Resources>,
+    last: Changes<Resources>,
 }
 
 impl ProcSampler {
     pub fn new(master: i32) -> ProcSampler {
-        ProcSampler { master, last: None }
+        ProcSampler {
+            master,
+            last: Changes::default(),
+        }
     }
 }
 
@@ -92,9 +94,8 @@ impl Sampler for ProcSampler {
         if now.processes == 0 {
             return false;
         }
-        if self.last.as_ref() != Some(&now) {
-            self.last = Some(now.clone());
-            store.push(Observation::Resources(now));
+        if let Some(changed) = self.last.changed(now) {
+            store.push(Observation::Resources(changed));
         }
         true
     }
