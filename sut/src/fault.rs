@@ -124,9 +124,9 @@ fn failure(fault: &Fault) -> Option<io::Error> {
 }
 
 /// What a request fault leaves for the client.
-pub enum Outcome {
+pub enum Answer {
     /// A `text/plain` response with this status.
-    Answer(u16, String),
+    Text(u16, String),
     /// `shared:DUR`'s answer: 200, and what the slot held when read back.
     Shared(SharedState),
     /// The connection is closed without a response.
@@ -135,27 +135,27 @@ pub enum Outcome {
 
 /// Performs `fault` in the thread handling the request. Crashes and exits end the process here;
 /// `panic` unwinds to the worker boundary (500); `hang` never returns.
-pub fn in_request(fault: &Fault) -> Outcome {
+pub fn in_request(fault: &Fault) -> Answer {
     match fault {
         Fault::Crash(signal) => os::raise_fatal(signal.signal_number()),
         Fault::Exit(code) => os::exit_now(i32::from(*code)),
         Fault::Panic => panic!("fault: panic in the request handler"),
         Fault::Sleep(d) => {
             std::thread::sleep(*d);
-            Outcome::Answer(200, format!("slept {fault}\n"))
+            Answer::Text(200, format!("slept {fault}\n"))
         }
         Fault::Busy(d) => {
             spin_for(*d);
-            Outcome::Answer(200, format!("was busy {fault}\n"))
+            Answer::Text(200, format!("was busy {fault}\n"))
         }
         Fault::Hang => hang(),
-        Fault::Close => Outcome::Close,
+        Fault::Close => Answer::Close,
         Fault::Leak(size) => {
             leak(*size);
-            Outcome::Answer(200, format!("leaked {size} bytes\n"))
+            Answer::Text(200, format!("leaked {size} bytes\n"))
         }
-        Fault::Shared(d) => Outcome::Shared(shared_state(*d)),
-        Fault::Fail(_) => Outcome::Answer(
+        Fault::Shared(d) => Answer::Shared(shared_state(*d)),
+        Fault::Fail(_) => Answer::Text(
             400,
             format!("`{fault}` is a fault for sites outside requests\n"),
         ),

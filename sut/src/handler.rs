@@ -5,7 +5,7 @@
 use mpm_faults::Fault;
 
 use crate::context::WorkerCtx;
-use crate::fault::{self, Outcome};
+use crate::fault::{self, Answer};
 use crate::http::request::RequestHead;
 use crate::status::{self, StatusInfo};
 
@@ -119,9 +119,9 @@ pub fn handle(head: &RequestHead, w: &WorkerCtx<'_>) -> Handled {
         Some(_) if !w.child.faults.enabled() => Handled::Respond(Response::error(404)),
         Some(Err(e)) => Handled::Respond(Response::text(400, format!("{e}\n"))),
         Some(Ok(fault)) => match fault::in_request(&fault) {
-            Outcome::Answer(status, text) => Handled::Respond(Response::text(status, text)),
-            Outcome::Shared(state) => Handled::Respond(shared_state(&state)),
-            Outcome::Close => Handled::DropConnection,
+            Answer::Text(status, text) => Handled::Respond(Response::text(status, text)),
+            Answer::Shared(state) => Handled::Respond(shared_state(&state)),
+            Answer::Close => Handled::DropConnection,
         },
     }
 }

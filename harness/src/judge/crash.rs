@@ -11,7 +11,7 @@ use mpm_faults::BlastRadius;
 
 use super::{describe_outcome, load, Check, Judge};
 use crate::observe::load::LoadRun;
-use crate::observe::{Ending, Entry, Observation, Outcome, Recording, Sent, State, Summary};
+use crate::observe::{Ending, Entry, Observation, Recording, RequestOutcome, Sent, State, Summary};
 use crate::spec::CrashExpect;
 
 impl Judge<'_> {
@@ -74,7 +74,7 @@ struct Death {
 /// A request sent, as the crash concerns it.
 struct AtStake<'a> {
     sent: &'a Sent,
-    outcome: Option<&'a Outcome>,
+    outcome: Option<&'a RequestOutcome>,
     /// The child that last answered on its connection before the crash, if any did.
     owner: Option<i32>,
     /// On a connection of the crashed child and not yet answered when the child died.
@@ -239,13 +239,13 @@ fn first_cut(timeline: &[Entry], owned: &BTreeSet<&str>, first_sign: f64) -> f64
 fn in_flight(
     timeline: &[Entry],
     request: &str,
-    outcome: Option<&Outcome>,
+    outcome: Option<&RequestOutcome>,
     owner: Option<i32>,
     dead: &BTreeSet<i32>,
     crash_at: f64,
 ) -> bool {
     let answered_by_dead = outcome
-        .and_then(Outcome::pid)
+        .and_then(RequestOutcome::pid)
         .is_some_and(|p| dead.contains(&p));
     owner.is_some_and(|p| dead.contains(&p))
         && !answered_by_dead
@@ -261,8 +261,8 @@ fn answered_before(timeline: &[Entry], request: &str, t: f64) -> bool {
 }
 
 /// Whether the outcome is a response.
-fn answered(outcome: Option<&Outcome>) -> bool {
-    matches!(outcome, Some(Outcome::Response { .. }))
+fn answered(outcome: Option<&RequestOutcome>) -> bool {
+    matches!(outcome, Some(RequestOutcome::Response { .. }))
 }
 
 /// The earliest moment a cause of the crash went out (ms): a fatal request sent (by the

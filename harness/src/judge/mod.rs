@@ -18,7 +18,7 @@ use std::time::Duration;
 use refhttpd::{EventKind, Mpm};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::{Ending, Entry, Observation, Outcome, Recording, State, StepResult};
+use crate::observe::{Ending, Entry, Observation, Recording, RequestOutcome, State, StepResult};
 use crate::spec::condition::{Condition, Count, Facts};
 use crate::spec::{BodyShape, Case, ConnectExpect, Expect, LoadExpect, RequestExpect, Target};
 use crate::target::Capabilities;
@@ -477,10 +477,10 @@ fn pid_text(pid: Option<i32>) -> String {
 }
 
 /// An outcome in words.
-pub fn describe_outcome(o: Option<&Outcome>) -> String {
+pub fn describe_outcome(o: Option<&RequestOutcome>) -> String {
     match o {
         None => "no outcome (still pending)".into(),
-        Some(Outcome::Response {
+        Some(RequestOutcome::Response {
             status,
             served_by,
             closes,
@@ -501,7 +501,7 @@ pub fn describe_outcome(o: Option<&Outcome>) -> String {
                 .unwrap_or_default(),
             if *closes { ", Connection: close" } else { "" }
         ),
-        Some(Outcome::Failed { class, latency }) => {
+        Some(RequestOutcome::Failed { class, latency }) => {
             format!("{class} after {:.1} ms", latency.as_secs_f64() * 1000.0)
         }
     }

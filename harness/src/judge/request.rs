@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{describe_outcome, pid_text, Check};
-use crate::observe::{Observation, Outcome, State};
+use crate::observe::{Observation, RequestOutcome, State};
 use crate::spec::{BodyShape, ExpectedOutcome, HeaderExpect, RequestExpect};
 
 /// The check of request `name` against `e`.
@@ -28,7 +28,12 @@ pub(super) fn check(name: &str, e: &RequestExpect, s: &State) -> Check {
 }
 
 /// Everything wrong with the outcome of `name`, in the order `e`'s fields are judged.
-fn problems(name: &str, e: &RequestExpect, outcome: Option<&Outcome>, s: &State) -> Vec<String> {
+fn problems(
+    name: &str,
+    e: &RequestExpect,
+    outcome: Option<&RequestOutcome>,
+    s: &State,
+) -> Vec<String> {
     let mut problems: Vec<String> = [
         e.outcome.and_then(|want| outcome_problem(want, outcome)),
         e.status.and_then(|want| status_problem(want, outcome)),
@@ -64,7 +69,7 @@ fn headers_expected(e: &RequestExpect) -> Vec<String> {
 }
 
 /// What is wrong with the outcome's kind, if anything.
-fn outcome_problem(want: ExpectedOutcome, outcome: Option<&Outcome>) -> Option<String> {
+fn outcome_problem(want: ExpectedOutcome, outcome: Option<&RequestOutcome>) -> Option<String> {
     (!outcome_matches(want, outcome)).then(|| {
         format!(
             "expected outcome {}",
@@ -77,12 +82,12 @@ fn outcome_problem(want: ExpectedOutcome, outcome: Option<&Outcome>) -> Option<S
 }
 
 /// Whether the outcome is of the kind `want` (a cut connection may surface as EOF or RST).
-fn outcome_matches(want: ExpectedOutcome, outcome: Option<&Outcome>) -> bool {
+fn outcome_matches(want: ExpectedOutcome, outcome: Option<&RequestOutcome>) -> bool {
     use crate::observe::ErrorClass as E;
     let class = match outcome {
         None => return want == ExpectedOutcome::Pending,
-        Some(Outcome::Response { .. }) => return want == ExpectedOutcome::Ok,
-        Some(Outcome::Failed { class, .. }) => *class,
+        Some(RequestOutcome::Response { .. }) => return want == ExpectedOutcome::Ok,
+        Some(RequestOutcome::Failed { class, .. }) => *class,
     };
     match want {
         ExpectedOutcome::Ok | ExpectedOutcome::Pending => false,
@@ -95,41 +100,41 @@ fn outcome_matches(want: ExpectedOutcome, outcome: Option<&Outcome>) -> bool {
 }
 
 /// What is wrong with the response's status, if anything.
-fn status_problem(want: u16, outcome: Option<&Outcome>) -> Option<String> {
+fn status_problem(want: u16, outcome: Option<&RequestOutcome>) -> Option<String> {
     match outcome {
-        Some(Outcome::Response { status, .. }) if *status == want => None,
+        Some(RequestOutcome::Response { status, .. }) if *status == want => None,
         _ => Some(format!("expected status {want}")),
     }
 }
 
 /// The outcome came sooner than `min`, or never.
-fn too_fast(min: Duration, outcome: Option<&Outcome>) -> Option<String> {
+fn too_fast(min: Duration, outcome: Option<&RequestOutcome>) -> Option<String> {
     outcome
-        .map(Outcome::latency)
+        .map(RequestOutcome::latency)
         .is_none_or(|l| l < min)
         .then(|| format!("expected latency ≥ {min:?}"))
 }
 
 /// The outcome came later than `max`, or never.
-fn too_slow(max: Duration, outcome: Option<&Outcome>) -> Option<String> {
+fn too_slow(max: Duration, outcome: Option<&RequestOutcome>) -> Option<String> {
     outcome
-        .map(Outcome::latency)
+        .map(RequestOutcome::latency)
         .is_none_or(|l| l > max)
         .then(|| format!("expected latency ≤ {max:?}"))
 }
 
 /// What is wrong with the body's length, if anything.
-fn bytes_problem(want: u64, outcome: Option<&Outcome>) -> Option<String> {
+fn bytes_problem(want: u64, outcome: Option<&RequestOutcome>) -> Option<String> {
     match outcome {
-        Some(Outcome::Response { bytes, .. }) if *bytes == want => None,
+        Some(RequestOutcome::Response { bytes, .. }) if *bytes == want => None,
         _ => Some(format!("expected a body of {want} bytes")),
     }
 }
 
 /// What is wrong with what the body holds, if anything.
-fn body_problem(want: BodyShape, outcome: Option<&Outcome>) -> Option<String> {
+fn body_problem(want: BodyShape, outcome: Option<&RequestOutcome>) -> Option<String> {
     match outcome {
-        Some(Outcome::Response { body, .. }) if *body == want => None,
+        Some(RequestOutcome::Response { body, .. }) if *body == want => None,
         _ => Some(format!("expected {} body", body_words(want))),
     }
 }
@@ -137,7 +142,7 @@ fn body_problem(want: BodyShape, outcome: Option<&Outcome>) -> Option<String> {
 /// What is wrong with which child served `name` (the same as another request's, or another),
 /// if anything.
 fn child_problems(name: &str, e: &RequestExpect, s: &State) -> impl Iterator<Item = String> {
-    let pid_of = |r: &str| s.outcomes.get(r).and_then(Outcome::pid);
+    let pid_of = |r: &str| s.outcomes.get(r).and_then(RequestOutcome::pid);
     let own = pid_of(name);
     let same = e
         .same_child_as
@@ -167,11 +172,11 @@ fn child_problems(name: &str, e: &RequestExpect, s: &State) -> impl Iterator<Ite
 fn closes_problem(
     name: &str,
     closes: bool,
-    outcome: Option<&Outcome>,
+    outcome: Option<&RequestOutcome>,
     s: &State,
 ) -> Option<String> {
     let said_close = match outcome {
-        Some(Outcome::Response { closes: c, .. }) => *c,
+        Some(RequestOutcome::Response { closes: c, .. }) => *c,
         _ => {
             return Some(if closes {
                 "expected a response saying `Connection: close`".into()
@@ -221,8 +226,12 @@ fn body_words(shape: BodyShape) -> &'static str {
 }
 
 /// What is wrong with header `name` of the response, if anything.
-fn header_problem(name: &str, want: &HeaderExpect, outcome: Option<&Outcome>) -> Option<String> {
-    let Some(Outcome::Response { headers, .. }) = outcome else {
+fn header_problem(
+    name: &str,
+    want: &HeaderExpect,
+    outcome: Option<&RequestOutcome>,
+) -> Option<String> {
+    let Some(RequestOutcome::Response { headers, .. }) = outcome else {
         return Some(format!("expected a response with header {name}"));
     };
     let got = crate::drive::client::header(headers, name);

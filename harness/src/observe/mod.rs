@@ -355,7 +355,7 @@ pub struct Entry {
 
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     Response {
         status: u16,
         served_by: Option<ServedBy>,
@@ -371,17 +371,19 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl RequestOutcome {
     pub fn latency(&self) -> Duration {
         match self {
-            Outcome::Response { latency, .. } | Outcome::Failed { latency, .. } => *latency,
+            RequestOutcome::Response { latency, .. } | RequestOutcome::Failed { latency, .. } => {
+                *latency
+            }
         }
     }
 
     /// The child that answered.
     pub fn pid(&self) -> Option<i32> {
         match self {
-            Outcome::Response {
+            RequestOutcome::Response {
                 served_by: Some(by),
                 ..
             } => Some(by.pid),
@@ -419,7 +421,7 @@ pub struct State {
     pub child_exits: u64,
     pub master_exited: bool,
     /// Request name → its outcome, once known.
-    pub outcomes: BTreeMap<String, Outcome>,
+    pub outcomes: BTreeMap<String, RequestOutcome>,
     pub closed_conns: BTreeMap<String, ErrorClass>,
     /// Loads whose warm-up is over, and whether every connection was answered.
     pub loads_warmed: BTreeMap<String, bool>,
@@ -445,7 +447,7 @@ impl State {
             } => {
                 self.outcomes.insert(
                     request.clone(),
-                    Outcome::Response {
+                    RequestOutcome::Response {
                         status: *status,
                         served_by: *served_by,
                         closes: *closes,
@@ -464,7 +466,7 @@ impl State {
             } => {
                 self.outcomes.insert(
                     request.clone(),
-                    Outcome::Failed {
+                    RequestOutcome::Failed {
                         class: *class,
                         latency: Duration::from_secs_f64(latency_ms / 1000.0),
                     },

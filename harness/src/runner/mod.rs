@@ -17,7 +17,8 @@ use crate::drive::connection::{Connection, Landed};
 use crate::drive::load::{self as loadgen, MixEntry, Plan, Progress};
 use crate::observe::load::{Interval, LoadRun};
 use crate::observe::{
-    process_state, ErrorClass, Observation, Outcome, Recording, Sent, StepRecord, StepResult, Store,
+    process_state, ErrorClass, Observation, Recording, RequestOutcome, Sent, StepRecord,
+    StepResult, Store,
 };
 use crate::spec::condition::{Condition, Count, Quantity, Source};
 use crate::spec::{Action, Case, LoadStep, Placement, Request, StatusExpect, Step};
@@ -416,7 +417,7 @@ impl Play<'_> {
         let outcome = self.store.lock().outcomes.get(request).cloned();
         match outcome {
             _ if !answered => Err(format!("{request} had no response within {within:?}")),
-            Some(Outcome::Failed { class, .. }) => {
+            Some(RequestOutcome::Failed { class, .. }) => {
                 Err(format!("{request} failed: {}", class.as_str()))
             }
             Some(o) if o.pid().is_none() => {
