@@ -6,6 +6,7 @@
 //! is designed to take down.
 
 pub mod duration;
+pub mod shared;
 pub mod size;
 
 use std::fmt;

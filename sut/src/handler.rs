@@ -129,22 +129,20 @@ pub fn handle(head: &RequestHead, w: &WorkerCtx<'_>) -> Handled {
 /// `shared:`'s answer (TS-1): `X-Shared-State: intact|clobbered`, with this request's token and
 /// the one found in the slot.
 fn shared_state(state: &fault::SharedState) -> Response {
+    use mpm_faults::shared;
     let word = if state.intact() {
-        "intact"
+        shared::INTACT
     } else {
-        "clobbered"
+        shared::CLOBBERED
     };
     let mut response = Response::text(200, format!("shared state {word}\n"));
     response.headers = vec![
-        (SHARED_STATE_HEADER, word.to_string()),
-        ("X-Shared-Token", state.mine.to_string()),
-        ("X-Shared-Found", state.found.to_string()),
+        (shared::STATE_HEADER, word.to_string()),
+        (shared::TOKEN_HEADER, state.mine.to_string()),
+        (shared::FOUND_HEADER, state.found.to_string()),
     ];
     response
 }
-
-/// The header that says what a `shared:` request found.
-pub const SHARED_STATE_HEADER: &str = "X-Shared-State";
 
 fn server_status(head: &RequestHead, w: &WorkerCtx<'_>) -> Response {
     let snapshot = w.child.scoreboard.snapshot();

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::observe::ServedBy;
+use crate::observe::{ServedBy, SharedAnswer};
 
 /// A complete response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,21 @@ impl Response {
     pub fn served_by(&self) -> Option<ServedBy> {
         self.header(refhttpd::SERVED_BY_HEADER)
             .and_then(ServedBy::parse)
+    }
+
+    /// What a `shared:` request found (TS-1), when the response says.
+    pub fn shared(&self) -> Option<SharedAnswer> {
+        use mpm_faults::shared;
+        let intact = match self.header(shared::STATE_HEADER)? {
+            shared::INTACT => true,
+            shared::CLOBBERED => false,
+            _ => return None,
+        };
+        Some(SharedAnswer {
+            intact,
+            token: self.header(shared::TOKEN_HEADER).unwrap_or("").to_string(),
+            found: self.header(shared::FOUND_HEADER).unwrap_or("").to_string(),
+        })
     }
 
     /// The response says `Connection: close`.

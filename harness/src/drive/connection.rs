@@ -583,6 +583,7 @@ fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Res
         bytes: response.body.len() as u64,
         body: BodyShape::of(&response.body),
         headers: response.headers.clone(),
+        shared: response.shared(),
         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
     });
 }

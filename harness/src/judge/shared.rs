@@ -17,7 +17,115 @@
 //! Under prefork a child serves one request at a time: nothing is ever clobbered, whatever the
 //! timing (the other half of TS-1).
 
+use mpm_faults::Fault;
 use refhttpd::Mpm;
+
+use super::{About, Check};
+use crate::observe::{Entry, Observation, Recording, SharedAnswer};
+
+/// The shared-state checks of a run: one for each answered `shared:` request, what it found
+/// against what the timing says it must have found.
+pub fn checks(mpm: Mpm, timeline: &[Entry], rec: &Recording) -> Vec<Check> {
+    let seen = shared_requests(timeline, rec);
+    if seen.is_empty() {
+        return Vec::new();
+    }
+    let requests: Vec<SharedRequest> = seen.iter().map(|(r, _)| r.clone()).collect();
+    let foreseen = foresee(mpm, &requests);
+    seen.iter()
+        .zip(foreseen)
+        .filter_map(|((r, answer), foreseen)| check(r, answer.as_ref(), foreseen, &seen))
+        .collect()
+}
+
+/// The `shared:` requests sent, as the harness saw them, each with what it found (when its
+/// answer said).
+fn shared_requests(
+    timeline: &[Entry],
+    rec: &Recording,
+) -> Vec<(SharedRequest, Option<SharedAnswer>)> {
+    rec.sent
+        .iter()
+        .filter_map(|s| match s.fault {
+            Some(Fault::Shared(hold)) => Some((s.name.as_str(), hold)),
+            _ => None,
+        })
+        .filter_map(|(name, hold)| {
+            let sent_ms = timeline.iter().find_map(|e| match &e.what {
+                Observation::RequestSent { request, .. } if request == name => Some(e.at_ms),
+                _ => None,
+            })?;
+            let answer = timeline.iter().find_map(|e| match &e.what {
+                Observation::Response {
+                    request,
+                    served_by,
+                    shared,
+                    ..
+                } if request == name => Some((e.at_ms, served_by.map(|b| b.pid), shared.clone())),
+                _ => None,
+            });
+            let request = SharedRequest {
+                name: name.to_string(),
+                pid: answer.as_ref().and_then(|a| a.1),
+                sent_ms,
+                answered_ms: answer.as_ref().map(|a| a.0),
+                hold_ms: hold.as_secs_f64() * 1000.0,
+            };
+            Some((request, answer.and_then(|a| a.2)))
+        })
+        .collect()
+}
+
+/// The check of one request: `None` when it was not answered (other oracles judge that).
+fn check(
+    r: &SharedRequest,
+    answer: Option<&SharedAnswer>,
+    foreseen: Foreseen,
+    all: &[(SharedRequest, Option<SharedAnswer>)],
+) -> Option<Check> {
+    let what = format!("shared state of {} (TS-1)", r.name);
+    let pid = r.pid?;
+    let Some(answer) = answer else {
+        return Some(Check::fail(
+            what,
+            format!("answered by pid {pid} without X-Shared-State"),
+        ));
+    };
+    let found = if answer.intact {
+        "intact".to_string()
+    } else {
+        let whose = all
+            .iter()
+            .find(|(_, a)| a.as_ref().is_some_and(|a| a.token == answer.found))
+            .map_or(
+                "a request the harness did not send".to_string(),
+                |(o, _)| o.name.clone(),
+            );
+        format!("clobbered (found the token of {whose})")
+    };
+    let check = match foreseen {
+        Foreseen::Unanswered => return None,
+        Foreseen::Intact => Check::new(
+            what,
+            answer.intact,
+            format!("{found}; must be intact: no other shared: request of pid {pid} wrote during its hold"),
+        ),
+        Foreseen::Clobbered { by } => Check::new(
+            what,
+            !answer.intact,
+            format!("{found}; must be clobbered: {by} wrote in pid {pid} during its hold"),
+        ),
+        Foreseen::Either { why } => {
+            Check::new(what, true, found).not_judged(format!("either answer is right: {why}"))
+        }
+    };
+    Some(Check {
+        about: About::Request {
+            name: r.name.clone(),
+        },
+        ..check
+    })
+}
 
 /// A `shared:` request as the harness saw it.
 #[derive(Debug, Clone, PartialEq)]

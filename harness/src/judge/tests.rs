@@ -75,6 +75,7 @@ fn ok_in(request: &str, conn: &str, pid: i32, latency_ms: f64) -> Observation {
             ("Keep-Alive".into(), "timeout=5, max=100".into()),
             ("X-Served-By".into(), format!("pid={pid}")),
         ],
+        shared: None,
         latency_ms,
     }
 }

@@ -271,6 +271,9 @@ pub enum Observation {
         body: BodyShape,
         /// The response's header fields, as sent.
         headers: Vec<(String, String)>,
+        /// What a `shared:` request found.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared: Option<SharedAnswer>,
         latency_ms: f64,
     },
     RequestFailed {
@@ -353,6 +356,17 @@ pub struct Entry {
     pub what: Observation,
 }
 
+/// What a `shared:` request found when it read its process's slot back (TS-1): its own token
+/// (intact), or another request's (clobbered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedAnswer {
+    pub intact: bool,
+    /// Its own token.
+    pub token: String,
+    /// The token it found.
+    pub found: String,
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RequestOutcome {
@@ -363,6 +377,7 @@ pub enum RequestOutcome {
         bytes: u64,
         body: BodyShape,
         headers: Vec<(String, String)>,
+        shared: Option<SharedAnswer>,
         latency: Duration,
     },
     Failed {
@@ -442,6 +457,7 @@ impl State {
                 bytes,
                 body,
                 headers,
+                shared,
                 latency_ms,
                 ..
             } => {
@@ -454,6 +470,7 @@ impl State {
                         bytes: *bytes,
                         body: *body,
                         headers: headers.clone(),
+                        shared: shared.clone(),
                         latency: Duration::from_secs_f64(latency_ms / 1000.0),
                     },
                 );

@@ -927,6 +927,7 @@ pub(crate) mod tests {
             bytes: 2,
             body: crate::spec::BodyShape::Other,
             headers: Vec::new(),
+            shared: None,
             latency_ms: 1.0,
         }
     }
