@@ -91,7 +91,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
     let store = Store::new();
     let launch = Launch {
         mpm,
-        settings: case.settings(mpm),
+        settings: case.settings(mpm).into_iter().collect(),
         faults: case.server.faults,
         apache_only: case
             .server

@@ -15,12 +15,13 @@
 //! (named by [`SERVER_DIR_ENV`]).
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, SigSet, SigmaskHow, Signal};
 use nix::unistd::{getpgrp, Pid};
+
+use super::spawn;
 
 /// The first argument that makes the harness binary act as a guard.
 pub const GUARD_ARG: &str = "__guard";
@@ -56,14 +57,7 @@ pub fn run(program: &str, args: &[String]) -> ! {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .env_remove(SERVER_DIR_ENV);
-    // SAFETY: runs in the forked child before exec and only makes the sigprocmask system call
-    // (async-signal-safe) on a set built before the fork; no allocation, no locks.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&blocked), None)
-                .map_err(std::io::Error::from)
-        });
-    }
+    spawn::with_signals_unblocked(&mut command, blocked);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -107,19 +101,13 @@ pub fn run(program: &str, args: &[String]) -> ! {
 /// to its whole process group when GracefulShutdownTimeout expires, and that is for its
 /// children, not a request to stop it.
 fn wait_for_stop(set: &SigSet, program: Pid) {
+    // The set's signals are blocked in this thread: it inherited the mask set before it was
+    // spawned.
     loop {
-        // SAFETY: sigwaitinfo only writes the siginfo_t we own; the set is a valid sigset_t
-        // whose signals this thread has blocked (inherited from the mask set before spawning).
-        let (sig, sender) = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(set.as_ref(), &mut info);
-            (sig, info.si_pid())
-        };
-        if sig < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if sig < 0 || sender != program.as_raw() {
-            return;
+        match spawn::wait_for_signal(set) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(sender) if sender == program => continue,
+            _ => return,
         }
     }
 }

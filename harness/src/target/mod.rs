@@ -7,10 +7,16 @@
 //!
 //! A new target is one module implementing [`TargetKind`] and one registration: a variant of
 //! [`Target`] and its arm in [`Target::kind`].
+//!
+//! A target is handed a [`Launch`]: the case's settings for the MPM with the values a target
+//! interprets typed once (`launch`). Every `pre_exec` hook and every other `unsafe` step of
+//! starting and supervising a server is in `spawn`, each a small named function.
 
 mod apache;
 pub mod guard;
+mod launch;
 mod reference;
+mod spawn;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +36,7 @@ use crate::spec::condition::Source;
 pub use crate::spec::Target;
 
 pub use apache::{parse_log_line, ApacheBoard, LogLine};
+pub use launch::{Directive, Launch, Settings, Typed};
 pub use reference::{serve_if_asked, SERVE_ARG};
 
 /// How long a server may take to be ready.
@@ -65,16 +72,6 @@ impl Capabilities {
     pub fn honours(&self, directive: &str) -> bool {
         !directive.starts_with("Fault") || self.fault_sites
     }
-}
-
-/// How to start a server for one (case, MPM).
-#[derive(Debug, Clone)]
-pub struct Launch {
-    pub mpm: Mpm,
-    pub settings: Vec<(String, String)>,
-    pub faults: bool,
-    /// Directives for Apache only (no reference equivalent, e.g. EnableSendfile).
-    pub apache_only: Vec<(String, String)>,
 }
 
 /// A server that would not start.
@@ -154,7 +151,7 @@ pub struct Group {
 }
 
 impl Group {
-    /// Watches `child` (the group leader, started with `process_group(0)`): its ending is
+    /// Watches `child` (the group leader, started in a new process group): its ending is
     /// recorded as the master's. A server that logs no `stopped` event of its own
     /// (`announce_stop`) gets one recorded when the master exits.
     pub fn watch(mut child: Child, store: &Store, announce_stop: bool) -> Group {

@@ -7,15 +7,14 @@
 //! /proc.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use refhttpd::EventKind;
 
 use super::{
-    temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started, Target,
-    TargetKind, START_TIMEOUT,
+    spawn, temp_dir, Capabilities, Group, Launch, Server, ServerProcess, StartError, Started,
+    Target, TargetKind, START_TIMEOUT,
 };
 use crate::observe::{EventLogSampler, ProcSampler, ScoreboardSampler, Store};
 use crate::spec::condition::Source;
@@ -93,13 +92,14 @@ impl TargetKind for Reference {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env(crate::target::guard::SERVER_DIR_ENV, dir.path())
-            .process_group(0);
+            .env(crate::target::guard::SERVER_DIR_ENV, dir.path());
+        spawn::in_new_process_group(&mut cmd);
         if launch.faults {
             cmd.arg("--faults");
         }
-        for (k, v) in &launch.settings {
-            cmd.arg("--set").arg(format!("{k}={v}"));
+        // As written: refhttpd types them itself.
+        for d in &launch.settings {
+            cmd.arg("--set").arg(format!("{}={}", d.name, d.value));
         }
         let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;
         let stdout = child.stdout.take().expect("piped stdout");
