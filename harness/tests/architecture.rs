@@ -118,6 +118,10 @@ const SHARED_WITH_REFHTTPD: &[&str] = &[
     "Event",
     "EventKind",
     "EventLine",
+    // The words of those lines: a timeout's kind, a control signal and what it does.
+    "TimeoutKind",
+    "ControlSignal",
+    "SignalAction",
     // The scoreboard's layout (raw slots, read-only).
     "ScoreboardView",
     "Snapshot",

@@ -70,7 +70,7 @@ impl Capabilities {
 
     /// Whether it honours this directive.
     pub fn honours(&self, directive: &str) -> bool {
-        !directive.starts_with("Fault") || self.fault_sites
+        !refhttpd::Config::is_fault_directive(directive) || self.fault_sites
     }
 }
 

@@ -39,7 +39,7 @@ pub(super) fn directives(settings: &Settings) -> Result<Vec<String>, String> {
     for d in settings {
         let name = &d.name;
         let line = match &d.typed {
-            _ if name.starts_with("Fault") => {
+            _ if refhttpd::Config::is_fault_directive(name) => {
                 return Err(format!(
                     "{name} is a refhttpd fault site with no Apache equivalent; this case cannot \
                      run on Apache"

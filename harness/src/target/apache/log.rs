@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use refhttpd::EventKind;
+use refhttpd::{ControlSignal, EventKind, SignalAction, TimeoutKind};
 
 use super::{lock, record_exit, Shared};
 use crate::observe::{Ending, Follower, Observation, Sampler, Store};
@@ -72,36 +72,43 @@ pub fn parse_log_line(line: &str) -> Option<(i32, LogLine)> {
             .ok()?;
         return event(EventKind::ChildFatal, serde_json::json!({ "child": child }));
     }
-    let signal = |sig: &str, action: &str| {
+    // In refhttpd's words (its event log's), so both targets' events read alike.
+    let signal = |sig: ControlSignal, action: SignalAction| {
         event(
             EventKind::Signal,
             serde_json::json!({ "signal": sig, "action": action }),
         )
     };
     if line.contains("caught SIGTERM, shutting down") {
-        return signal("TERM", "stop");
+        return signal(ControlSignal::Term, SignalAction::ShuttingDown);
     }
     if line.contains("caught SIGWINCH, shutting down gracefully") {
-        return signal("WINCH", "graceful stop");
+        return signal(ControlSignal::Winch, SignalAction::ShuttingDownGracefully);
     }
     // Prefork's words, then worker's and event's ("SIGUSR1 received.  Doing graceful restart").
     if line.contains("Graceful restart requested, doing restart")
         || line.contains("received.  Doing graceful restart")
     {
-        return signal("USR1", "graceful restart");
+        return signal(ControlSignal::Usr1, SignalAction::GracefulRestart);
     }
     if line.contains("SIGHUP received.") {
-        return signal("HUP", "restart");
+        return signal(ControlSignal::Hup, SignalAction::Restart);
     }
     // "… configured -- resuming normal operations": a generation starts (first one included).
     if line.contains("resuming normal operations") {
         return event(EventKind::Generation, serde_json::json!({}));
     }
     if line.contains("AH01382:") {
-        return event(EventKind::Timeout, serde_json::json!({ "kind": "header" }));
+        return event(
+            EventKind::Timeout,
+            serde_json::json!({ "kind": TimeoutKind::Header }),
+        );
     }
     if line.contains("AH01383:") {
-        return event(EventKind::Timeout, serde_json::json!({ "kind": "body" }));
+        return event(
+            EventKind::Timeout,
+            serde_json::json!({ "kind": TimeoutKind::Body }),
+        );
     }
     None
 }
