@@ -27,8 +27,8 @@ use crate::spec::condition::{Facts, Quantity, Source};
 use crate::spec::BodyShape;
 
 pub use samplers::{
-    children, children_with, group_members, process_state, server_processes, EventLogSampler,
-    Follower, ProcSampler, ScoreboardSampler,
+    children, children_with, group_members, process_state, process_state_and_exit,
+    server_processes, EventLogSampler, Follower, ProcSampler, ScoreboardSampler,
 };
 
 /// Why a request got no response.

@@ -243,6 +243,16 @@ fn stat_fields(pid: i32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(String::from).collect())
 }
 
+/// The state letter of process `pid` and, once it is a zombie, its exit status as wait(2)
+/// gives it (`/proc/<pid>/stat`'s field 52), if the process exists.
+pub fn process_state_and_exit(pid: i32) -> Option<(char, Option<i32>)> {
+    let fields = stat_fields(pid)?;
+    let state = fields.first()?.chars().next()?;
+    // The fields after the command start at field 3 (state): field 52 is the 50th.
+    let exit = fields.get(49).and_then(|v| v.parse().ok());
+    Some((state, exit))
+}
+
 /// The state letter of process `pid` (`R`, `S`, `T` stopped, `Z` zombie …), if it exists.
 pub fn process_state(pid: i32) -> Option<char> {
     stat_fields(pid)?.first()?.chars().next()

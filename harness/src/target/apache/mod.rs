@@ -40,7 +40,9 @@ use refhttpd::EventKind;
 
 use super::{Capabilities, Launch, ServerProcess, StartError, Started, TargetKind};
 use crate::observe::board::Board;
-use crate::observe::{Ending, Observation, ProcSampler, Sampler, Store, Summary};
+use crate::observe::{
+    process_state_and_exit, Changes, Ending, Observation, ProcSampler, Sampler, Store, Summary,
+};
 use crate::spec::condition::Source;
 
 pub use board::ApacheBoard;
@@ -119,7 +121,7 @@ fn start_observers(
         master: server.master,
         threads: threads_per_child,
         board: None,
-        last: None,
+        last: Changes::default(),
         known: BTreeSet::new(),
         vanished: BTreeMap::new(),
         first: true,
@@ -134,17 +136,6 @@ fn start_observers(
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A process's state letter and, for a zombie, its raw wait status (`/proc/PID/stat` field 52).
-fn proc_state(pid: i32) -> Option<(char, Option<i32>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Fields after the command start at field 3 (state); exit_code is field 52.
-    let exit = fields.get(49).and_then(|v| v.parse().ok());
-    Some((state, exit))
 }
 
 fn record_exit(store: &Store, shared: &mut Shared, pid: i32, ending: Ending) {
@@ -168,7 +159,7 @@ struct Watcher {
     master: i32,
     threads: usize,
     board: Option<ApacheBoard>,
-    last: Option<Summary>,
+    last: Changes<Summary>,
     known: BTreeSet<i32>,
     vanished: BTreeMap<i32, Instant>,
     first: bool,
@@ -192,7 +183,7 @@ impl Sampler for Watcher {
         let on_board = rows.as_ref().map(Board::pids).unwrap_or_default();
         let now = crate::observe::children_with(self.master, on_board);
         for &pid in &now {
-            match proc_state(pid) {
+            match process_state_and_exit(pid) {
                 Some(('Z', Some(status))) => exits.push((pid, status)),
                 Some(('Z', None)) | None => {}
                 Some(_) => live.push(pid),
@@ -234,9 +225,8 @@ impl Sampler for Watcher {
             return false;
         };
         let summary = rows.summary_of(self.threads, &live);
-        if self.last.as_ref() != Some(&summary) {
-            self.last = Some(summary.clone());
-            store.push(Observation::Scoreboard(summary));
+        if let Some(changed) = self.last.changed(summary) {
+            store.push(Observation::Scoreboard(changed));
         }
         true
     }

@@ -16,7 +16,8 @@ use nix::unistd::Pid;
 
 use super::board::ApacheBoard;
 use super::config::{self, modules_dir, MODULES};
-use super::{proc_state, start_observers};
+use super::start_observers;
+use crate::observe::process_state_and_exit;
 use crate::observe::Store;
 use crate::target::{
     guard, spawn, temp_dir, Group, Launch, Server, ServerProcess, StartError, Started, Target,
@@ -205,7 +206,7 @@ fn accepting_worker_waits(master: i32, threads: usize) -> bool {
     };
     let live: BTreeSet<i32> = crate::observe::children_with(master, rows.pids())
         .into_iter()
-        .filter(|pid| matches!(proc_state(*pid), Some((state, _)) if state != 'Z'))
+        .filter(|pid| matches!(process_state_and_exit(*pid), Some((state, _)) if state != 'Z'))
         .collect();
     let s = rows.summary_of(threads, &live);
     s.accepting > 0 && s.idle > 0
