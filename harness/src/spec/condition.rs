@@ -11,8 +11,9 @@ use std::fmt;
 use refhttpd::EventKind;
 use serde::Serialize;
 
-/// A count: an exact number, or bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A count: an exact number, or bounds. (Its text, in a case file and wherever it is
+/// serialised, is the case file's: see `file`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
     Exactly(u64),
     Range {

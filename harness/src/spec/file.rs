@@ -6,6 +6,11 @@
 //! error at its own line and column, naming what would be valid. What needs the whole case to
 //! check (names of connections and requests, settings, statement IDs) keeps its position
 //! (`toml::Spanned`) for the second stage.
+//!
+//! Every type also serialises to the text it is read from — the shortest form that reads back
+//! the same, leaving out a `None` and a default — so that a case made in code is written from
+//! these definitions ([`super::case_text`]). A step's action key, found once, is a
+//! [`StepAction`] carrying its value; [`STEP_OPTIONS`] says which options each action takes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,14 +22,15 @@ use mpm_faults::{BlastRadius, Fault};
 use refhttpd::{EventKind, Mpm};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::{BodyShape, ExpectedOutcome, HeaderExpect, MasterSignal, Target};
 use crate::spec::condition::Count;
 
 /// The file as written.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
     /// Unique id, `theme/name` (the file's path under `specs/` without `.toml`).
@@ -33,11 +39,12 @@ pub struct CaseFile {
     /// One line saying what the case shows.
     pub title: String,
     /// The behaviour statements the case checks (`PF-2`, `EV-5`, …); see `specs/statements.toml`.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>", skip_serializing_if = "shown")]
     pub checks: Vec<Spanned<String>>,
     /// Free tags for filtering (`crash`, `keepalive`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(skip_serializing_if = "shown")]
     pub tags: Vec<String>,
     /// The MPMs the case runs under (default: all three).
     #[serde(default)]
@@ -48,17 +55,18 @@ pub struct CaseFile {
     #[serde(default)]
     pub targets: Option<Vec<Target>>,
     /// Server settings, Apache directive names.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ServerFile::is_empty")]
+    #[schemars(skip_serializing_if = "shown")]
     pub server: ServerFile,
     /// The scenario, in order.
-    #[serde(rename = "step", default)]
-    #[schemars(with = "Vec<StepFile>")]
+    #[serde(rename = "step", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<StepFile>", skip_serializing_if = "shown")]
     pub steps: Vec<Spanned<StepFile>>,
     /// Expectations: `all` applies to every MPM, then `prefork`, `worker`, `event` add to it.
     /// `reference` and `reference-<mpm>` hold expectations judged on the reference server only
     /// (Apache cannot meet them by design); elsewhere they are reported as not judged.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, ExpectFile>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, ExpectFile>", skip_serializing_if = "shown")]
     pub expect: BTreeMap<Spanned<String>, ExpectFile>,
 }
 
@@ -76,38 +84,67 @@ pub enum MpmName {
 pub type Directives = BTreeMap<Spanned<String>, Spanned<Value>>;
 
 /// How the server is started for the case.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     /// Start the server with faults enabled (`/fault/...` paths, Fault* directives). Without
     /// it a `/fault/...` request answers 404 on every target.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub faults: bool,
     /// Directives for every MPM.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub all: Directives,
     /// Directives for prefork only.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub prefork: Directives,
     /// Directives for worker and event.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub threaded: Directives,
     /// Directives for worker only.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub worker: Directives,
     /// Directives for event only.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub event: Directives,
     /// Directives written into Apache's httpd.conf only, for every MPM (Apache settings with no
     /// reference equivalent, e.g. `EnableSendfile = "On"`); not validated here.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Value>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]
     pub apache: Directives,
+}
+
+impl ServerFile {
+    /// Nothing set: the server as it starts by default.
+    pub fn is_empty(&self) -> bool {
+        !self.faults
+            && [
+                &self.all,
+                &self.prefork,
+                &self.threaded,
+                &self.worker,
+                &self.event,
+                &self.apache,
+            ]
+            .iter()
+            .all(|d| d.is_empty())
+    }
+}
+
+/// A flag left out when false (its default).
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// For the schema: a field written only when it is not its default still shows the default
+/// (schemars leaves out the default of a field that `skip_serializing_if` leaves out).
+fn shown<T>(_: &T) -> bool {
+    false
 }
 
 /// A directive value as Apache would read it: a TOML string, integer, float or boolean (On/Off).
@@ -139,6 +176,16 @@ impl<'de> Deserialize<'de> for Value {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Written as an integer when it is one, else as text (a boolean reads back as its `On`/`Off`).
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.parse::<i64>() {
+            Ok(n) if n.to_string() == self.0 => s.serialize_i64(n),
+            _ => s.serialize_str(&self.0),
+        }
     }
 }
 
@@ -189,6 +236,13 @@ where
     }
 }
 
+/// Written as its text, which `T::from_str` reads back.
+impl<T: fmt::Display> Serialize for Text<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 impl<T> JsonSchema for Text<T> {
     fn schema_name() -> String {
         "String".into()
@@ -206,6 +260,12 @@ impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Dur, String> {
         mpm_faults::duration::parse(s).map(Dur)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mpm_faults::duration::format(self.0))
     }
 }
 
@@ -229,6 +289,12 @@ impl FromStr for Kind {
     }
 }
 
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
 /// A signal name for `kill_child_of … with` (`SIGKILL`, `SIGSEGV`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SignalName(pub nix::sys::signal::Signal);
@@ -239,6 +305,12 @@ impl FromStr for SignalName {
         s.parse()
             .map(SignalName)
             .map_err(|_| format!("unknown signal `{s}` (use e.g. SIGKILL, SIGSEGV, SIGTERM)"))
+    }
+}
+
+impl fmt::Display for SignalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
     }
 }
 
@@ -256,6 +328,12 @@ impl FromStr for Scope {
                  process: every connection of the crashed child fails)"
             )),
         }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -286,6 +364,13 @@ impl<'de> Deserialize<'de> for NameList {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Written as a list, whatever its length.
+impl Serialize for NameList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }
 
@@ -355,6 +440,32 @@ impl<'de> Deserialize<'de> for Count {
     }
 }
 
+/// A count as written: the number, or the table of its bounds.
+impl Serialize for Count {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Count::Exactly(n) => s.serialize_u64(n),
+            Count::Range { at_least, at_most } => bounds(s, at_least, at_most),
+        }
+    }
+}
+
+/// `{ at_least = …, at_most = … }`, with the bounds given.
+fn bounds<S: Serializer, T: Serialize>(
+    s: S,
+    at_least: Option<T>,
+    at_most: Option<T>,
+) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(None)?;
+    if let Some(l) = at_least {
+        map.serialize_entry("at_least", &l)?;
+    }
+    if let Some(m) = at_most {
+        map.serialize_entry("at_most", &m)?;
+    }
+    map.end()
+}
+
 impl JsonSchema for Count {
     fn schema_name() -> String {
         "Count".into()
@@ -373,6 +484,9 @@ impl JsonSchema for Count {
         Count::json_schema(g)
     }
 }
+
+/// A `status` step's keys and what each must be.
+pub type StatusKeys = BTreeMap<Spanned<String>, StatusValue>;
 
 /// What a `status` step expects of one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -409,6 +523,15 @@ impl<'de> Deserialize<'de> for StatusValue {
     }
 }
 
+impl Serialize for StatusValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StatusValue::Count(c) => c.serialize(s),
+            StatusValue::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
 impl JsonSchema for StatusValue {
     fn schema_name() -> String {
         "StatusValue".into()
@@ -426,7 +549,7 @@ impl JsonSchema for StatusValue {
 }
 
 /// One step: exactly one action key (`open`, `send`, `wait`, …) plus its options.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepFile {
     /// Open connections with these names.
@@ -486,7 +609,7 @@ pub struct StepFile {
     /// item): a number or range for a numeric key, a string for an exact value, `"*"` for a
     /// key that must be present (SB-2).
     #[schemars(with = "Option<BTreeMap<String, StatusValue>>")]
-    pub status: Option<Spanned<BTreeMap<Spanned<String>, StatusValue>>>,
+    pub status: Option<Spanned<StatusKeys>>,
     /// Drive load in the background under this name while the next steps go on (`await` it):
     /// `connections`, `duration`, `rate` (requests/s over all connections; without it each
     /// connection sends its next request when the last is answered), `keepalive`, `mix`,
@@ -516,18 +639,22 @@ pub struct StepFile {
     /// `send`: a request body (sent with Content-Length).
     pub body: Option<String>,
     /// `send`: ask the server to close after the response.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub connection_close: bool,
     /// `send`: send `Connection: keep-alive` (HTTP/1.0's way to keep the connection; a
     /// kept-alive response then carries a `Keep-Alive` header).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub connection_keep_alive: bool,
     /// `send`: speak HTTP/1.0 (no keep-alive unless asked).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub http10: bool,
     /// `request`: on a new connection of that name, opened first (an `open` and the request
     /// in one step).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub new_connection: bool,
     /// `open`: how many connections per name (named `name.1` … `name.N` when above 1).
     pub count: Option<u32>,
@@ -611,13 +738,253 @@ impl FromStr for UnderKey {
     }
 }
 
-impl StepFile {
-    /// The connections of a `warm` action.
-    pub fn warm_names(&self) -> Option<&NameList> {
-        match self.warm.as_ref().map(|w| w.get_ref()) {
-            Some(WarmValue::Names(n)) => Some(n),
-            _ => None,
+/// A step's action key: what the step does. A step has exactly one ([`StepFile::action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKey {
+    Open,
+    Warm,
+    Send,
+    Request,
+    Pipeline,
+    SlowHead,
+    SlowBody,
+    SlowRead,
+    Reset,
+    HalfClose,
+    Close,
+    Await,
+    Wait,
+    Check,
+    Signal,
+    KillChildOf,
+    Sleep,
+    Status,
+    Load,
+}
+
+impl ActionKey {
+    /// In the order a step's fields are declared (and messages list them).
+    pub const ALL: [ActionKey; 19] = [
+        ActionKey::Open,
+        ActionKey::Warm,
+        ActionKey::Send,
+        ActionKey::Request,
+        ActionKey::Pipeline,
+        ActionKey::SlowHead,
+        ActionKey::SlowBody,
+        ActionKey::SlowRead,
+        ActionKey::Reset,
+        ActionKey::HalfClose,
+        ActionKey::Close,
+        ActionKey::Await,
+        ActionKey::Wait,
+        ActionKey::Check,
+        ActionKey::Signal,
+        ActionKey::KillChildOf,
+        ActionKey::Sleep,
+        ActionKey::Status,
+        ActionKey::Load,
+    ];
+
+    /// The key as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKey::Open => "open",
+            ActionKey::Warm => "warm",
+            ActionKey::Send => "send",
+            ActionKey::Request => "request",
+            ActionKey::Pipeline => "pipeline",
+            ActionKey::SlowHead => "slow_head",
+            ActionKey::SlowBody => "slow_body",
+            ActionKey::SlowRead => "slow_read",
+            ActionKey::Reset => "reset",
+            ActionKey::HalfClose => "half_close",
+            ActionKey::Close => "close",
+            ActionKey::Await => "await",
+            ActionKey::Wait => "wait",
+            ActionKey::Check => "check",
+            ActionKey::Signal => "signal",
+            ActionKey::KillChildOf => "kill_child_of",
+            ActionKey::Sleep => "sleep",
+            ActionKey::Status => "status",
+            ActionKey::Load => "load",
         }
+    }
+}
+
+impl fmt::Display for ActionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A step's action with the value its key holds: what [`StepFile::action`] finds, once, for
+/// the loader to take apart.
+#[derive(Debug, Clone)]
+pub enum StepAction<'a> {
+    Open(&'a Spanned<NameList>),
+    /// `warm`'s names (`warm = true` is `load`'s option, not this action).
+    Warm(Spanned<&'a NameList>),
+    Send(&'a Spanned<String>),
+    Request(&'a Spanned<String>),
+    Pipeline(&'a Spanned<String>),
+    SlowHead(&'a Spanned<String>),
+    SlowBody(&'a Spanned<String>),
+    SlowRead(&'a Spanned<String>),
+    Reset(&'a Spanned<NameList>),
+    HalfClose(&'a Spanned<NameList>),
+    Close(&'a Spanned<NameList>),
+    Await(&'a Spanned<NameList>),
+    Wait(&'a Spanned<ConditionFile>),
+    Check(&'a Spanned<ConditionFile>),
+    Signal(MasterSignal),
+    KillChildOf(&'a Spanned<String>),
+    Sleep(Duration),
+    Status(&'a Spanned<StatusKeys>),
+    Load(&'a Spanned<String>),
+}
+
+impl StepAction<'_> {
+    pub fn key(&self) -> ActionKey {
+        match self {
+            StepAction::Open(_) => ActionKey::Open,
+            StepAction::Warm(_) => ActionKey::Warm,
+            StepAction::Send(_) => ActionKey::Send,
+            StepAction::Request(_) => ActionKey::Request,
+            StepAction::Pipeline(_) => ActionKey::Pipeline,
+            StepAction::SlowHead(_) => ActionKey::SlowHead,
+            StepAction::SlowBody(_) => ActionKey::SlowBody,
+            StepAction::SlowRead(_) => ActionKey::SlowRead,
+            StepAction::Reset(_) => ActionKey::Reset,
+            StepAction::HalfClose(_) => ActionKey::HalfClose,
+            StepAction::Close(_) => ActionKey::Close,
+            StepAction::Await(_) => ActionKey::Await,
+            StepAction::Wait(_) => ActionKey::Wait,
+            StepAction::Check(_) => ActionKey::Check,
+            StepAction::Signal(_) => ActionKey::Signal,
+            StepAction::KillChildOf(_) => ActionKey::KillChildOf,
+            StepAction::Sleep(_) => ActionKey::Sleep,
+            StepAction::Status(_) => ActionKey::Status,
+            StepAction::Load(_) => ActionKey::Load,
+        }
+    }
+}
+
+/// An option of a step (a key besides its action, `only` and `targets`) and the actions that
+/// read it.
+pub struct StepOption {
+    pub name: &'static str,
+    /// Whether a step gives it.
+    pub given: fn(&StepFile) -> bool,
+    /// The actions that read it; in a step of any other it does nothing, and is a mistake.
+    pub takers: &'static [ActionKey],
+}
+
+/// Which options each action takes: the one table of them.
+pub const STEP_OPTIONS: [StepOption; 27] = {
+    use ActionKey::*;
+    const SENDS: &[ActionKey] = &[Send, Request];
+    const fn option(
+        name: &'static str,
+        given: fn(&StepFile) -> bool,
+        takers: &'static [ActionKey],
+    ) -> StepOption {
+        StepOption {
+            name,
+            given,
+            takers,
+        }
+    }
+    [
+        option("path", |s| s.path.is_some(), &[Send, Request, SlowRead]),
+        option("fault", |s| s.fault.is_some(), SENDS),
+        option("raw", |s| s.raw.is_some(), SENDS),
+        option("paths", |s| s.paths.is_some(), &[Pipeline]),
+        option(
+            "as",
+            |s| s.as_.is_some(),
+            &[Send, Request, Pipeline, SlowHead, SlowBody, SlowRead],
+        ),
+        option("method", |s| s.method.is_some(), SENDS),
+        option("body", |s| s.body.is_some(), SENDS),
+        option("connection_close", |s| s.connection_close, SENDS),
+        option("connection_keep_alive", |s| s.connection_keep_alive, SENDS),
+        option("http10", |s| s.http10, SENDS),
+        option("count", |s| s.count.is_some(), &[Open, Warm]),
+        option("rcvbuf", |s| s.rcvbuf.is_some(), &[Open, Warm, Request]),
+        option("new_connection", |s| s.new_connection, &[Request]),
+        option("on", |s| s.on.is_some(), &[Warm, Open]),
+        option("under", |s| s.under.is_some(), &[Wait, Check]),
+        option(
+            "within",
+            |s| s.within.is_some(),
+            &[Wait, Await, Request, Warm],
+        ),
+        option("interval", |s| s.interval.is_some(), &[SlowHead, SlowBody]),
+        option("length", |s| s.length.is_some(), &[SlowBody]),
+        option("rate", |s| s.rate.is_some(), &[SlowRead, Load]),
+        option("connections", |s| s.connections.is_some(), &[Load]),
+        option("duration", |s| s.duration.is_some(), &[Load]),
+        option("keepalive", |s| s.keepalive.is_some(), &[Load]),
+        option("warm", StepFile::warms_load, &[Load]),
+        option("mix", |s| s.mix.is_some(), &[Load]),
+        option("timeout", |s| s.timeout.is_some(), &[Load, Await, Request]),
+        option("with", |s| s.with.is_some(), &[KillChildOf]),
+        option("reason", |s| s.reason.is_some(), &[Sleep]),
+    ]
+};
+
+impl StepFile {
+    /// The step's action: its one action key, with the key's value. Else the action keys it
+    /// has (none, or more than one).
+    pub fn action(&self) -> Result<StepAction<'_>, Vec<ActionKey>> {
+        let warm = self.warm.as_ref().and_then(|w| match w.get_ref() {
+            WarmValue::Names(names) => Some(Spanned::new(w.span(), names)),
+            WarmValue::Flag(_) => None,
+        });
+        let given: Vec<StepAction<'_>> = [
+            self.open.as_ref().map(StepAction::Open),
+            warm.map(StepAction::Warm),
+            self.send.as_ref().map(StepAction::Send),
+            self.request.as_ref().map(StepAction::Request),
+            self.pipeline.as_ref().map(StepAction::Pipeline),
+            self.slow_head.as_ref().map(StepAction::SlowHead),
+            self.slow_body.as_ref().map(StepAction::SlowBody),
+            self.slow_read.as_ref().map(StepAction::SlowRead),
+            self.reset.as_ref().map(StepAction::Reset),
+            self.half_close.as_ref().map(StepAction::HalfClose),
+            self.close.as_ref().map(StepAction::Close),
+            self.await_.as_ref().map(StepAction::Await),
+            self.wait.as_ref().map(StepAction::Wait),
+            self.check.as_ref().map(StepAction::Check),
+            self.signal.map(StepAction::Signal),
+            self.kill_child_of.as_ref().map(StepAction::KillChildOf),
+            self.sleep
+                .as_ref()
+                .map(|Text(Dur(d))| StepAction::Sleep(*d)),
+            self.status.as_ref().map(StepAction::Status),
+            self.load.as_ref().map(StepAction::Load),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut given = given.into_iter();
+        match (given.next(), given.next()) {
+            (Some(one), None) => Ok(one),
+            (first, second) => Err(first
+                .into_iter()
+                .chain(second)
+                .chain(given)
+                .map(|a| a.key())
+                .collect()),
+        }
+    }
+
+    /// The first option the step gives that its action does not read.
+    pub fn stray_option(&self, action: ActionKey) -> Option<&'static StepOption> {
+        STEP_OPTIONS
+            .iter()
+            .find(|o| (o.given)(self) && !o.takers.contains(&action))
     }
 
     /// `load`'s `warm = true`.
@@ -662,6 +1029,15 @@ impl<'de> Deserialize<'de> for WarmValue {
     }
 }
 
+impl Serialize for WarmValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WarmValue::Flag(b) => s.serialize_bool(*b),
+            WarmValue::Names(n) => n.serialize(s),
+        }
+    }
+}
+
 impl JsonSchema for WarmValue {
     fn schema_name() -> String {
         "Warm".into()
@@ -679,7 +1055,7 @@ impl JsonSchema for WarmValue {
 }
 
 /// Where a placed connection must land: exactly one of the two.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementFile {
     /// On the child that served this request.
@@ -691,7 +1067,7 @@ pub struct PlacementFile {
 }
 
 /// One entry of a load's mix: a `path` or a server `fault`, and its `weight` (default 1).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MixFile {
     #[schemars(with = "Option<String>")]
@@ -702,7 +1078,7 @@ pub struct MixFile {
 }
 
 /// An observable condition as written; every field given must hold.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionFile {
     /// Workers busy (mod_status BusyWorkers).
@@ -743,12 +1119,15 @@ pub struct ConditionFile {
 }
 
 /// What must be true under one MPM (or `all`).
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectFile {
     /// Outcome per named request.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, RequestExpectFile>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(
+        with = "BTreeMap<String, RequestExpectFile>",
+        skip_serializing_if = "shown"
+    )]
     pub requests: BTreeMap<Spanned<String>, RequestExpectFile>,
     /// Outcome of every request not named in `requests`.
     pub other_requests: Option<RequestExpectFile>,
@@ -756,40 +1135,46 @@ pub struct ExpectFile {
     pub crash: Option<CrashExpectFile>,
     /// How long opening each named connection took (the TCP handshake): a connection that the
     /// listen backlog has no room for waits for the client's SYN to be sent again.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, ConnectExpectFile>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(
+        with = "BTreeMap<String, ConnectExpectFile>",
+        skip_serializing_if = "shown"
+    )]
     pub connects: BTreeMap<Spanned<String>, ConnectExpectFile>,
     /// The master's exit code, when the scenario makes it exit (0 after a stop, non-zero after
     /// a fatal error).
     pub master_exit: Option<i32>,
     /// Text that some line of the server's error log must contain.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>", skip_serializing_if = "shown")]
     pub log_has: Vec<Spanned<String>>,
     /// Text that no line of the server's error log may contain.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>", skip_serializing_if = "shown")]
     pub log_never: Vec<Spanned<String>>,
     /// Server events by kind, counted over the whole run.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, Count>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Count>", skip_serializing_if = "shown")]
     pub events: BTreeMap<Spanned<String>, Count>,
     /// Conditions that must have held at some moment of the run.
-    #[serde(default)]
-    #[schemars(with = "Vec<ConditionFile>")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<ConditionFile>", skip_serializing_if = "shown")]
     pub seen: Vec<Spanned<ConditionFile>>,
     /// Conditions that must never have held during the run.
-    #[serde(default)]
-    #[schemars(with = "Vec<ConditionFile>")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<ConditionFile>", skip_serializing_if = "shown")]
     pub never: Vec<Spanned<ConditionFile>>,
     /// What each named load must come to.
-    #[serde(default)]
-    #[schemars(with = "BTreeMap<String, LoadExpectFile>")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(
+        with = "BTreeMap<String, LoadExpectFile>",
+        skip_serializing_if = "shown"
+    )]
     pub loads: BTreeMap<Spanned<String>, LoadExpectFile>,
 }
 
 /// What a load must come to; every figure given must hold.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadExpectFile {
     /// Requests without a response: a count (`0`: at most none), a share of all (`"1%"`), or
@@ -837,7 +1222,17 @@ fn amount_of_share<E: de::Error>(s: &str) -> Result<super::Amount, E> {
 }
 
 /// A count or a share, inside a `{ at_least, at_most }` table.
+#[derive(Clone, Copy)]
 struct AmountFile(super::Amount);
+
+impl Serialize for AmountFile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            super::Amount::Count(n) => s.serialize_u64(n),
+            super::Amount::Share(share) => s.collect_str(&format_args!("{}%", share * 100.0)),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for AmountFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AmountFile, D::Error> {
@@ -897,6 +1292,21 @@ impl<'de> Deserialize<'de> for LimitFile {
     }
 }
 
+/// At most an amount as the amount alone, else the table of the bounds.
+impl Serialize for LimitFile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            super::Limit {
+                at_least: None,
+                at_most: Some(a),
+            } => AmountFile(a).serialize(s),
+            super::Limit { at_least, at_most } => {
+                bounds(s, at_least.map(AmountFile), at_most.map(AmountFile))
+            }
+        }
+    }
+}
+
 impl JsonSchema for LimitFile {
     fn schema_name() -> String {
         "Limit".into()
@@ -924,7 +1334,7 @@ impl JsonSchema for LimitFile {
 }
 
 /// A latency bound: `"50ms"` (at most) or `{ at_least = "1s", at_most = "3s" }`.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged, expecting = "a duration (at most) or { at_least, at_most }")]
 pub enum LatencyFile {
     AtMost(Text<Dur>),
@@ -951,7 +1361,7 @@ pub struct RequestExpectFile {
 }
 
 /// How long a connection took to open: `{ at_least = "800ms" }`, `{ at_most = "200ms" }`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectExpectFile {
     pub at_least: Option<Text<Dur>>,
@@ -959,7 +1369,7 @@ pub struct ConnectExpectFile {
 }
 
 /// The table form of a request expectation.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestExpectTable {
     /// The response status.
@@ -986,7 +1396,8 @@ pub struct RequestExpectTable {
     /// absent (`{ Keep-Alive = "timeout=5, max=100", Connection = false }`).
     pub headers: Option<BTreeMap<String, HeaderExpect>>,
     /// This expectation holds on the reference server only (Apache cannot meet it by design).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub reference_only: bool,
 }
 
@@ -998,6 +1409,12 @@ impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
         let n = i64::deserialize(d)?;
         status(n).map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.0)
     }
 }
 
@@ -1077,6 +1494,37 @@ impl<'de> Deserialize<'de> for RequestExpectFile {
     }
 }
 
+/// The shortest form that reads back the same: the status alone, the outcome alone, or the
+/// table.
+impl Serialize for RequestExpectFile {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let alone = *self
+            == RequestExpectFile {
+                status: self.status,
+                outcome: self.outcome,
+                ..RequestExpectFile::default()
+            };
+        match (self.status, self.outcome) {
+            (Some(status), None) if alone => s.serialize_u16(status),
+            (None, Some(outcome)) if alone => outcome.serialize(s),
+            _ => RequestExpectTable {
+                status: self.status.map(Status),
+                outcome: self.outcome,
+                latency_at_least: self.latency_at_least.map(|d| Text(Dur(d))),
+                latency_at_most: self.latency_at_most.map(|d| Text(Dur(d))),
+                same_child_as: self.same_child_as.clone(),
+                other_child_than: self.other_child_than.clone(),
+                closes: self.closes,
+                bytes: self.bytes,
+                body: self.body,
+                headers: (!self.headers.is_empty()).then(|| self.headers.clone()),
+                reference_only: self.reference_only,
+            }
+            .serialize(s),
+        }
+    }
+}
+
 impl JsonSchema for RequestExpectFile {
     fn schema_name() -> String {
         "RequestExpect".into()
@@ -1095,7 +1543,7 @@ impl JsonSchema for RequestExpectFile {
 }
 
 /// The crash oracle as written.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrashExpectFile {
     /// `connection`: only requests that carried the crash fail (prefork); `process`: every
@@ -1104,6 +1552,77 @@ pub struct CrashExpectFile {
     /// A replacement child accepts within this time after the crash.
     pub recovered_within: Option<Text<Dur>>,
     /// `recovered_within` holds on the reference server only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
     pub recovery_reference_only: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys the step table and the action keys name are the step's own (as its schema
+    /// lists them).
+    #[test]
+    fn the_step_table_names_the_steps_keys() {
+        let schema = serde_json::to_value(schemars::schema_for!(StepFile)).unwrap();
+        let keys: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for name in ActionKey::ALL.map(ActionKey::name) {
+            assert!(keys.contains(&name), "action `{name}` is not a step key");
+        }
+        for option in &STEP_OPTIONS {
+            assert!(
+                keys.contains(&option.name),
+                "option `{}` is not a step key",
+                option.name
+            );
+            assert!(
+                !option.takers.is_empty(),
+                "`{}` belongs to no action",
+                option.name
+            );
+        }
+    }
+
+    /// With every action key given, `action` names them all, in their order.
+    #[test]
+    fn every_action_key_is_found() {
+        let step: StepFile = toml::from_str(
+            r#"
+            open = "a"
+            warm = "b"
+            send = "a"
+            request = "a"
+            pipeline = "a"
+            slow_head = "a"
+            slow_body = "a"
+            slow_read = "a"
+            reset = "a"
+            half_close = "a"
+            close = "a"
+            await = "r"
+            wait = { busy_workers = 0 }
+            check = { busy_workers = 0 }
+            signal = "stop"
+            kill_child_of = "r"
+            sleep = "1s"
+            status = { BusyWorkers = 0 }
+            load = "l"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(step.action().unwrap_err(), ActionKey::ALL);
+        let one: StepFile = toml::from_str("send = \"a\"\nwarm = true").unwrap();
+        assert_eq!(one.action().map(|a| a.key()), Ok(ActionKey::Send));
+        assert_eq!(
+            one.stray_option(ActionKey::Send).map(|o| o.name),
+            Some("warm")
+        );
+        assert!(one.stray_option(ActionKey::Load).is_none());
+    }
 }

@@ -16,9 +16,9 @@ use refhttpd::{EventKind, Mpm};
 use toml::Spanned;
 
 use super::file::{
-    CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur, ExpectFile, Kind,
-    LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile, SignalName,
-    StatusValue, StepFile, Text, UnderKey,
+    ActionKey, CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur,
+    ExpectFile, Kind, LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile,
+    SignalName, StatusKeys, StatusValue, StepAction, StepFile, Text, UnderKey,
 };
 use super::{
     statement, warm_request_name, Action, Case, ConnectExpect, ConnectionToken, CrashExpect,
@@ -410,49 +410,36 @@ impl Loader<'_> {
         Ok(settings)
     }
 
-    /// One step as written: one step, or two for a `request` (its send, then its await).
+    /// One step as written: one step, or two for a `request` (its send, then its await; three
+    /// with `new_connection`), or one per set of MPMs for a `wait` or `check` with `under`.
     fn step(&mut self, spanned: &Spanned<StepFile>) -> Result<Vec<Step>> {
         let span = spanned.span();
         let s = spanned.get_ref();
-        let warm_names = s.warm_names();
-        let actions = [
-            ("open", s.open.is_some()),
-            ("warm", warm_names.is_some()),
-            ("send", s.send.is_some()),
-            ("request", s.request.is_some()),
-            ("pipeline", s.pipeline.is_some()),
-            ("slow_head", s.slow_head.is_some()),
-            ("slow_body", s.slow_body.is_some()),
-            ("slow_read", s.slow_read.is_some()),
-            ("reset", s.reset.is_some()),
-            ("half_close", s.half_close.is_some()),
-            ("close", s.close.is_some()),
-            ("await", s.await_.is_some()),
-            ("wait", s.wait.is_some()),
-            ("check", s.check.is_some()),
-            ("signal", s.signal.is_some()),
-            ("kill_child_of", s.kill_child_of.is_some()),
-            ("sleep", s.sleep.is_some()),
-            ("status", s.status.is_some()),
-            ("load", s.load.is_some()),
-        ];
-        let given: Vec<&str> = actions.iter().filter(|a| a.1).map(|a| a.0).collect();
-        if given.len() != 1 {
-            return Err(self.err(
-                span,
+        let action = s.action().map_err(|given| {
+            self.err(
+                span.clone(),
                 format!(
                     "a step needs exactly one action ({}), found {}",
-                    actions.map(|a| a.0).join(", "),
+                    keys(&ActionKey::ALL, ", "),
                     if given.is_empty() {
                         "none".to_string()
                     } else {
-                        given.join(" and ")
+                        keys(&given, " and ")
                     }
+                ),
+            )
+        })?;
+        if let Some(option) = s.stray_option(action.key()) {
+            return Err(self.err(
+                span,
+                format!(
+                    "`{}` does nothing in a `{}` step (it belongs to {})",
+                    option.name,
+                    action.key(),
+                    keys(option.takers, ", ")
                 ),
             ));
         }
-        let action = given[0];
-        self.options_belong(s, action, span.clone())?;
         let within = s.within.as_ref().map_or(DEFAULT_WITHIN, |t| t.0 .0);
         let line = self.place.line_col(span.start).0;
         let at_line = |action| Step {
@@ -464,26 +451,17 @@ impl Loader<'_> {
         if s.rcvbuf.is_some_and(|b| b < 256) {
             return Err(self.err(span, "`rcvbuf` below 256 bytes: the kernel rounds it up"));
         }
-        if let Some(under) = &s.under {
-            return self.per_mpm(s, action, under, within, line);
-        }
         let action = match action {
-            "open" if s.on.is_some() => {
-                let names = s.open.as_ref().expect("given");
-                self.warm(names, s, within)?
+            StepAction::Open(names) if s.on.is_some() => {
+                self.warm(names.get_ref(), names.span(), s, within)?
             }
-            "open" => Action::Open {
-                names: self.open(s.open.as_ref().expect("given"), s.count)?,
+            StepAction::Open(names) => Action::Open {
+                names: self.open(names.get_ref(), names.span(), s.count)?,
                 rcvbuf: s.rcvbuf,
             },
-            "warm" => {
-                let names = s.warm.as_ref().expect("given");
-                let names = Spanned::new(names.span(), warm_names.expect("given").clone());
-                self.warm(&names, s, within)?
-            }
-            "send" => self.send(s, s.send.as_ref().expect("given"))?,
-            "request" => {
-                let conn = s.request.as_ref().expect("given");
+            StepAction::Warm(names) => self.warm(names.get_ref(), names.span(), s, within)?,
+            StepAction::Send(conn) => self.send(s, conn)?.0,
+            StepAction::Request(conn) => {
                 if s.rcvbuf.is_some() && !s.new_connection {
                     return Err(self.err(
                         span,
@@ -492,27 +470,24 @@ impl Loader<'_> {
                     ));
                 }
                 let opened = if s.new_connection {
-                    let names = Spanned::new(conn.span(), NameList(vec![conn.get_ref().clone()]));
+                    let names = NameList(vec![conn.get_ref().clone()]);
                     Some(Action::Open {
-                        names: self.open(&names, None)?,
+                        names: self.open(&names, conn.span(), None)?,
                         rcvbuf: s.rcvbuf,
                     })
                 } else {
                     None
                 };
-                let send = self.send(s, conn)?;
-                let Action::Send { name, .. } = &send else {
-                    unreachable!("send() makes a Send")
-                };
-                let wait = self.await_action(vec![name.clone()], s, within, span)?;
+                let (send, name) = self.send(s, conn)?;
+                let wait = self.await_action(vec![name], s, within, span)?;
                 return Ok(opened
                     .into_iter()
                     .chain([send, wait])
                     .map(at_line)
                     .collect());
             }
-            "pipeline" => {
-                let conn = self.conn(s.pipeline.as_ref().expect("given"))?;
+            StepAction::Pipeline(conn) => {
+                let conn = self.conn(conn)?;
                 let paths = s
                     .paths
                     .as_ref()
@@ -540,8 +515,8 @@ impl Loader<'_> {
                 }
                 Action::Pipeline { conn, requests }
             }
-            "slow_head" => {
-                let conn = self.conn(s.slow_head.as_ref().expect("given"))?;
+            StepAction::SlowHead(conn) => {
+                let conn = self.conn(conn)?;
                 let name = self.name(&conn, s.as_.as_ref(), span.clone())?;
                 Action::SlowHead {
                     conn,
@@ -549,8 +524,8 @@ impl Loader<'_> {
                     interval: drip_interval(s),
                 }
             }
-            "slow_body" => {
-                let conn = self.conn(s.slow_body.as_ref().expect("given"))?;
+            StepAction::SlowBody(conn) => {
+                let conn = self.conn(conn)?;
                 let name = self.name(&conn, s.as_.as_ref(), span.clone())?;
                 let length = s
                     .length
@@ -563,8 +538,8 @@ impl Loader<'_> {
                     length,
                 }
             }
-            "slow_read" => {
-                let conn = self.conn(s.slow_read.as_ref().expect("given"))?;
+            StepAction::SlowRead(conn) => {
+                let conn = self.conn(conn)?;
                 let path = s
                     .path
                     .as_ref()
@@ -578,24 +553,22 @@ impl Loader<'_> {
                     rate: s.rate.unwrap_or(1024).max(1),
                 }
             }
-            "reset" => Action::Reset(self.conns(s.reset.as_ref().expect("given"))?),
-            "half_close" => Action::HalfClose(self.conns(s.half_close.as_ref().expect("given"))?),
-            "close" => Action::Close(self.conns(s.close.as_ref().expect("given"))?),
-            "await" => {
-                let names = s.await_.as_ref().expect("given");
+            StepAction::Reset(names) => Action::Reset(self.conns(names)?),
+            StepAction::HalfClose(names) => Action::HalfClose(self.conns(names)?),
+            StepAction::Close(names) => Action::Close(self.conns(names)?),
+            StepAction::Await(names) => {
                 for r in &names.get_ref().0 {
                     self.known_request(r, names.span(), "`await`")?;
                 }
                 self.await_action(names.get_ref().0.clone(), s, within, span)?
             }
-            "wait" => Action::Wait {
-                condition: self.condition(s.wait.as_ref().expect("given"))?,
-                within,
-            },
-            "check" => Action::Check(self.condition(s.check.as_ref().expect("given"))?),
-            "signal" => Action::Signal(s.signal.expect("given")),
-            "kill_child_of" => {
-                let r = s.kill_child_of.as_ref().expect("given");
+            StepAction::Wait(own) => {
+                return self
+                    .condition_steps(s, own, line, |condition| Action::Wait { condition, within })
+            }
+            StepAction::Check(own) => return self.condition_steps(s, own, line, Action::Check),
+            StepAction::Signal(signal) => Action::Signal(signal),
+            StepAction::KillChildOf(r) => {
                 self.known_request(r.get_ref(), r.span(), "`kill_child_of`")?;
                 self.not_a_load(r, "`kill_child_of` needs one request's child")?;
                 Action::KillChildOf {
@@ -606,8 +579,7 @@ impl Loader<'_> {
                     ),
                 }
             }
-            "sleep" => {
-                let Text(Dur(duration)) = s.sleep.clone().expect("given");
+            StepAction::Sleep(duration) => {
                 let reason = s
                     .reason
                     .clone()
@@ -620,35 +592,35 @@ impl Loader<'_> {
                     })?;
                 Action::Sleep { duration, reason }
             }
-            "status" => Action::Status(self.status(s.status.as_ref().expect("given"))?),
-            "load" => Action::Load(self.load_step(s, span.clone())?),
-            other => unreachable!("action {other}"),
+            StepAction::Status(keys) => Action::Status(self.status(keys)?),
+            StepAction::Load(name) => Action::Load(self.load_step(name, s, span.clone())?),
         };
         Ok(vec![at_line(action)])
     }
 
-    /// A `wait` or `check` with `under`: a step for each set of MPMs that shares a condition,
-    /// each running only under those.
-    fn per_mpm(
+    /// A `wait` or `check` on `own`, the step's condition. With `under`, a step for each set of
+    /// MPMs that shares a condition, each running only under those.
+    fn condition_steps(
         &self,
         s: &StepFile,
-        action: &str,
-        under: &BTreeMap<String, Spanned<ConditionFile>>,
-        within: Duration,
+        own: &Spanned<ConditionFile>,
         line: usize,
+        action: impl Fn(Condition) -> Action,
     ) -> Result<Vec<Step>> {
+        let Some(under) = &s.under else {
+            return Ok(vec![Step {
+                line,
+                only: s.only.clone(),
+                targets: s.targets.clone(),
+                action: action(self.condition(own)?),
+            }]);
+        };
         let mut by_key = BTreeMap::new();
         for (key, c) in under {
             // (A dotted key, `under.event`, has no span of its own: the condition's is near.)
             let k: UnderKey = key.parse().map_err(|e| self.err(c.span(), e))?;
             by_key.insert(k, c);
         }
-        let own = match action {
-            "wait" => s.wait.as_ref(),
-            "check" => s.check.as_ref(),
-            _ => unreachable!("options_belong lets `under` only on wait and check"),
-        }
-        .expect("given");
         let mpms = s.only.clone().unwrap_or_else(|| Mpm::ALL.to_vec());
         // Each MPM's condition: its own key, else `threaded` (worker, event), else the step's.
         let mut groups: Vec<(Vec<Mpm>, &Spanned<ConditionFile>)> = Vec::new();
@@ -670,15 +642,11 @@ impl Loader<'_> {
         groups
             .into_iter()
             .map(|(only, c)| {
-                let condition = self.condition(c)?;
                 Ok(Step {
                     line,
                     only: Some(only),
                     targets: s.targets.clone(),
-                    action: match action {
-                        "wait" => Action::Wait { condition, within },
-                        _ => Action::Check(condition),
-                    },
+                    action: action(self.condition(c)?),
                 })
             })
             .collect()
@@ -715,7 +683,8 @@ impl Loader<'_> {
     /// named `warm-<connection>`.
     fn warm(
         &mut self,
-        names: &Spanned<NameList>,
+        names: &NameList,
+        span: Range<usize>,
         s: &StepFile,
         within: Duration,
     ) -> Result<Action> {
@@ -723,11 +692,11 @@ impl Loader<'_> {
             None => None,
             Some(p) => Some(self.placement(p)?),
         };
-        let opened = self.open(names, s.count)?;
+        let opened = self.open(names, span.clone(), s.count)?;
         let mut conns = Vec::new();
         for conn in opened {
             let name = warm_request_name(&conn);
-            let name = self.fresh_name(&conn, name, names.span())?;
+            let name = self.fresh_name(&conn, name, span.clone())?;
             conns.push((conn, name));
         }
         Ok(Action::Warm {
@@ -756,80 +725,7 @@ impl Loader<'_> {
         Ok(placement(r.get_ref().clone()))
     }
 
-    /// Options that the step's action does not read are a mistake, not something to ignore.
-    fn options_belong(&self, s: &StepFile, action: &str, span: Range<usize>) -> Result<()> {
-        const SENDS: &[&str] = &["send", "request"];
-        let warm_flag = s.warms_load();
-        let options: [(&str, bool, &[&str]); 27] = [
-            ("path", s.path.is_some(), &["send", "request", "slow_read"]),
-            ("fault", s.fault.is_some(), SENDS),
-            ("raw", s.raw.is_some(), SENDS),
-            ("paths", s.paths.is_some(), &["pipeline"]),
-            (
-                "as",
-                s.as_.is_some(),
-                &[
-                    "send",
-                    "request",
-                    "pipeline",
-                    "slow_head",
-                    "slow_body",
-                    "slow_read",
-                ],
-            ),
-            ("method", s.method.is_some(), SENDS),
-            ("body", s.body.is_some(), SENDS),
-            ("connection_close", s.connection_close, SENDS),
-            ("connection_keep_alive", s.connection_keep_alive, SENDS),
-            ("http10", s.http10, SENDS),
-            ("count", s.count.is_some(), &["open", "warm"]),
-            ("rcvbuf", s.rcvbuf.is_some(), &["open", "warm", "request"]),
-            ("new_connection", s.new_connection, &["request"]),
-            ("on", s.on.is_some(), &["warm", "open"]),
-            ("under", s.under.is_some(), &["wait", "check"]),
-            (
-                "within",
-                s.within.is_some(),
-                &["wait", "await", "request", "warm"],
-            ),
-            (
-                "interval",
-                s.interval.is_some(),
-                &["slow_head", "slow_body"],
-            ),
-            ("length", s.length.is_some(), &["slow_body"]),
-            ("rate", s.rate.is_some(), &["slow_read", "load"]),
-            ("connections", s.connections.is_some(), &["load"]),
-            ("duration", s.duration.is_some(), &["load"]),
-            ("keepalive", s.keepalive.is_some(), &["load"]),
-            ("warm", warm_flag, &["load"]),
-            ("mix", s.mix.is_some(), &["load"]),
-            (
-                "timeout",
-                s.timeout.is_some(),
-                &["load", "await", "request"],
-            ),
-            ("with", s.with.is_some(), &["kill_child_of"]),
-            ("reason", s.reason.is_some(), &["sleep"]),
-        ];
-        for (name, given, takers) in options {
-            if given && !takers.contains(&action) {
-                return Err(self.err(
-                    span,
-                    format!(
-                        "`{name}` does nothing in a `{action}` step (it belongs to {})",
-                        takers.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn status(
-        &self,
-        keys: &Spanned<BTreeMap<Spanned<String>, StatusValue>>,
-    ) -> Result<Vec<(String, StatusExpect)>> {
+    fn status(&self, keys: &Spanned<StatusKeys>) -> Result<Vec<(String, StatusExpect)>> {
         if keys.get_ref().is_empty() {
             return Err(self.err(keys.span(), "a `status` step needs at least one key"));
         }
@@ -855,14 +751,19 @@ impl Loader<'_> {
         Ok(out)
     }
 
-    fn open(&mut self, names: &Spanned<NameList>, count: Option<u32>) -> Result<Vec<String>> {
+    fn open(
+        &mut self,
+        names: &NameList,
+        span: Range<usize>,
+        count: Option<u32>,
+    ) -> Result<Vec<String>> {
         let count = count.unwrap_or(1);
         if count == 0 {
-            return Err(self.err(names.span(), "`count = 0` opens nothing"));
+            return Err(self.err(span, "`count = 0` opens nothing"));
         }
         let mut opened = Vec::new();
-        for name in &names.get_ref().0 {
-            self.word(name, names.span(), "a connection name")?;
+        for name in &names.0 {
+            self.word(name, span.clone(), "a connection name")?;
             if count == 1 {
                 opened.push(name.clone());
             } else {
@@ -871,14 +772,15 @@ impl Loader<'_> {
         }
         for name in &opened {
             if !self.conns.insert(name.clone()) {
-                return Err(self.err(names.span(), format!("connection `{name}` is opened twice")));
+                return Err(self.err(span, format!("connection `{name}` is opened twice")));
             }
         }
         Ok(opened)
     }
 
-    /// A request on `conn_name` with `send`'s options (a `send` or a `request` step).
-    fn send(&mut self, s: &StepFile, conn_name: &Spanned<String>) -> Result<Action> {
+    /// A request on `conn_name` with `send`'s options (a `send` or a `request` step), and its
+    /// name.
+    fn send(&mut self, s: &StepFile, conn_name: &Spanned<String>) -> Result<(Action, String)> {
         let conn = self.conn(conn_name)?;
         let fault = match &s.fault {
             Some(f) => Some(self.request_fault(f)?),
@@ -929,12 +831,13 @@ impl Loader<'_> {
             },
         };
         let name = self.name(&conn, s.as_.as_ref(), span)?;
-        Ok(Action::Send {
+        let send = Action::Send {
             conn,
-            name,
+            name: name.clone(),
             request,
             fault,
-        })
+        };
+        Ok((send, name))
     }
 
     /// A fault a request may carry: not a fault site's form (`fail:…`).
@@ -1139,8 +1042,12 @@ impl Loader<'_> {
     }
 
     /// A `load` step.
-    fn load_step(&mut self, s: &StepFile, span: Range<usize>) -> Result<LoadStep> {
-        let name = s.load.as_ref().expect("given");
+    fn load_step(
+        &mut self,
+        name: &Spanned<String>,
+        s: &StepFile,
+        span: Range<usize>,
+    ) -> Result<LoadStep> {
         self.word(name.get_ref(), name.span(), "a load name")?;
         if !self.requests.insert(name.get_ref().clone()) {
             return Err(self.err(
@@ -1372,6 +1279,14 @@ fn crash(c: &CrashExpectFile) -> CrashExpect {
         recovered_within: c.recovered_within.as_ref().map(|t| t.0 .0),
         recovery_reference_only: c.recovery_reference_only,
     }
+}
+
+/// Action keys as written, joined.
+fn keys(keys: &[ActionKey], separator: &str) -> String {
+    keys.iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 fn list(names: &BTreeSet<String>) -> String {

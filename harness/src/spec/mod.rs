@@ -1,6 +1,7 @@
 //! Spec cases: the typed model a case file loads into, and the loader.
 //!
-//! A case is a TOML file under `specs/<theme>/` (format: [`file`], JSON Schema: [`schema`]).
+//! A case is a TOML file under `specs/<theme>/` (format: [`file`], JSON Schema: [`schema`]; a
+//! [`file::CaseFile`] made in code is written as one by [`case_text`]).
 //! Loading ([`load`], [`load_dir`], [`parse`]) turns it into a [`Case`] that holds nothing the
 //! runner or the verdict must interpret again: MPMs, targets, signals, event kinds, outcomes and
 //! the crash scope are enums; every request has its final name; every connection and request a
@@ -12,6 +13,7 @@ pub mod file;
 mod load;
 mod skeleton;
 mod statements;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use crate::spec::condition::{Condition, Count};
 pub use load::{find_files, load, load_dir, misplaced, parse, schema, SpecError};
 pub use skeleton::{schema_line, write_new_case, NewCaseError, SCHEMA_FILE};
 pub use statements::{settings, statement, statements, Setting, Statement};
+pub use write::{case_text, Comments};
 
 /// Where a case runs: a server the harness knows how to start (see `target` for each one's
 /// module and capabilities).
@@ -208,7 +211,7 @@ fn pattern_byte(i: usize) -> u8 {
 }
 
 /// What a request expectation asks of one response header field.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum HeaderExpect {
     /// This value, exactly (leading and trailing blanks aside).
@@ -585,7 +588,7 @@ impl std::fmt::Display for Action {
 }
 
 /// Signals the harness sends to the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum MasterSignal {
     /// USR1: graceful restart.
