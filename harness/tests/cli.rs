@@ -301,8 +301,8 @@ fn the_html_report_draws_every_connection_and_process_of_each_run() {
                     pids.insert(pid.to_string());
                 }
             }
-            for pid in e["pids"].as_array().into_iter().flatten() {
-                pids.insert(pid.to_string());
+            for child in e["children"].as_array().into_iter().flatten() {
+                pids.insert(child["pid"].to_string());
             }
         }
         assert!(conns.contains("a") && conns.contains("b"), "{conns:?}");

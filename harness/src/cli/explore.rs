@@ -19,7 +19,7 @@ pub(super) fn explore_cmd(
     pretend: Option<Pretend>,
 ) -> i32 {
     use crate::explore::model::Model;
-    use crate::explore::{self, Outcome, Settings};
+    use crate::explore::{self, Exploration, Settings};
 
     if runs == 0 {
         eprintln!("error: --runs must be above 0");
@@ -70,13 +70,13 @@ pub(super) fn explore_cmd(
             };
             println!("== explore {mpm} on {target}: {runs} scenarios, --seed {seed}");
             match explore::explore(&settings, |line| println!("{line}")) {
-                Ok(Outcome::Agreed { runs, took }) => println!(
+                Ok(Exploration::Agreed { runs, took }) => println!(
                     "{mpm} on {target}: all {runs} scenarios agreed with the model, in {:.1} s \
                      ({:.0} a minute)",
                     took.as_secs_f64(),
                     f64::from(runs) * 60.0 / took.as_secs_f64().max(0.001)
                 ),
-                Ok(Outcome::Mismatch(f)) => {
+                Ok(Exploration::Mismatch(f)) => {
                     code = FAILED;
                     println!(
                         "{mpm} on {target}: MISMATCH, shrunk to {} ({} runs, {:.1} s)\n  \

@@ -19,7 +19,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use refhttpd::{EventKind, Mpm};
 use toml::Spanned;
 
-use crate::explore::model::{End, Latency, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
+use crate::explore::model::{End, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
 use crate::judge::{Run, RunResult};
 use crate::spec::condition::Count;
 use crate::spec::file::{
@@ -98,7 +98,7 @@ pub struct Settings {
 
 /// What exploring came to.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Exploration {
     /// Every scenario agreed with the model.
     Agreed { runs: u32, took: Duration },
     /// A disagreement, shrunk and written.
@@ -120,7 +120,7 @@ pub struct Finding {
 /// Generates, predicts, runs and compares `settings.runs` scenarios; shrinks the first that
 /// disagrees. `progress` hears a line per run. An error is a harness failure (a server that
 /// would not start), not a disagreement.
-pub fn explore(settings: &Settings, progress: impl Fn(&str)) -> Result<Outcome, String> {
+pub fn explore(settings: &Settings, progress: impl Fn(&str)) -> Result<Exploration, String> {
     let started = Instant::now();
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&settings.seed.to_le_bytes());
@@ -165,13 +165,13 @@ pub fn explore(settings: &Settings, progress: impl Fn(&str)) -> Result<Outcome, 
         return Err(e);
     }
     match result {
-        Ok(()) => Ok(Outcome::Agreed {
+        Ok(()) => Ok(Exploration::Agreed {
             runs: runs.get(),
             took: started.elapsed(),
         }),
         Err(TestError::Fail(why, minimal)) => {
             let path = write_finding(&minimal, settings, why.message())?;
-            Ok(Outcome::Mismatch(Finding {
+            Ok(Exploration::Mismatch(Finding {
                 path,
                 scenario: minimal,
                 runs: runs.get(),
@@ -529,10 +529,10 @@ pub fn case_file(s: &Scenario, settings: &Settings, found: Option<&str>) -> (Cas
     let mut expect = ExpectFile::default();
     for r in &prediction.requests {
         let outcome = match (r.outcome, r.latency) {
-            (Predicted::Answered, Some(Latency { at_least, at_most })) => RequestExpectFile {
+            (Predicted::Answered, Some(latency)) => RequestExpectFile {
                 status: Some(200),
-                latency_at_least: (!at_least.is_zero()).then_some(at_least),
-                latency_at_most: Some(at_most),
+                latency_at_least: latency.at_least.filter(|l| !l.is_zero()),
+                latency_at_most: latency.at_most,
                 ..RequestExpectFile::default()
             },
             (Predicted::Answered, None) => RequestExpectFile {

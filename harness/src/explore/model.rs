@@ -36,6 +36,8 @@ use std::time::Duration;
 use mpm_faults::BlastRadius;
 use refhttpd::Mpm;
 
+use crate::spec::DurationBounds;
+
 /// AsyncRequestWorkerFactor, Apache's default (the explorer does not set it).
 const ASYNC_REQUEST_WORKER_FACTOR: usize = 2;
 
@@ -147,22 +149,15 @@ pub enum Predicted {
     Either,
 }
 
-/// How long an answered request takes, from sent to response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Latency {
-    pub at_least: Duration,
-    pub at_most: Duration,
-}
-
 /// One request of the scenario as the explorer sends it, with its prediction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct PredictedRequest {
     pub name: String,
     /// Its connection; `None` for a probe (on a connection of its own).
     pub conn: Option<usize>,
     pub outcome: Predicted,
-    /// When answered.
-    pub latency: Option<Latency>,
+    /// When answered: how long from sent to response.
+    pub latency: Option<DurationBounds>,
 }
 
 /// How a connection ends, by the end of the scenario.
@@ -184,7 +179,7 @@ pub enum End {
 /// Every prediction for one scenario under one MPM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prediction {
-    pub requests: Vec<Request>,
+    pub requests: Vec<PredictedRequest>,
     pub ends: Vec<End>,
     /// Child deaths the scenario causes (crashes and kills that find their child).
     pub crashes: usize,
@@ -335,7 +330,7 @@ struct Sim<'a> {
     workers: usize,
     max_keepalive: u32,
     conns: Vec<Conn>,
-    requests: Vec<Request>,
+    requests: Vec<PredictedRequest>,
     held: Vec<Held>,
     crashes: usize,
     next_process: usize,
@@ -476,9 +471,9 @@ impl<'a> Sim<'a> {
         name: String,
         conn: Option<usize>,
         outcome: Predicted,
-        latency: Option<Latency>,
+        latency: Option<DurationBounds>,
     ) -> usize {
-        self.requests.push(Request {
+        self.requests.push(PredictedRequest {
             name,
             conn,
             outcome,
@@ -548,11 +543,8 @@ impl<'a> Sim<'a> {
     }
 
     /// What an answered request on `c` may take: the holds before it there, and the slack.
-    fn window(&self, c: usize, own: Duration) -> Latency {
-        Latency {
-            at_least: own,
-            at_most: HOLD * self.holds_on(c) + own + SLACK,
-        }
+    fn window(&self, c: usize, own: Duration) -> DurationBounds {
+        DurationBounds::between(own, HOLD * self.holds_on(c) + own + SLACK)
     }
 
     fn hold(&mut self, k: usize, c: usize) {
@@ -714,7 +706,7 @@ impl<'a> Sim<'a> {
     fn graceful(&mut self, k: usize) {
         for h in &self.held {
             if let Some(latency) = &mut self.requests[h.request].latency {
-                latency.at_least = Duration::ZERO;
+                latency.at_least = Some(Duration::ZERO);
             }
         }
         // Only the first request held on a connection is in its handler: the child closes the
@@ -844,10 +836,7 @@ impl<'a> Sim<'a> {
     fn probe(&mut self, k: usize) {
         let name = format!("probe-{k}");
         let workers = self.workers;
-        let latency = Some(Latency {
-            at_least: Duration::ZERO,
-            at_most: PROBE_TIMEOUT,
-        });
+        let latency = Some(DurationBounds::between(Duration::ZERO, PROBE_TIMEOUT));
         if self.model.one_child
             && (self.old_generation_may_live()
                 || self.model.keepalive_holds_worker && self.restarted_gracefully)

@@ -10,7 +10,7 @@ use mpm_faults::BlastRadius;
 
 use super::{pid_text, Check};
 use crate::observe::load::{ConnEnd, LoadRun};
-use crate::spec::{LatencyBound, LoadClass, LoadExpect};
+use crate::spec::{DurationBounds, LoadClass, LoadExpect};
 
 /// The checks of one load's expectation; `run` is `None` when the load never started.
 pub fn expectation(name: &str, e: &LoadExpect, run: Option<&LoadRun>) -> Vec<Check> {
@@ -67,7 +67,7 @@ pub fn expectation(name: &str, e: &LoadExpect, run: Option<&LoadRun>) -> Vec<Che
 fn latency_check(
     name: &str,
     label: &str,
-    bound: &LatencyBound,
+    bound: &DurationBounds,
     corrected_ms: f64,
     raw_ms: f64,
     requests: u64,
@@ -391,13 +391,13 @@ mod tests {
                 .insert(LoadClass::Failed, at_least(Amount::Share(0.51)));
         })));
         assert!(!one(e(|e| {
-            e.p99 = Some(LatencyBound {
+            e.p99 = Some(DurationBounds {
                 at_least: None,
                 at_most: Some(Duration::from_millis(20)),
             })
         })));
         assert!(one(e(|e| {
-            e.max = Some(LatencyBound {
+            e.max = Some(DurationBounds {
                 at_least: Some(Duration::from_millis(35)),
                 at_most: None,
             })

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::observe::{Ending, Entry, Observation, Recording, RequestOutcome, State, StepResult};
 use crate::spec::condition::{Condition, Count, Facts};
-use crate::spec::{BodyShape, Case, ConnectExpect, Expect, LoadExpect, RequestExpect, Target};
+use crate::spec::{BodyShape, Case, DurationBounds, Expect, LoadExpect, RequestExpect, Target};
 use crate::target::Capabilities;
 
 /// What a check came to.
@@ -291,12 +291,16 @@ impl Judge<'_> {
     }
 
     /// How long opening `conn` took (ListenBacklog: a handshake the backlog had no room for).
-    fn connect(&self, conn: &str, e: &ConnectExpect) -> Check {
+    fn connect(&self, conn: &str, e: &DurationBounds) -> Check {
         let took = self.timeline.iter().find_map(|entry| match &entry.what {
             Observation::ConnOpened { conn: c, took_ms } if c == conn => Some(*took_ms),
             _ => None,
         });
-        let what = format!("connection {conn} {e}");
+        let what = if e.is_any() {
+            format!("connection {conn} opened")
+        } else {
+            format!("connection {conn} opened in {e}")
+        };
         match took {
             Some(ms) => Check::new(
                 what,

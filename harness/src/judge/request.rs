@@ -37,8 +37,8 @@ fn problems(
     let mut problems: Vec<String> = [
         e.outcome.and_then(|want| outcome_problem(want, outcome)),
         e.status.and_then(|want| status_problem(want, outcome)),
-        e.latency_at_least.and_then(|min| too_fast(min, outcome)),
-        e.latency_at_most.and_then(|max| too_slow(max, outcome)),
+        e.latency.at_least.and_then(|min| too_fast(min, outcome)),
+        e.latency.at_most.and_then(|max| too_slow(max, outcome)),
         e.closes
             .and_then(|closes| closes_problem(name, closes, outcome, s)),
         e.bytes.and_then(|want| bytes_problem(want, outcome)),

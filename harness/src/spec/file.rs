@@ -1103,7 +1103,7 @@ pub struct ConditionFile {
     pub accepting: Option<Count>,
     /// Threads of the server's processes (master and children, from /proc).
     pub threads: Option<Count>,
-    /// Summed PSS of the server's processes in KiB (from /proc/<pid>/smaps_rollup).
+    /// Summed PSS of the server's processes in KiB (from `/proc/<pid>/smaps_rollup`).
     pub pss_kb: Option<Count>,
     /// Child exits observed so far (any cause).
     pub child_exits: Option<Count>,

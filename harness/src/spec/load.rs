@@ -21,10 +21,9 @@ use super::file::{
     SignalName, StatusKeys, StatusValue, StepAction, StepFile, Text, UnderKey,
 };
 use super::{
-    statement, warm_request_name, Action, Case, ConnectExpect, ConnectionToken, CrashExpect,
-    Expect, LatencyBound, LoadClass, LoadExpect, LoadMix, LoadStep, Placement, Request,
-    RequestExpect, Section, ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN,
-    LOAD_TIMEOUT, STATUS_KEYS,
+    statement, warm_request_name, Action, Case, ConnectionToken, CrashExpect, DurationBounds,
+    Expect, LoadClass, LoadExpect, LoadMix, LoadStep, Placement, Request, RequestExpect, Section,
+    ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN, LOAD_TIMEOUT, STATUS_KEYS,
 };
 use mpm_faults::Fault;
 
@@ -850,8 +849,8 @@ impl Loader<'_> {
                 f.span(),
                 format!(
                     "`{fault}` is a fault site's form (Fault* settings under [server]), not a \
-                     request fault (use crash:segv, crash:abort, crash:bus, exit:N, panic, \
-                     sleep:DUR, busy:DUR, hang, close, leak:SIZE)"
+                     request fault (use {})",
+                    Fault::request_forms()
                 ),
             ))
         }
@@ -1159,7 +1158,7 @@ impl Loader<'_> {
                 (LoadClass::Timeout, l.timeout),
                 (LoadClass::ServerErrors, l.server_errors),
             ];
-            let bound = |b: &Option<LatencyFile>| -> Result<Option<LatencyBound>> {
+            let bound = |b: &Option<LatencyFile>| -> Result<Option<DurationBounds>> {
                 let (at_least, at_most) = match b {
                     None => return Ok(None),
                     Some(LatencyFile::AtMost(d)) => (None, Some(d)),
@@ -1169,7 +1168,7 @@ impl Loader<'_> {
                 };
                 let (at_least, at_most) =
                     self.duration_bounds(name, at_least, at_most, "a latency bound")?;
-                Ok(Some(LatencyBound { at_least, at_most }))
+                Ok(Some(DurationBounds { at_least, at_most }))
             };
             if l.throughput.is_some_and(|t| !t.is_finite() || t < 0.0) {
                 return Err(self.err(name.span(), "`throughput` is a rate of 0 or more"));
@@ -1197,7 +1196,7 @@ impl Loader<'_> {
         &self,
         name: &Spanned<String>,
         c: &ConnectExpectFile,
-    ) -> Result<ConnectExpect> {
+    ) -> Result<DurationBounds> {
         if !self.conns.contains(name.get_ref()) {
             return Err(self.err(
                 name.span(),
@@ -1214,7 +1213,7 @@ impl Loader<'_> {
             c.at_most.as_ref(),
             "a `connects` bound",
         )?;
-        Ok(ConnectExpect { at_least, at_most })
+        Ok(DurationBounds { at_least, at_most })
     }
 
     /// Duration bounds as written: at least one given, and not the wrong way round.
@@ -1253,8 +1252,10 @@ impl Loader<'_> {
         Ok(RequestExpect {
             status: r.status,
             outcome: r.outcome,
-            latency_at_least: r.latency_at_least,
-            latency_at_most: r.latency_at_most,
+            latency: DurationBounds {
+                at_least: r.latency_at_least,
+                at_most: r.latency_at_most,
+            },
             same_child_as: r.same_child_as.as_ref().map(|s| s.get_ref().clone()),
             other_child_than: r.other_child_than.as_ref().map(|s| s.get_ref().clone()),
             closes: r.closes,

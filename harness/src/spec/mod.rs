@@ -1,6 +1,6 @@
 //! Spec cases: the typed model a case file loads into, and the loader.
 //!
-//! A case is a TOML file under `specs/<theme>/` (format: [`file`], JSON Schema: [`schema`]; a
+//! A case is a TOML file under `specs/<theme>/` (format: [`file`](mod@file), JSON Schema: [`schema`]; a
 //! [`file::CaseFile`] made in code is written as one by [`case_text`]).
 //! Loading ([`load`], [`load_dir`], [`parse`]) turns it into a [`Case`] that holds nothing the
 //! runner or the verdict must interpret again: MPMs, targets, signals, event kinds, outcomes and
@@ -676,8 +676,8 @@ pub enum ExpectedOutcome {
 pub struct RequestExpect {
     pub status: Option<u16>,
     pub outcome: Option<ExpectedOutcome>,
-    pub latency_at_least: Option<Duration>,
-    pub latency_at_most: Option<Duration>,
+    /// From sent to response (`any` when not given).
+    pub latency: DurationBounds,
     pub same_child_as: Option<String>,
     pub other_child_than: Option<String>,
     pub closes: Option<bool>,
@@ -706,7 +706,8 @@ pub struct CrashExpect {
 pub struct Expect {
     pub requests: BTreeMap<String, RequestExpect>,
     /// How long opening each named connection may take.
-    pub connects: BTreeMap<String, ConnectExpect>,
+    /// How long each named connection took to open.
+    pub connects: BTreeMap<String, DurationBounds>,
     /// The master's exit code.
     pub master_exit: Option<i32>,
     /// Text some line of the server's error log contains.
@@ -811,20 +812,34 @@ impl std::fmt::Display for Limit {
     }
 }
 
-/// Bounds on a latency.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LatencyBound {
+/// Bounds on a duration — a request's latency, a load's percentile, how long a connection took
+/// to open, a model's window: at least, at most, both or (for "any") neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DurationBounds {
     pub at_least: Option<Duration>,
     pub at_most: Option<Duration>,
 }
 
-impl LatencyBound {
+impl DurationBounds {
+    /// From `at_least` to `at_most`, both given.
+    pub fn between(at_least: Duration, at_most: Duration) -> DurationBounds {
+        DurationBounds {
+            at_least: Some(at_least),
+            at_most: Some(at_most),
+        }
+    }
+
     pub fn holds(&self, d: Duration) -> bool {
         self.at_least.is_none_or(|l| d >= l) && self.at_most.is_none_or(|m| d <= m)
     }
+
+    /// Neither bound given: any duration holds.
+    pub fn is_any(&self) -> bool {
+        self.at_least.is_none() && self.at_most.is_none()
+    }
 }
 
-impl std::fmt::Display for LatencyBound {
+impl std::fmt::Display for DurationBounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.at_least, self.at_most) {
             (Some(l), Some(m)) => write!(f, "{l:?} … {m:?}"),
@@ -840,37 +855,13 @@ impl std::fmt::Display for LatencyBound {
 pub struct LoadExpect {
     pub failures: BTreeMap<LoadClass, Limit>,
     /// Corrected latency percentiles.
-    pub p50: Option<LatencyBound>,
-    pub p99: Option<LatencyBound>,
-    pub max: Option<LatencyBound>,
+    pub p50: Option<DurationBounds>,
+    pub p99: Option<DurationBounds>,
+    pub max: Option<DurationBounds>,
     /// Responses per second within the planned duration, at least.
     pub throughput: Option<f64>,
     /// How many requests it made.
     pub requests: Option<Count>,
-}
-
-/// Bounds on how long a connection took to open.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ConnectExpect {
-    pub at_least: Option<Duration>,
-    pub at_most: Option<Duration>,
-}
-
-impl ConnectExpect {
-    pub fn holds(&self, took: Duration) -> bool {
-        self.at_least.is_none_or(|l| took >= l) && self.at_most.is_none_or(|m| took <= m)
-    }
-}
-
-impl std::fmt::Display for ConnectExpect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.at_least, self.at_most) {
-            (Some(l), Some(m)) => write!(f, "opened in {l:?} … {m:?}"),
-            (Some(l), None) => write!(f, "opened in ≥ {l:?}"),
-            (None, Some(m)) => write!(f, "opened in ≤ {m:?}"),
-            (None, None) => write!(f, "opened"),
-        }
-    }
 }
 
 impl Expect {
