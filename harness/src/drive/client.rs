@@ -35,11 +35,7 @@ impl Response {
     /// What a `shared:` request found (TS-1), when the response says.
     pub fn shared(&self) -> Option<SharedAnswer> {
         use mpm_faults::shared;
-        let intact = match self.header(shared::STATE_HEADER)? {
-            shared::INTACT => true,
-            shared::CLOBBERED => false,
-            _ => return None,
-        };
+        let intact = shared_intact(self.header(shared::STATE_HEADER)?)?;
         Some(SharedAnswer {
             intact,
             token: self.header(shared::TOKEN_HEADER).unwrap_or("").to_string(),
@@ -104,6 +100,8 @@ pub struct Head {
     pub closes: bool,
     /// The pid of `X-Served-By`.
     pub served_by: Option<i32>,
+    /// What a `shared:` request found: intact (true) or clobbered (false).
+    pub shared_intact: Option<bool>,
 }
 
 /// What the start of a buffer holds, as [`frame`] reads it.
@@ -135,9 +133,19 @@ pub fn frame(buf: &[u8], eof: bool) -> Framed {
                 served_by: value(refhttpd::SERVED_BY_HEADER)
                     .and_then(ServedBy::parse)
                     .map(|b| b.pid),
+                shared_intact: value(mpm_faults::shared::STATE_HEADER).and_then(shared_intact),
             };
             Framed::Complete(head, span.end)
         }
+    }
+}
+
+/// `intact` or `clobbered`, as a `shared:` request's state header says.
+fn shared_intact(state: &str) -> Option<bool> {
+    match state {
+        mpm_faults::shared::INTACT => Some(true),
+        mpm_faults::shared::CLOBBERED => Some(false),
+        _ => None,
     }
 }
 

@@ -653,6 +653,7 @@ impl<'p> Driver<'p> {
             s,
             LoadOutcome::Response {
                 status: head.status,
+                shared_intact: head.shared_intact,
             },
             now,
         );

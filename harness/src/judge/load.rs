@@ -30,6 +30,7 @@ pub fn expectation(name: &str, e: &LoadExpect, run: Option<&LoadRun>) -> Vec<Che
             LoadClass::Closed => c.closed,
             LoadClass::Timeout => c.timeout,
             LoadClass::ServerErrors => c.server_errors,
+            LoadClass::SharedClobbered => c.shared_clobbered,
         };
         checks.push(Check::new(
             format!("load {name}: {} {limit}", class.as_str()),
@@ -216,7 +217,10 @@ mod tests {
         }
     }
 
-    const OK: LoadOutcome = LoadOutcome::Response { status: 200 };
+    const OK: LoadOutcome = LoadOutcome::Response {
+        status: 200,
+        shared_intact: None,
+    };
     const CLOSED: LoadOutcome = LoadOutcome::Failed {
         class: ErrorClass::Closed,
     };

@@ -181,7 +181,7 @@ pub fn judge(case: &Case, mpm: Mpm, caps: &Capabilities, rec: &Recording) -> Ver
     checks.extend(judge.master_serves_nothing());
     checks.extend(judge.section(&case.expectations(mpm), false));
     checks.extend(judge.section(&case.reference_expectations(mpm), true));
-    checks.extend(shared::checks(mpm, timeline, rec));
+    checks.extend(shared::checks(case, mpm, timeline, rec));
     let result = if checks.iter().any(Check::failed) {
         RunResult::Failed
     } else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{describe_outcome, pid_text, Check};
 use crate::observe::{Observation, RequestOutcome, State};
-use crate::spec::{BodyShape, ExpectedOutcome, HeaderExpect, RequestExpect};
+use crate::spec::{BodyShape, ExpectedOutcome, HeaderExpect, RequestExpect, SharedExpect};
 
 /// The check of request `name` against `e`.
 pub(super) fn check(name: &str, e: &RequestExpect, s: &State) -> Check {
@@ -43,6 +43,7 @@ fn problems(
             .and_then(|closes| closes_problem(name, closes, outcome, s)),
         e.bytes.and_then(|want| bytes_problem(want, outcome)),
         e.body.and_then(|want| body_problem(want, outcome)),
+        e.shared.and_then(|want| shared_problem(want, outcome)),
     ]
     .into_iter()
     .flatten()
@@ -136,6 +137,27 @@ fn body_problem(want: BodyShape, outcome: Option<&RequestOutcome>) -> Option<Str
     match outcome {
         Some(RequestOutcome::Response { body, .. }) if *body == want => None,
         _ => Some(format!("expected {} body", body_words(want))),
+    }
+}
+
+fn shared_problem(want: SharedExpect, outcome: Option<&RequestOutcome>) -> Option<String> {
+    match outcome {
+        Some(RequestOutcome::Response {
+            shared: Some(found),
+            ..
+        }) if found.intact == (want == SharedExpect::Intact) => None,
+        Some(RequestOutcome::Response {
+            shared: Some(found),
+            ..
+        }) => Some(format!(
+            "expected shared state {}, found {}",
+            want.as_str(),
+            if found.intact { "intact" } else { "clobbered" }
+        )),
+        _ => Some(format!(
+            "expected shared state {}, but no answer said (X-Shared-State)",
+            want.as_str()
+        )),
     }
 }
 

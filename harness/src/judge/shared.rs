@@ -21,29 +21,43 @@ use mpm_faults::Fault;
 use refhttpd::Mpm;
 
 use super::{About, Check};
+use crate::observe::load::LoadOutcome;
 use crate::observe::{Entry, Observation, Recording, SharedAnswer};
+use crate::spec::{Action, Case};
 
-/// The shared-state checks of a run: one for each answered `shared:` request, what it found
-/// against what the timing says it must have found.
-pub fn checks(mpm: Mpm, timeline: &[Entry], rec: &Recording) -> Vec<Check> {
-    let seen = shared_requests(timeline, rec);
+/// A `shared:` request as seen, with what it found (when its answer said).
+type Seen = (SharedRequest, Option<SharedAnswer>);
+
+/// The shared-state checks of a run: one for each answered `shared:` request of the scenario,
+/// and one for each load whose mix sends them — what each found against what the timing says it
+/// must have found. Scenario and load requests are foreseen together: they share the processes.
+pub fn checks(case: &Case, mpm: Mpm, timeline: &[Entry], rec: &Recording) -> Vec<Check> {
+    let mut seen = scenario_requests(timeline, rec);
+    let scenario = seen.len();
+    let loads = load_requests(case, rec);
+    seen.extend(loads.iter().flat_map(|(_, rs)| rs.iter().cloned()));
     if seen.is_empty() {
         return Vec::new();
     }
     let requests: Vec<SharedRequest> = seen.iter().map(|(r, _)| r.clone()).collect();
     let foreseen = foresee(mpm, &requests);
-    seen.iter()
-        .zip(foreseen)
+    let mut checks: Vec<Check> = seen[..scenario]
+        .iter()
+        .zip(foreseen.iter().cloned())
         .filter_map(|((r, answer), foreseen)| check(r, answer.as_ref(), foreseen, &seen))
-        .collect()
+        .collect();
+    let mut at = scenario;
+    for (load, rs) in &loads {
+        let part = at..at + rs.len();
+        checks.push(load_check(load, &seen[part.clone()], &foreseen[part]));
+        at += rs.len();
+    }
+    checks
 }
 
-/// The `shared:` requests sent, as the harness saw them, each with what it found (when its
-/// answer said).
-fn shared_requests(
-    timeline: &[Entry],
-    rec: &Recording,
-) -> Vec<(SharedRequest, Option<SharedAnswer>)> {
+/// The `shared:` requests the scenario sent, as the harness saw them, each with what it found
+/// (when its answer said).
+fn scenario_requests(timeline: &[Entry], rec: &Recording) -> Vec<Seen> {
     rec.sent
         .iter()
         .filter_map(|s| match s.fault {
@@ -76,12 +90,119 @@ fn shared_requests(
         .collect()
 }
 
+/// Each load's `shared:` requests (named `<load>#<n>`), with what each found. A request went
+/// out no earlier than its latency less its raw time before its outcome (its connection's
+/// connect, for a new one, came first); its outcome came at its intended start plus its latency.
+fn load_requests(case: &Case, rec: &Recording) -> Vec<(String, Vec<Seen>)> {
+    let mut out = Vec::new();
+    for run in &rec.loads {
+        let Some(mix) = case.steps.iter().find_map(|s| match &s.action {
+            Action::Load(l) if l.name == run.name => Some(&l.mix),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let hold_of = |m: u16| match mix.get(m as usize).and_then(|e| e.fault.as_ref()) {
+            Some(Fault::Shared(hold)) => Some(*hold),
+            _ => None,
+        };
+        let requests: Vec<_> = run
+            .requests
+            .iter()
+            .enumerate()
+            .filter_map(|(n, r)| {
+                let hold = hold_of(r.mix)?;
+                let answered_ms = r.at_ms + r.latency_ms;
+                let (pid, found) = match r.outcome {
+                    LoadOutcome::Response { shared_intact, .. } => (run.owner(r), shared_intact),
+                    LoadOutcome::Failed { .. } => (None, None),
+                };
+                let request = SharedRequest {
+                    name: format!("{}#{n}", run.name),
+                    pid,
+                    sent_ms: answered_ms - r.raw_ms,
+                    answered_ms: found.map(|_| answered_ms),
+                    hold_ms: hold.as_secs_f64() * 1000.0,
+                };
+                // A load keeps no tokens: what it found is all it says.
+                let answer = found.map(|intact| SharedAnswer {
+                    intact,
+                    token: String::new(),
+                    found: String::new(),
+                });
+                Some((request, answer))
+            })
+            .collect();
+        if !requests.is_empty() {
+            out.push((run.name.clone(), requests));
+        }
+    }
+    out
+}
+
+/// A load's `shared:` answers against what the timing says: one check, the disagreements named.
+fn load_check(load: &str, seen: &[Seen], foreseen: &[Foreseen]) -> Check {
+    let (mut intact, mut clobbered, mut either) = (0, 0, 0);
+    let mut wrong = Vec::new();
+    for ((r, answer), f) in seen.iter().zip(foreseen) {
+        let Some(found) = answer.as_ref().map(|a| a.intact) else {
+            continue;
+        };
+        let right = match f {
+            Foreseen::Intact => {
+                intact += 1;
+                found
+            }
+            Foreseen::Clobbered { .. } => {
+                clobbered += 1;
+                !found
+            }
+            Foreseen::Either { .. } => {
+                either += 1;
+                true
+            }
+            Foreseen::Unanswered => true,
+        };
+        if !right {
+            wrong.push(format!(
+                "{} found {} (pid {})",
+                r.name,
+                if found { "intact" } else { "clobbered" },
+                r.pid.unwrap_or(0)
+            ));
+        }
+    }
+    let detail = format!(
+        "{} answers: {intact} surely intact, {clobbered} surely clobbered, {either} either{}",
+        intact + clobbered + either,
+        if wrong.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; against the timing: {}{}",
+                wrong.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if wrong.len() > 5 { ", …" } else { "" }
+            )
+        }
+    );
+    Check {
+        about: About::Load {
+            name: load.to_string(),
+        },
+        ..Check::new(
+            format!("load {load}: shared state as the timing says (TS-1)"),
+            wrong.is_empty(),
+            detail,
+        )
+    }
+}
+
 /// The check of one request: `None` when it was not answered (other oracles judge that).
 fn check(
     r: &SharedRequest,
     answer: Option<&SharedAnswer>,
     foreseen: Foreseen,
-    all: &[(SharedRequest, Option<SharedAnswer>)],
+    all: &[Seen],
 ) -> Option<Check> {
     let what = format!("shared state of {} (TS-1)", r.name);
     let pid = r.pid?;

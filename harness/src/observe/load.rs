@@ -59,8 +59,15 @@ impl std::fmt::Display for LoadShape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LoadOutcome {
-    Response { status: u16 },
-    Failed { class: ErrorClass },
+    Response {
+        status: u16,
+        /// What a `shared:` request found: intact (true) or clobbered (false).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shared_intact: Option<bool>,
+    },
+    Failed {
+        class: ErrorClass,
+    },
 }
 
 impl LoadOutcome {
@@ -211,6 +218,12 @@ pub struct Counts {
     pub reset: u64,
     pub closed: u64,
     pub timeout: u64,
+    /// Answers of `shared:` requests that read back their own token…
+    #[serde(default)]
+    pub shared_intact: u64,
+    /// … and that found another request's (TS-1).
+    #[serde(default)]
+    pub shared_clobbered: u64,
 }
 
 impl Counts {
@@ -222,10 +235,18 @@ impl Counts {
     pub fn count(&mut self, outcome: LoadOutcome) {
         self.requests += 1;
         match outcome {
-            LoadOutcome::Response { status } => {
+            LoadOutcome::Response {
+                status,
+                shared_intact,
+            } => {
                 self.responses += 1;
                 if status >= 500 {
                     self.server_errors += 1;
+                }
+                match shared_intact {
+                    Some(true) => self.shared_intact += 1,
+                    Some(false) => self.shared_clobbered += 1,
+                    None => {}
                 }
             }
             LoadOutcome::Failed { class } => match class {
@@ -301,6 +322,21 @@ impl LoadRun {
             self.corrected,
             self.raw,
             self.opened
+        ) + &self.shared_line()
+    }
+
+    /// `shared:` answers, when there were any: how many found their process's state clobbered.
+    fn shared_line(&self) -> String {
+        let c = &self.counts;
+        let answers = c.shared_intact + c.shared_clobbered;
+        if answers == 0 {
+            return String::new();
+        }
+        format!(
+            "\n  shared state: {} of {answers} clobbered ({:.1} %), {} intact",
+            c.shared_clobbered,
+            100.0 * c.shared_clobbered as f64 / answers as f64,
+            c.shared_intact
         )
     }
 }
@@ -326,8 +362,14 @@ mod tests {
     #[test]
     fn counts_by_class() {
         let mut c = Counts::default();
-        c.count(LoadOutcome::Response { status: 200 });
-        c.count(LoadOutcome::Response { status: 503 });
+        c.count(LoadOutcome::Response {
+            status: 200,
+            shared_intact: None,
+        });
+        c.count(LoadOutcome::Response {
+            status: 503,
+            shared_intact: None,
+        });
         c.count(LoadOutcome::Failed {
             class: ErrorClass::Reset,
         });

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use refhttpd::Mpm;
 
 use crate::runner::refusal;
-use crate::spec::{settings, statements, Case, Setting, Statement, Target};
+use crate::spec::{settings, statements, Case, Setting, Statement, Target, AREAS};
 
 /// The cases covering one (statement, MPM), with the targets each runs on.
 pub type ByMpm = BTreeMap<Mpm, Vec<(String, Vec<Target>)>>;
@@ -81,18 +81,6 @@ pub fn of(cases: &[Case]) -> Coverage {
         settings,
     }
 }
-
-/// The areas of the statements, in order: ID prefix and heading.
-const AREAS: [(&str, &str); 8] = [
-    ("PM", "The parent (PM)"),
-    ("PF", "prefork (PF)"),
-    ("WK", "worker (WK)"),
-    ("EV", "event (EV)"),
-    ("KA", "Keep-alive (KA)"),
-    ("TO", "Timeouts (TO)"),
-    ("SB", "Scoreboard and status (SB)"),
-    ("HT", "HTTP/1.1 (HT)"),
-];
 
 /// The command that writes `docs/statements.md`.
 pub const STATEMENTS_COMMAND: &str =

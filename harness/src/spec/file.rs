@@ -26,7 +26,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::{BodyShape, ExpectedOutcome, HeaderExpect, MasterSignal, Target};
+use super::{BodyShape, ExpectedOutcome, HeaderExpect, MasterSignal, SharedExpect, Target};
 use crate::spec::condition::Count;
 
 /// The file as written.
@@ -1190,6 +1190,9 @@ pub struct LoadExpectFile {
     pub timeout: Option<LimitFile>,
     /// Responses with a 5xx status.
     pub server_errors: Option<LimitFile>,
+    /// Answers of `shared:DUR` requests in the mix that found their process's slot written by
+    /// another request (TS-1): `0` under prefork, `{ at_least = 1 }` where threads share it.
+    pub shared_clobbered: Option<LimitFile>,
     /// Latency percentiles from each request's intended start: a duration (at most), or
     /// `{ at_least = …, at_most = … }`.
     pub p50: Option<LatencyFile>,
@@ -1356,6 +1359,7 @@ pub struct RequestExpectFile {
     pub closes: Option<bool>,
     pub bytes: Option<u64>,
     pub body: Option<BodyShape>,
+    pub shared: Option<SharedExpect>,
     pub headers: BTreeMap<String, HeaderExpect>,
     pub reference_only: bool,
 }
@@ -1392,6 +1396,9 @@ pub struct RequestExpectTable {
     /// The body holds `pattern` (the bytes of `/bytes/SIZE` and `/static/SIZE`), is `empty`,
     /// or is `other`.
     pub body: Option<BodyShape>,
+    /// What a `shared:DUR` request found in its process's slot: `intact` (its own token) or
+    /// `clobbered` (another request of its process wrote there during its hold: TS-1).
+    pub shared: Option<SharedExpect>,
     /// Response header fields: a string for an exact value, `true` for present, `false` for
     /// absent (`{ Keep-Alive = "timeout=5, max=100", Connection = false }`).
     pub headers: Option<BTreeMap<String, HeaderExpect>>,
@@ -1485,6 +1492,7 @@ impl<'de> Deserialize<'de> for RequestExpectFile {
                     closes: t.closes,
                     bytes: t.bytes,
                     body: t.body,
+                    shared: t.shared,
                     headers: t.headers.unwrap_or_default(),
                     reference_only: t.reference_only,
                 })
@@ -1517,6 +1525,7 @@ impl Serialize for RequestExpectFile {
                 closes: self.closes,
                 bytes: self.bytes,
                 body: self.body,
+                shared: self.shared,
                 headers: (!self.headers.is_empty()).then(|| self.headers.clone()),
                 reference_only: self.reference_only,
             }

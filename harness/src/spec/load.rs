@@ -1157,6 +1157,7 @@ impl Loader<'_> {
                 (LoadClass::Closed, l.closed),
                 (LoadClass::Timeout, l.timeout),
                 (LoadClass::ServerErrors, l.server_errors),
+                (LoadClass::SharedClobbered, l.shared_clobbered),
             ];
             let bound = |b: &Option<LatencyFile>| -> Result<Option<DurationBounds>> {
                 let (at_least, at_most) = match b {
@@ -1261,6 +1262,7 @@ impl Loader<'_> {
             closes: r.closes,
             bytes: r.bytes,
             body: r.body,
+            shared: r.shared,
             headers: r.headers.clone(),
             reference_only: r.reference_only,
         })

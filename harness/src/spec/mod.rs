@@ -28,7 +28,7 @@ use crate::spec::condition::{Condition, Count};
 
 pub use load::{find_files, load, load_dir, misplaced, parse, schema, SpecError};
 pub use skeleton::{schema_line, write_new_case, NewCaseError, SCHEMA_FILE};
-pub use statements::{settings, statement, statements, Setting, Statement};
+pub use statements::{settings, statement, statements, Setting, Statement, AREAS};
 pub use write::{case_text, Comments};
 
 /// Where a case runs: a server the harness knows how to start (see `target` for each one's
@@ -170,6 +170,25 @@ impl Request {
             body: None,
             connection: None,
             http10: false,
+        }
+    }
+}
+
+/// What a `shared:` request must have found in its process's slot (TS-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedExpect {
+    /// Its own token: no other request of its process wrote there during its hold.
+    Intact,
+    /// Another request's token.
+    Clobbered,
+}
+
+impl SharedExpect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedExpect::Intact => "intact",
+            SharedExpect::Clobbered => "clobbered",
         }
     }
 }
@@ -685,6 +704,8 @@ pub struct RequestExpect {
     pub bytes: Option<u64>,
     /// What the body holds.
     pub body: Option<BodyShape>,
+    /// What a `shared:` request found.
+    pub shared: Option<SharedExpect>,
     /// Response header fields (names case-insensitive).
     pub headers: BTreeMap<String, HeaderExpect>,
     /// Judged on the reference server only.
@@ -734,6 +755,8 @@ pub enum LoadClass {
     Timeout,
     /// Responses with a 5xx status.
     ServerErrors,
+    /// Answers of `shared:` requests that found another request's token (TS-1).
+    SharedClobbered,
 }
 
 impl LoadClass {
@@ -745,6 +768,7 @@ impl LoadClass {
             LoadClass::Closed => "closed",
             LoadClass::Timeout => "timeout",
             LoadClass::ServerErrors => "server_errors",
+            LoadClass::SharedClobbered => "shared_clobbered",
         }
     }
 }

@@ -7,6 +7,22 @@ use std::sync::OnceLock;
 use refhttpd::Mpm;
 use serde::Deserialize;
 
+/// The areas of the statements, in order: ID prefix and heading.
+pub const AREAS: [(&str, &str); 9] = [
+    ("PM", "The parent (PM)"),
+    ("PF", "prefork (PF)"),
+    ("WK", "worker (WK)"),
+    ("EV", "event (EV)"),
+    ("KA", "Keep-alive (KA)"),
+    ("TO", "Timeouts (TO)"),
+    ("SB", "Scoreboard and status (SB)"),
+    (
+        "TS",
+        "Thread safety: state a handler keeps per process (TS)",
+    ),
+    ("HT", "HTTP/1.1 (HT)"),
+];
+
 /// One statement: its ID (`PF-2`), one line, the whole statement and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,11 +215,7 @@ mod tests {
         assert_eq!(ids.len(), all.len(), "duplicate IDs");
         for s in all {
             let (area, n) = s.id.split_once('-').expect("AREA-N");
-            assert!(
-                ["PM", "PF", "WK", "EV", "KA", "TO", "SB", "HT"].contains(&area),
-                "{}",
-                s.id
-            );
+            assert!(AREAS.iter().any(|(a, _)| *a == area), "{}", s.id);
             assert!(n.parse::<u32>().is_ok(), "{}", s.id);
         }
         assert!(statement("EV-8").is_some());
