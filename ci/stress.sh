@@ -4,6 +4,7 @@
 #
 #   ci/stress.sh                     # reference --repeat 30, apache --repeat 10
 #   STRESS_REFERENCE=5 STRESS_APACHE=0 ci/stress.sh
+#   STRESS_FILTER=shared ci/stress.sh   # only the tests whose name contains it
 #
 # Prints each target's counts and wall time; exits 1 if any run failed or was an error.
 set -euo pipefail
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 REFERENCE=${STRESS_REFERENCE:-30}
 APACHE=${STRESS_APACHE:-10}
+FILTER=${STRESS_FILTER:-}
 OUT=$(mktemp -d /tmp/mpm-harness-stress.XXXXXX)
 
 cargo build --release -q -p mpm-harness
@@ -30,7 +32,7 @@ run() { # $1: target, $2: repeat
         return 0
     fi
     start=$(date +%s)
-    timeout 5400 target/release/mpm-harness run --target "$target" --repeat "$repeat" \
+    timeout 5400 target/release/mpm-harness run ${FILTER:+"$FILTER"} --target "$target" --repeat "$repeat" \
         --junit "$OUT/$target.xml" >"$OUT/$target.log" 2>&1 || rc=$?
     end=$(date +%s)
     echo "== $target --repeat $repeat ($(( end - start )) s, exit $rc):"
