@@ -271,7 +271,7 @@ fn moment(id: &str, about: &About, has_fault: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::picture::tests::{crash_run, well_formed};
+    use super::super::picture::tests::{crash_run, shared_run, well_formed};
     use super::*;
 
     #[test]
@@ -294,5 +294,27 @@ mod tests {
         for outside in ["src=", "<link", "@import", "url(", "href=\"http"] {
             assert!(!page.contains(outside), "`{outside}` in the report");
         }
+    }
+
+    #[test]
+    fn a_clobber_is_drawn_without_a_reference_and_told_in_the_text_timeline() {
+        let run = shared_run();
+        let case = crate::spec::parse(
+            std::path::Path::new("specs/t/shared.toml"),
+            "id = \"t/shared\"\ntitle = \"t\"\nmpms = [\"worker\"]\n",
+        )
+        .unwrap();
+        let page = document("t", &[case], &[run], &[Target::Reference], &[Mpm::Worker]);
+        let classes = well_formed(page.trim_start_matches("<!DOCTYPE html>\n"));
+        assert_eq!(classes.get("clobbered"), Some(&1), "{classes:?}");
+        assert_eq!(classes.get("clobber"), Some(&1), "{classes:?}");
+        // The hatch is strokes, not a pattern: nothing the page refers to.
+        for outside in ["src=", "<link", "@import", "url(", "href=\"http"] {
+            assert!(!page.contains(outside), "`{outside}` in the report");
+        }
+        assert!(
+            page.contains("shared state clobbered (by second)"),
+            "{page}"
+        );
     }
 }

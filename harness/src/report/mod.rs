@@ -116,8 +116,9 @@ pub fn timeline(run: &Run) -> String {
         run.target.as_str(),
         run.duration_ms
     );
+    let shared = shared_notes(&run.recording.timeline);
     for e in &run.recording.timeline {
-        if let Some(line) = timeline_line(e) {
+        if let Some(line) = timeline_line(e, &shared) {
             let _ = writeln!(out, "{:>9.1} ms  {line}", e.at_ms);
         }
     }
@@ -125,7 +126,116 @@ pub fn timeline(run: &Run) -> String {
     out
 }
 
-fn timeline_line(e: &Entry) -> Option<String> {
+/// What a `shared:` request's answer said (TS-1), and the requests on either side of a clobber:
+/// the one whose token it found, the ones that found its token in place of theirs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedNote {
+    pub intact: bool,
+    /// The token it found in its process's slot (its own when intact).
+    pub found: String,
+    /// When clobbered: the request whose token it found, when the run's responses hold it.
+    pub by: Option<String>,
+    /// The requests that found its token in place of their own, in the order they answered.
+    pub clobbered: Vec<String>,
+}
+
+impl SharedNote {
+    /// For a tooltip: `shared state clobbered by second`, `shared state intact; clobbered first`.
+    pub fn words(&self) -> String {
+        let mut out = if self.intact {
+            "shared state intact".to_string()
+        } else {
+            match (&self.by, self.found.as_str()) {
+                (Some(by), _) => format!("shared state clobbered by {by}"),
+                (None, "") => "shared state clobbered".to_string(),
+                (None, token) => format!(
+                    "shared state clobbered by a request not among the run's answers (token {token})"
+                ),
+            }
+        };
+        if !self.clobbered.is_empty() {
+            let _ = write!(out, "; clobbered {}", self.clobbered.join(", "));
+        }
+        out
+    }
+
+    /// For the text timeline: `shared state clobbered (by second)`, `shared state intact
+    /// (clobbered first)`.
+    pub fn timeline_words(&self) -> String {
+        let mut about = Vec::new();
+        if !self.intact {
+            match (&self.by, self.found.as_str()) {
+                (Some(by), _) => about.push(format!("by {by}")),
+                (None, "") => {}
+                (None, token) => about.push(format!("by token {token}, not an answered request")),
+            }
+        }
+        if !self.clobbered.is_empty() {
+            about.push(format!("clobbered {}", self.clobbered.join(", ")));
+        }
+        let state = if self.intact { "intact" } else { "clobbered" };
+        if about.is_empty() {
+            format!("shared state {state}")
+        } else {
+            format!("shared state {state} ({})", about.join("; "))
+        }
+    }
+}
+
+/// The shared-state notes of the run's answered `shared:` requests, by request name. A clobbered
+/// request's clobberer is the answered request whose own token it found, served by the same
+/// process (tokens are unique only within a process) or by one not known.
+pub fn shared_notes(timeline: &[Entry]) -> BTreeMap<String, SharedNote> {
+    let answers: Vec<(&str, Option<i32>, &crate::observe::SharedAnswer)> = timeline
+        .iter()
+        .filter_map(|e| match &e.what {
+            Observation::Response {
+                request,
+                served_by,
+                shared: Some(answer),
+                ..
+            } => Some((request.as_str(), served_by.map(|b| b.pid), answer)),
+            _ => None,
+        })
+        .collect();
+    let mut notes: BTreeMap<String, SharedNote> = BTreeMap::new();
+    for &(name, pid, answer) in &answers {
+        let by = if answer.intact || answer.found.is_empty() {
+            None
+        } else {
+            let mut candidates = answers.iter().filter(|(other, other_pid, a)| {
+                *other != name
+                    && a.token == answer.found
+                    && (pid.is_none() || other_pid.is_none() || pid == *other_pid)
+            });
+            // One of the same known process first, else one whose process is not known.
+            let first = candidates.clone().next();
+            candidates
+                .find(|(_, other_pid, _)| pid.is_some() && pid == *other_pid)
+                .or(first)
+                .map(|(other, _, _)| other.to_string())
+        };
+        notes.insert(
+            name.to_string(),
+            SharedNote {
+                intact: answer.intact,
+                found: answer.found.clone(),
+                by,
+                clobbered: Vec::new(),
+            },
+        );
+    }
+    for &(name, _, _) in &answers {
+        if let Some(by) = notes[name].by.clone() {
+            if let Some(n) = notes.get_mut(&by) {
+                n.clobbered.push(name.to_string());
+            }
+        }
+    }
+    notes
+}
+
+fn timeline_line(e: &Entry, shared: &BTreeMap<String, SharedNote>) -> Option<String> {
     Some(match &e.what {
         Observation::Step { line, text } => format!("STEP   (line {line}) {text}"),
         Observation::ConnOpened { conn, took_ms } => {
@@ -146,7 +256,7 @@ fn timeline_line(e: &Entry) -> Option<String> {
             latency_ms,
             ..
         } => format!(
-            "req    {request}: {status} after {latency_ms:.1} ms{}{}",
+            "req    {request}: {status} after {latency_ms:.1} ms{}{}{}",
             served_by
                 .as_ref()
                 .map(|b| format!(
@@ -155,7 +265,11 @@ fn timeline_line(e: &Entry) -> Option<String> {
                     b.thread.map(|t| format!(" thread {t}")).unwrap_or_default()
                 ))
                 .unwrap_or_default(),
-            if *closes { " (Connection: close)" } else { "" }
+            if *closes { " (Connection: close)" } else { "" },
+            shared
+                .get(request)
+                .map(|n| format!(", {}", n.timeline_words()))
+                .unwrap_or_default()
         ),
         Observation::RequestFailed {
             request,
@@ -280,4 +394,52 @@ pub fn junit(runs: &[Run]) -> String {
 /// JSON of the runs (verdicts and timelines).
 pub fn json(runs: &[Run]) -> String {
     serde_json::to_string_pretty(runs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::picture::tests::shared_run;
+    use super::*;
+
+    #[test]
+    fn a_response_line_says_what_its_shared_request_found() {
+        let text = timeline(&shared_run());
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.contains(&format!("req    {name}: 200")))
+                .unwrap_or_else(|| panic!("no answer of {name} in\n{text}"))
+                .to_string()
+        };
+        assert!(
+            line("first").ends_with(
+                "first: 200 after 800.0 ms from pid 11 thread 0, shared state clobbered (by second)"
+            ),
+            "{text}"
+        );
+        assert!(
+            line("second").ends_with(", shared state intact (clobbered first)"),
+            "{text}"
+        );
+        assert!(
+            line("elsewhere").ends_with(", shared state intact"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_clobberer_the_run_did_not_answer_is_named_by_its_token() {
+        let mut run = shared_run();
+        run.recording.timeline.retain(
+            |e| !matches!(&e.what, Observation::Response { request, .. } if request == "second"),
+        );
+        let notes = shared_notes(&run.recording.timeline);
+        assert_eq!(notes["first"].by, None, "elsewhere's token 2 is child 12's");
+        assert_eq!(
+            notes["first"].words(),
+            "shared state clobbered by a request not among the run's answers (token 2)"
+        );
+        assert!(
+            timeline(&run).contains("shared state clobbered (by token 2, not an answered request)")
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! A run's picture: one SVG on one time axis — a lane per connection (each request a bar from
-//! sent to outcome, coloured by outcome, its fault written on it; the moment the server ended
-//! the connection), a lane per server process (its life, generation, how it ended, the child it
+//! sent to outcome, coloured by outcome, its fault written on it; a `shared:` request whose
+//! process slot was overwritten hatched, the request that overwrote it outlined, a line from the
+//! one's write to the other's bar; the moment the server ended the connection), a lane per server
+//! process (its life, generation, how it ended, the child it
 //! replaced), the scoreboard as a heat map (worker × time, a colour per state), each load's
 //! throughput and latency per interval, the fault windows shaded, and a marker where a step
 //! failed.
@@ -11,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::SharedNote;
 use crate::judge::Run;
 use crate::observe::load::Interval;
 use crate::observe::{Entry, ErrorClass, Observation, Sent};
@@ -21,6 +24,9 @@ const LABEL: f64 = 190.0;
 const LANE: f64 = 18.0;
 const GAP: f64 = 8.0;
 const LOAD_HEIGHT: f64 = 70.0;
+/// The colour of a clobber (TS-1): the hatch of a clobbered bar, the outline of its clobberer,
+/// the line between them.
+const CLOBBER: &str = "#d81b60";
 
 /// How a request bar ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +48,9 @@ pub struct Bar {
     pub end: BarEnd,
     /// Words for its tooltip.
     pub detail: String,
+    /// What a `shared:` request found (TS-1): a clobbered one is hatched, one that clobbered
+    /// others outlined, and a line drawn from the clobberer's write to the clobbered bar.
+    pub shared: Option<SharedNote>,
 }
 
 /// A connection's lane.
@@ -193,10 +202,13 @@ impl Picture {
         let mut y = 28.0;
         self.axis(&mut body);
         y = self.section(&mut body, y, "connections");
+        let mut lane_y: BTreeMap<&str, f64> = BTreeMap::new();
         for lane in &self.conns {
+            lane_y.insert(&lane.name, y);
             self.conn_lane(&mut body, id, lane, y);
             y += LANE;
         }
+        self.clobbers(&mut body, id, &lane_y);
         y = self.section(&mut body, y + GAP, "processes");
         for lane in &self.procs {
             self.proc_lane(&mut body, lane, y);
@@ -314,6 +326,23 @@ impl Picture {
                 b - a,
                 outcome_colour(bar.end)
             );
+            if let Some(note) = &bar.shared {
+                if !note.intact {
+                    let _ = write!(
+                        out,
+                        "<path class=\"clobbered\" d=\"{}\" stroke=\"{CLOBBER}\" stroke-width=\"1.5\" fill=\"none\"/>",
+                        hatch(a, b, y + 3.0, 12.0)
+                    );
+                }
+                if !note.clobbered.is_empty() {
+                    let _ = write!(
+                        out,
+                        "<rect class=\"clobberer\" x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"12\" rx=\"2\" fill=\"none\" stroke=\"{CLOBBER}\" stroke-width=\"2\"/>",
+                        y + 3.0,
+                        b - a
+                    );
+                }
+            }
             // The label where it fits, else after the bar.
             let text_x = if b - a > 7.0 * bar.label.len() as f64 {
                 a + 3.0
@@ -343,6 +372,53 @@ impl Picture {
             );
         }
         out.push_str("</g>");
+    }
+
+    /// A line from where each clobbering request began (about when it wrote its token) to the bar
+    /// of each request that found that token in place of its own, an arrowhead at the clobbered
+    /// bar; none between two bars of one lane (one connection's requests do not overlap).
+    fn clobbers(&self, out: &mut String, id: &str, lane_y: &BTreeMap<&str, f64>) {
+        let bars: BTreeMap<&str, (&str, &Bar)> = self
+            .conns
+            .iter()
+            .flat_map(|l| {
+                l.bars
+                    .iter()
+                    .map(move |b| (b.request.as_str(), (l.name.as_str(), b)))
+            })
+            .collect();
+        for (victim, (lane, bar)) in &bars {
+            let Some(by) = bar.shared.as_ref().and_then(|n| n.by.as_deref()) else {
+                continue;
+            };
+            let Some(&(by_lane, by_bar)) = bars.get(by) else {
+                continue;
+            };
+            let at = by_bar.from_ms.clamp(
+                bar.from_ms,
+                bar.to_ms.unwrap_or(self.span_ms).max(bar.from_ms),
+            );
+            if by_lane == *lane || !self.shows(at, at) {
+                continue;
+            }
+            let (x, from) = (self.x(at), lane_y[by_lane] + 9.0);
+            // To the clobbered bar's near edge.
+            let (tip, dir) = if from < lane_y[lane] {
+                (lane_y[lane] + 3.0, -1.0)
+            } else {
+                (lane_y[lane] + 15.0, 1.0)
+            };
+            let _ = write!(
+                out,
+                "<g class=\"clobber\" id=\"{id}-clobber-{}\"><circle cx=\"{x:.1}\" cy=\"{from:.1}\" r=\"2\" fill=\"{CLOBBER}\"/><line x1=\"{x:.1}\" y1=\"{from:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{CLOBBER}\" stroke-width=\"1.5\"/><path d=\"M{x:.1},{tip:.1} l-3.5,{:.1} h7 z\" fill=\"{CLOBBER}\"/><title>{}</title></g>",
+                anchor(victim),
+                tip + 5.0 * dir,
+                5.0 * dir,
+                esc(&format!(
+                    "{by} clobbered {victim}'s shared state: {by} wrote its token while {victim} held, and {victim} read it back"
+                ))
+            );
+        }
     }
 
     fn proc_lane(&self, out: &mut String, lane: &ProcLane, y: f64) {
@@ -494,8 +570,21 @@ impl Picture {
         );
     }
 
+    /// Whether a bar shows a clobber (TS-1): the legend explains the marks then.
+    fn has_clobbers(&self) -> bool {
+        self.conns.iter().flat_map(|l| &l.bars).any(|b| {
+            b.shared
+                .as_ref()
+                .is_some_and(|n| !n.intact || !n.clobbered.is_empty())
+        })
+    }
+
     fn legend_height(&self) -> f64 {
-        30.0
+        if self.has_clobbers() {
+            46.0
+        } else {
+            30.0
+        }
     }
 
     fn legend(&self, out: &mut String, y: f64) {
@@ -530,7 +619,72 @@ impl Picture {
             );
             x += 16.0 + 6.0 * label.chars().count() as f64 + 8.0;
         }
+        if !self.has_clobbers() {
+            return;
+        }
+        // A second row: the shared-state marks (TS-1), the first two on a 2xx swatch.
+        let (y, green) = (y + 16.0, outcome_colour(BarEnd::Status(200)));
+        let hatched = format!(
+            "<rect x=\"12\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{green}\"/><path class=\"legend-clobbered\" d=\"{}\" stroke=\"{CLOBBER}\" stroke-width=\"1.5\" fill=\"none\"/>",
+            y + 2.0,
+            hatch(12.0, 22.0, y + 2.0, 10.0)
+        );
+        let outlined = format!(
+            "<rect x=\"12\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{green}\" stroke=\"{CLOBBER}\" stroke-width=\"2\"/>",
+            y + 2.0
+        );
+        let arrow = format!(
+            "<line x1=\"17\" y1=\"{y:.1}\" x2=\"17\" y2=\"{:.1}\" stroke=\"{CLOBBER}\" stroke-width=\"1.5\"/><path d=\"M17,{:.1} l-3.5,-5 h7 z\" fill=\"{CLOBBER}\"/>",
+            y + 7.0,
+            y + 12.0
+        );
+        let items = [
+            ("shared state clobbered", hatched),
+            ("clobbered another's", outlined),
+            (
+                "from the clobberer's write to the request it clobbered",
+                arrow,
+            ),
+        ];
+        let mut x = 12.0;
+        for (label, mark) in items {
+            // Each mark is drawn at x = 12 and moved to its place.
+            let _ = write!(
+                out,
+                "<g transform=\"translate({:.1},0)\">{mark}</g><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#333\">{}</text>",
+                x - 12.0,
+                x + 13.0,
+                y + 11.0,
+                esc(label)
+            );
+            x += 16.0 + 6.0 * label.chars().count() as f64 + 8.0;
+        }
     }
+}
+
+/// Strokes at 45° across the box from `a` to `b` (px) and `top` to `top + h`, as one path's
+/// data: a hatch (an SVG pattern would take a `url(#…)` reference).
+fn hatch(a: f64, b: f64, top: f64, h: f64) -> String {
+    let mut d = String::new();
+    // Each stroke from (x0, top + h) up to (x0 + h, top), cut to the box.
+    let mut x0 = a - h + 3.0;
+    while x0 < b {
+        let (sx, sy) = if x0 < a {
+            (a, top + h - (a - x0))
+        } else {
+            (x0, top + h)
+        };
+        let (ex, ey) = if x0 + h > b {
+            (b, top + (x0 + h - b))
+        } else {
+            (x0 + h, top)
+        };
+        if ex > sx {
+            let _ = write!(d, "M{sx:.1},{sy:.1}L{ex:.1},{ey:.1}");
+        }
+        x0 += 6.0;
+    }
+    d
 }
 
 fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
@@ -552,6 +706,7 @@ fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
         })
     };
     let mut bar_at: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let shared = super::shared_notes(timeline);
     let scenario_end = timeline
         .iter()
         .position(|e| matches!(e.what, Observation::Teardown))
@@ -584,6 +739,7 @@ fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
                     to_ms: None,
                     end: BarEnd::Pending,
                     detail: format!("{request}: {target} on {conn}, no outcome"),
+                    shared: None,
                 });
                 bar_at.insert(request.clone(), (i, lanes[i].bars.len() - 1));
             }
@@ -598,10 +754,15 @@ fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
                     let bar = &mut lanes[i].bars[b];
                     bar.to_ms = Some(e.at_ms);
                     bar.end = BarEnd::Status(*status);
+                    bar.shared = shared.get(request).cloned();
                     bar.detail = format!(
-                        "{request}: {status} after {latency_ms:.1} ms{}",
+                        "{request}: {status} after {latency_ms:.1} ms{}{}",
                         served_by
                             .map(|b| format!(" from pid {}", b.pid))
+                            .unwrap_or_default(),
+                        bar.shared
+                            .as_ref()
+                            .map(|n| format!(", {}", n.words()))
                             .unwrap_or_default()
                     );
                 }
@@ -624,6 +785,7 @@ fn conn_lanes(timeline: &[Entry], sent: &[Sent]) -> Vec<ConnLane> {
                             to_ms: None,
                             end: BarEnd::Pending,
                             detail: String::new(),
+                            shared: None,
                         });
                         (i, lanes[i].bars.len() - 1)
                     }
@@ -1069,6 +1231,79 @@ pub(crate) mod tests {
         }
     }
 
+    /// A `shared:` answer (TS-1): `token` its own, `found` what it read back.
+    fn shared_response(
+        request: &str,
+        conn: &str,
+        pid: i32,
+        token: &str,
+        found: &str,
+    ) -> Observation {
+        let mut r = response(request, conn, pid);
+        if let Observation::Response {
+            shared, latency_ms, ..
+        } = &mut r
+        {
+            *shared = Some(crate::observe::SharedAnswer {
+                intact: token == found,
+                token: token.into(),
+                found: found.into(),
+            });
+            *latency_ms = 800.0;
+        }
+        r
+    }
+
+    /// Two overlapping `shared:800ms` requests of child 11 on connections a and b: `second`,
+    /// sent while `first` held, wrote over its slot (first found token 2, second's). `elsewhere`,
+    /// served by child 12 meanwhile, has token 2 too (tokens are unique only within a process):
+    /// it clobbered nothing.
+    pub fn shared_run() -> Run {
+        let shared = |name: &str, conn: &str| Sent {
+            name: name.into(),
+            conn: conn.into(),
+            fault: Some("shared:800ms".parse().unwrap()),
+        };
+        let mut timeline = Vec::new();
+        for conn in ["a", "b", "c"] {
+            timeline.push(at(
+                0.5,
+                Observation::ConnOpened {
+                    conn: conn.into(),
+                    took_ms: 0.1,
+                },
+            ));
+        }
+        timeline.extend([
+            at(1.0, sent("first", "a", "/fault/shared:800ms")),
+            at(100.0, sent("elsewhere", "c", "/fault/shared:800ms")),
+            at(161.0, sent("second", "b", "/fault/shared:800ms")),
+            at(811.0, shared_response("first", "a", 11, "1", "2")),
+            at(900.0, shared_response("elsewhere", "c", 12, "2", "2")),
+            at(962.0, shared_response("second", "b", 11, "2", "2")),
+            at(1000.0, Observation::Teardown),
+        ]);
+        let mut run = crash_run();
+        run.case = "t/shared".into();
+        run.recording = Recording {
+            timeline,
+            sent: vec![
+                shared("first", "a"),
+                shared("elsewhere", "c"),
+                shared("second", "b"),
+            ],
+            master: Some(10),
+            ..Recording::default()
+        };
+        run.verdict = Verdict {
+            result: RunResult::Passed,
+            checks: Vec::new(),
+            error: None,
+        };
+        run.duration_ms = 1000.0;
+        run
+    }
+
     /// Parses `xml` strictly; the number of elements with each `class` value.
     pub fn well_formed(xml: &str) -> BTreeMap<String, usize> {
         let mut reader = quick_xml::Reader::from_str(xml);
@@ -1139,6 +1374,94 @@ pub(crate) mod tests {
         assert!(svg.contains("b &amp; c"), "names are escaped");
         assert!(svg.contains("id=\"run-0-step-30\""));
         assert!(svg.contains("id=\"run-0-req-warm-a\""));
+    }
+
+    #[test]
+    fn a_clobbered_request_and_its_clobberer_are_marked_and_linked() {
+        let run = shared_run();
+        let p = Picture::of(&run);
+        let bar = |name: &str| {
+            p.conns
+                .iter()
+                .flat_map(|l| &l.bars)
+                .find(|b| b.request == name)
+                .unwrap()
+        };
+        let (first, second, elsewhere) = (bar("first"), bar("second"), bar("elsewhere"));
+        let note = first.shared.as_ref().expect("first's answer is shared:");
+        assert!(!note.intact);
+        assert_eq!(note.by.as_deref(), Some("second"), "child 11's token 2");
+        assert_eq!(second.shared.as_ref().unwrap().clobbered, ["first"]);
+        assert!(elsewhere.shared.as_ref().unwrap().clobbered.is_empty());
+        assert!(
+            first
+                .detail
+                .ends_with("from pid 11, shared state clobbered by second"),
+            "{}",
+            first.detail
+        );
+        assert!(
+            second
+                .detail
+                .ends_with("shared state intact; clobbered first"),
+            "{}",
+            second.detail
+        );
+        assert!(
+            elsewhere.detail.ends_with(", shared state intact"),
+            "{}",
+            elsewhere.detail
+        );
+
+        let svg = p.svg("run-0");
+        let classes = well_formed(&svg);
+        assert_eq!(classes.get("bar"), Some(&3), "{classes:?}");
+        // first hatched, second outlined, a line from second's write to first's bar.
+        assert_eq!(classes.get("clobbered"), Some(&1), "{classes:?}");
+        assert_eq!(classes.get("clobberer"), Some(&1), "{classes:?}");
+        assert_eq!(classes.get("clobber"), Some(&1), "{classes:?}");
+        assert!(svg.contains("id=\"run-0-clobber-first\""), "{svg}");
+        let hatched = svg.find("<path class=\"clobbered\"").unwrap();
+        assert!(
+            svg[..hatched].rfind("<g class=\"bar\"")
+                == svg.find("<g class=\"bar\" id=\"run-0-req-first\""),
+            "the hatch is on first's bar"
+        );
+        assert!(svg.contains(
+            "first: 200 after 800.0 ms from pid 11, shared state clobbered by second</title>"
+        ));
+        assert!(svg.contains("shared state intact; clobbered first</title>"));
+        assert!(svg.contains("second clobbered first&#39;s shared state"));
+        // The legend explains the marks, on a second row.
+        assert_eq!(classes.get("legend-clobbered"), Some(&1), "{classes:?}");
+        assert!(svg.contains(">shared state clobbered</text>"));
+        assert!(svg.contains(">clobbered another&#39;s</text>"));
+        // A run without a clobber has none of it.
+        let plain = Picture::of(&crash_run()).svg("run-0");
+        for mark in ["clobber", "shared state"] {
+            assert!(!plain.contains(mark), "`{mark}` in a run without shared:");
+        }
+    }
+
+    #[test]
+    fn a_clobber_between_two_requests_of_one_lane_is_marked_but_not_linked() {
+        let mut run = shared_run();
+        for e in &mut run.recording.timeline {
+            match &mut e.what {
+                Observation::RequestSent { request, conn, .. }
+                | Observation::Response { request, conn, .. }
+                    if request == "second" =>
+                {
+                    *conn = "a".into()
+                }
+                _ => {}
+            }
+        }
+        let svg = Picture::of(&run).svg("run-0");
+        let classes = well_formed(&svg);
+        assert_eq!(classes.get("clobbered"), Some(&1), "{classes:?}");
+        assert_eq!(classes.get("clobberer"), Some(&1), "{classes:?}");
+        assert_eq!(classes.get("clobber"), None, "{classes:?}");
     }
 
     #[test]
