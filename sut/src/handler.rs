@@ -138,8 +138,9 @@ fn shared_state(state: &fault::SharedState) -> Response {
     let mut response = Response::text(200, format!("shared state {word}\n"));
     response.headers = vec![
         (shared::STATE_HEADER, word.to_string()),
-        (shared::TOKEN_HEADER, state.mine.to_string()),
-        (shared::FOUND_HEADER, state.found.to_string()),
+        // Unique across processes too: the process's pid before its own count.
+        (shared::TOKEN_HEADER, format!("{}.{}", std::process::id(), state.mine)),
+        (shared::FOUND_HEADER, format!("{}.{}", std::process::id(), state.found)),
     ];
     response
 }
