@@ -10,7 +10,8 @@
 //! — and every other request succeeds; optionally the pool is whole again within a time.
 //!
 //! Here: the verdict's types and the sections of a case's expectations; the crash oracle is in
-//! `crash`, a named request's check in `request`, a load's in `load`.
+//! `crash`, a named request's check in `request`, a load's in `load`, shared state in
+//! `shared`, the memory of the process that served a request in `memory`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,8 +20,10 @@ use refhttpd::{EventKind, Mpm};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::{Ending, Entry, Observation, Recording, RequestOutcome, State, StepResult};
-use crate::spec::condition::{Condition, Count, Facts};
-use crate::spec::{BodyShape, Case, DurationBounds, Expect, LoadExpect, RequestExpect, Target};
+use crate::spec::condition::{Condition, Count, Facts, Source};
+use crate::spec::{
+    BodyShape, Case, DurationBounds, Expect, LoadExpect, MemoryExpect, RequestExpect, Target,
+};
 use crate::target::Capabilities;
 
 /// What a check came to.
@@ -365,6 +368,9 @@ impl Judge<'_> {
         for (name, e) in &expect.loads {
             checks.extend(self.load(name, e));
         }
+        for (name, e) in &expect.memory {
+            checks.extend(self.memory(name, e));
+        }
         checks.extend(
             expect
                 .events
@@ -398,6 +404,23 @@ impl Judge<'_> {
         load::expectation(name, e, run)
             .into_iter()
             .map(|c| c.about(About::Load { name: name.into() }))
+            .collect()
+    }
+
+    /// The memory of the process that served request `name`, against `e`: not judged where the
+    /// target has no /proc (or, for `replaced`, does not see process exits).
+    fn memory(&self, name: &str, e: &MemoryExpect) -> Vec<Check> {
+        let mut needs = vec![Source::Proc];
+        if e.replaced.is_some() {
+            needs.push(Source::ProcessExits);
+        }
+        let lacking = needs.into_iter().find(|s| !self.caps.has(*s));
+        memory::checks(name, e, self.timeline, self.state)
+            .into_iter()
+            .map(|c| match lacking {
+                Some(s) => c.not_judged(format!("the target has no {}", s.as_str())),
+                None => c,
+            })
             .collect()
     }
 
@@ -539,6 +562,7 @@ fn nearest_lines<'a>(log: &'a str, text: &str) -> (bool, Vec<&'a str>) {
 
 mod crash;
 mod load;
+mod memory;
 mod request;
 mod shared;
 #[cfg(test)]

@@ -633,6 +633,7 @@ fn events_seen_and_never() {
                 processes: 2,
                 threads: 5,
                 pss_kb: 1,
+                ..Default::default()
             }),
         );
     let v = judge(&case(EVENTS), Mpm::Event, &reference(), &good.0);
@@ -648,6 +649,7 @@ fn events_seen_and_never() {
                 processes: 2,
                 threads: 12,
                 pss_kb: 1,
+                ..Default::default()
             }),
         );
     let v = judge(&case(EVENTS), Mpm::Event, &reference(), &bad.0);
@@ -905,4 +907,251 @@ fn error_log_lines_are_judged() {
         "no such line; none shares a word; the log ends: \"[core:notice] one\" | \
          \"[core:notice] two\""
     );
+}
+
+const LEAK: &str = r#"
+id = "t/leak"
+title = "t"
+[server]
+faults = true
+[[step]]
+warm = ["a", "b"]
+[[step]]
+request = "a"
+fault = "leak:64M"
+as = "leak"
+[expect.all]
+memory = { leak = { grew_at_least = "60M", others_grew_at_most = "4M", replaced = false } }
+"#;
+
+/// A request sent on a connection.
+fn request_sent(request: &str, conn: &str) -> Observation {
+    Observation::RequestSent {
+        request: request.into(),
+        conn: conn.into(),
+        target: "/".into(),
+        how: "GET HTTP/1.1".into(),
+    }
+}
+
+/// A /proc sample: each process's PSS in KiB (the master first).
+fn memory(pss: &[(i32, u64)]) -> Observation {
+    Observation::Resources(crate::observe::Resources {
+        processes: pss.len() as u64,
+        threads: pss.len() as u64,
+        pss_kb: pss.iter().map(|(_, kb)| kb).sum(),
+        processes_memory: pss
+            .iter()
+            .map(|&(pid, pss_kb)| crate::observe::ProcessMemory { pid, pss_kb })
+            .collect(),
+    })
+}
+
+/// Master 1, children 10 (which serves a and the leak) and 20 (b): 10 grows by `grew` KiB, 20 by
+/// `other` KiB while it does, and after the answer 10 frees half of it (as Apache's Lua does
+/// with its buffer).
+fn leak_recording(grew: u64, other: u64) -> Rec {
+    Rec::default()
+        .sent("warm-a", "a", false)
+        .sent("warm-b", "b", false)
+        .sent("leak", "a", false)
+        .at(1.0, memory(&[(1, 1000), (10, 500), (20, 500)]))
+        .at(5.0, ok("warm-a", "a", 10))
+        .at(6.0, ok("warm-b", "b", 20))
+        .at(10.0, request_sent("leak", "a"))
+        .at(20.0, memory(&[(1, 1000), (10, 500 + grew / 2), (20, 500)]))
+        .at(
+            30.0,
+            memory(&[(1, 1000), (10, 500 + grew), (20, 500 + other)]),
+        )
+        .at(40.0, ok("leak", "a", 10))
+        .at(50.0, memory(&[(1, 1000), (10, 500 + grew / 2), (20, 500)]))
+}
+
+#[test]
+fn memory_grows_in_the_process_that_served_the_request_and_no_other() {
+    let v = judge(
+        &case(LEAK),
+        Mpm::Worker,
+        &reference(),
+        &leak_recording(66_000, 300).0,
+    );
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+    let grew = check(&v, "memory: the process that served leak grew by ≥ 60M");
+    // Its largest, not its last: what it frees before the end does not hide what it held.
+    assert!(
+        grew.detail.contains("pid 10") && grew.detail.contains("+64.5 MiB"),
+        "{grew:?}"
+    );
+    assert_eq!(
+        grew.about,
+        About::Request {
+            name: "leak".into()
+        }
+    );
+    assert!(check(&v, "memory: every other process").passed());
+    assert!(check(&v, "memory: the process that served leak is still alive").passed());
+
+    // Too little in its process.
+    let v = judge(
+        &case(LEAK),
+        Mpm::Worker,
+        &reference(),
+        &leak_recording(50_000, 0).0,
+    );
+    assert!(check(&v, "memory: the process that served leak grew").failed());
+    // Another process grew too, at the same moment.
+    let v = judge(
+        &case(LEAK),
+        Mpm::Worker,
+        &reference(),
+        &leak_recording(66_000, 8_000).0,
+    );
+    let others = check(&v, "memory: every other process");
+    assert!(
+        others.failed() && others.detail.contains("pid 20 +7.8 MiB"),
+        "{others:?}"
+    );
+    assert!(check(&v, "memory: the process that served leak grew").passed());
+}
+
+#[test]
+fn memory_needs_the_process_before_the_request() {
+    // No /proc sample before the request went out.
+    let rec = Rec::default()
+        .sent("leak", "a", false)
+        .at(10.0, request_sent("leak", "a"))
+        .at(30.0, memory(&[(1, 1000), (10, 66_000)]))
+        .at(40.0, ok("leak", "a", 10));
+    let v = judge(&case(LEAK), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "memory of the process that served leak");
+    assert!(c.failed() && c.detail.contains("no /proc sample"), "{c:?}");
+    // The child that served it did not exist yet.
+    let rec = Rec::default()
+        .sent("leak", "a", false)
+        .at(1.0, memory(&[(1, 1000), (20, 500)]))
+        .at(10.0, request_sent("leak", "a"))
+        .at(30.0, memory(&[(1, 1000), (10, 66_000), (20, 500)]))
+        .at(40.0, ok("leak", "a", 10));
+    let v = judge(&case(LEAK), Mpm::Worker, &reference(), &rec.0);
+    let c = check(&v, "memory of the process that served leak");
+    assert!(
+        c.failed() && c.detail.contains("warm its connection"),
+        "{c:?}"
+    );
+    // No answer, so no process to speak of.
+    let rec = Rec::default()
+        .sent("leak", "a", false)
+        .at(1.0, memory(&[(1, 1000), (10, 500)]))
+        .at(10.0, request_sent("leak", "a"))
+        .at(40.0, failed("leak", "a", ErrorClass::Closed));
+    let v = judge(&case(LEAK), Mpm::Worker, &reference(), &rec.0);
+    assert!(check(&v, "memory of the process that served leak")
+        .detail
+        .contains("no X-Served-By pid"));
+}
+
+const HANDED_BACK: &str = r#"
+id = "t/handed-back"
+title = "t"
+[server]
+faults = true
+[[step]]
+warm = "a"
+[[step]]
+request = "a"
+fault = "leak:64M"
+as = "leak"
+[expect.all]
+memory = { leak = { grew_at_least = "60M", replaced = true, server_grew_at_most = "4M" } }
+"#;
+
+/// Master 1 and child 10, which leaks 64 MiB; then `end`: what follows the answer.
+fn handed_back(end: Rec) -> Rec {
+    end.sent("warm-a", "a", false)
+        .sent("leak", "a", false)
+        .at(1.0, memory(&[(1, 1000), (10, 500)]))
+        .at(5.0, ok("warm-a", "a", 10))
+        .at(10.0, request_sent("leak", "a"))
+        .at(30.0, memory(&[(1, 1000), (10, 66_000)]))
+        .at(40.0, ok("leak", "a", 10))
+}
+
+#[test]
+fn memory_handed_back_when_the_child_is_replaced() {
+    // The child leaves; its replacement (11) is as small as it was.
+    let back = handed_back(
+        Rec::default()
+            .at(60.0, died(10))
+            .at(70.0, memory(&[(1, 1000), (11, 600)])),
+    );
+    let v = judge(&case(HANDED_BACK), Mpm::Prefork, &reference(), &back.0);
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+
+    // /proc shows it gone before its exit is recorded: the same.
+    let early = handed_back(
+        Rec::default()
+            .at(60.0, memory(&[(1, 1000), (11, 600)]))
+            .at(61.0, died(10)),
+    );
+    let v = judge(&case(HANDED_BACK), Mpm::Prefork, &reference(), &early.0);
+    assert_eq!(v.result, RunResult::Passed, "{:#?}", v.checks);
+
+    // It never left: not replaced, and the memory is still the server's.
+    let kept = handed_back(Rec::default().at(70.0, memory(&[(1, 1000), (10, 66_000)])));
+    let v = judge(&case(HANDED_BACK), Mpm::Prefork, &reference(), &kept.0);
+    assert!(
+        check(&v, "memory: the process that served leak was replaced")
+            .detail
+            .contains("did not exit")
+    );
+    assert!(check(&v, "memory: the server's PSS at the end").failed());
+
+    // It left, but nothing took its place yet: its memory is back by construction, and the
+    // replacement is what the check waits for.
+    let gap = handed_back(
+        Rec::default()
+            .at(60.0, died(10))
+            .at(70.0, memory(&[(1, 1000)])),
+    );
+    let v = judge(&case(HANDED_BACK), Mpm::Prefork, &reference(), &gap.0);
+    let replaced = check(&v, "memory: the process that served leak was replaced");
+    assert!(
+        replaced.failed() && replaced.detail.contains("not whole again"),
+        "{replaced:?}"
+    );
+    assert!(check(&v, "memory: the server's PSS at the end").passed());
+
+    // It left and was replaced, but the memory stayed with the server (in the master here, as
+    // memory the processes share would): not handed back.
+    let stayed = handed_back(
+        Rec::default()
+            .at(60.0, died(10))
+            .at(70.0, memory(&[(1, 66_000), (11, 600)])),
+    );
+    let v = judge(&case(HANDED_BACK), Mpm::Prefork, &reference(), &stayed.0);
+    assert!(check(&v, "memory: the process that served leak was replaced").passed());
+    let server = check(&v, "memory: the server's PSS at the end");
+    assert!(
+        server.failed() && server.detail.contains("+63.6 MiB"),
+        "{server:?}"
+    );
+}
+
+#[test]
+fn memory_is_not_judged_without_proc() {
+    let blind = Capabilities {
+        sources: &[Source::Scoreboard, Source::ProcessExits],
+        events: &[],
+        fault_paths: true,
+        fault_sites: false,
+        judges_reference_only: true,
+    };
+    let v = judge(&case(LEAK), Mpm::Worker, &blind, &leak_recording(0, 0).0);
+    assert!(!v.checks.is_empty());
+    assert!(v
+        .checks
+        .iter()
+        .filter(|c| c.what.starts_with("memory"))
+        .all(|c| matches!(&c.status, Status::NotJudged(why) if why.contains("/proc"))));
 }

@@ -222,6 +222,30 @@ pub struct Resources {
     pub threads: u64,
     /// Summed proportional set size (shared pages counted once), KiB.
     pub pss_kb: u64,
+    /// Each process's own PSS, by pid: the master and every child whose memory /proc showed
+    /// (a process on its way out, whose memory is already gone, is left out). Empty in
+    /// recordings made before it was observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes_memory: Vec<ProcessMemory>,
+}
+
+/// One process's memory in a /proc sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMemory {
+    pub pid: i32,
+    /// Its proportional set size (`/proc/<pid>/smaps_rollup`), KiB: its private pages, and its
+    /// share of the pages it shares with other processes.
+    pub pss_kb: u64,
+}
+
+impl Resources {
+    /// The PSS of process `pid` in this sample (KiB), if /proc showed its memory.
+    pub fn pss_of(&self, pid: i32) -> Option<u64> {
+        self.processes_memory
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.pss_kb)
+    }
 }
 
 impl fmt::Display for Resources {
@@ -230,8 +254,29 @@ impl fmt::Display for Resources {
             f,
             "{} processes, {} threads, PSS {} KiB",
             self.processes, self.threads, self.pss_kb
-        )
+        )?;
+        if !self.processes_memory.is_empty() {
+            let each: Vec<String> = self
+                .processes_memory
+                .iter()
+                .map(|p| format!("{} {}", p.pid, p.pss_kb))
+                .collect();
+            write!(f, " (pid KiB: {})", each.join(", "))?;
+        }
+        Ok(())
     }
+}
+
+/// The /proc samples of a timeline, each with its index in it.
+pub fn resource_samples(timeline: &[Entry]) -> Vec<(usize, &Resources)> {
+    timeline
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.what {
+            Observation::Resources(r) => Some((i, r)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One thing that happened.
@@ -308,7 +353,8 @@ pub enum Observation {
         /// the master waited for every child it started.
         outlived_by: Vec<i32>,
     },
-    /// The server's processes from /proc: master and children, their threads, summed PSS.
+    /// The server's processes from /proc: master and children, their threads, their PSS summed
+    /// and each one's.
     Resources(Resources),
     /// The harness killed a child (`kill_child_of`).
     Killed {
@@ -937,6 +983,21 @@ mod tests {
         assert!(Ending::Exited(3).is_crash());
         assert!(!Ending::Exited(0).is_crash());
         assert_eq!(Ending::Signaled(11).to_string(), "signal 11 (SIGSEGV)");
+    }
+
+    /// A recording made before each process's memory was observed reads as one without it.
+    #[test]
+    fn old_proc_samples_read_without_each_process() {
+        let old: Observation = serde_json::from_str(
+            r#"{"kind": "resources", "processes": 2, "threads": 3, "pss_kb": 4000}"#,
+        )
+        .unwrap();
+        let Observation::Resources(r) = old else {
+            panic!("not resources: {old:?}");
+        };
+        assert!(r.processes_memory.is_empty());
+        assert_eq!(r.pss_of(1), None);
+        assert_eq!(r.to_string(), "2 processes, 3 threads, PSS 4000 KiB");
     }
 
     struct Counter(u64);

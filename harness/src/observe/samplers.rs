@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use refhttpd::{Event, EventLine, ProcessStatus, ScoreboardView, Snapshot};
 
 use super::board::{Board, ProcessRow};
-use super::{Changes, Ending, Observation, Resources, Sampler, Store, Summary};
+use super::{Changes, Ending, Observation, ProcessMemory, Resources, Sampler, Store, Summary};
 use crate::spec::condition::Source;
 
 /// The reference scoreboard's raw slots as board rows: no count of the server's own is used.
@@ -69,7 +69,7 @@ impl Sampler for ScoreboardSampler {
 }
 
 /// Reads the server's processes from /proc (master and live children: count, threads, summed
-/// PSS) and records each change.
+/// PSS and each one's PSS) and records each change.
 pub struct ProcSampler {
     master: i32,
     last: Changes<Resources>,
@@ -292,19 +292,22 @@ fn read_resources(master: i32) -> Resources {
     for pid in server_processes(master) {
         r.processes += 1;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        r.threads += field(&status, "Threads:");
+        r.threads += field(&status, "Threads:").unwrap_or(0);
         let rollup =
             std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        r.pss_kb += field(&rollup, "Pss:");
+        // No `Pss:` line: the process has no memory left to show (it is exiting) or hides it.
+        if let Some(pss_kb) = field(&rollup, "Pss:") {
+            r.pss_kb += pss_kb;
+            r.processes_memory.push(ProcessMemory { pid, pss_kb });
+        }
     }
     r
 }
 
-/// The number after `key` on its line (`Threads:  26`, `Pss:  1234 kB`).
-fn field(text: &str, key: &str) -> u64 {
+/// The number after `key` on its line (`Threads:  26`, `Pss:  1234 kB`), if there is one.
+fn field(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -2,7 +2,7 @@
 //! server, play the scenario step by step, let in-flight work settle, stop the server, and hand
 //! back a [`Recording`]. It judges nothing: the verdict does, from the recording alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -190,12 +190,29 @@ impl Progress for Timeline {
 impl Play<'_> {
     /// Plays the steps; the line of a step that stopped the scenario.
     fn scenario(&mut self, case: &Case, mpm: Mpm, target: Target) -> Option<usize> {
+        // The requests whose process's memory is expected: each is measured from the /proc
+        // sample before it to the samples after, so /proc is sampled right before the step that
+        // sends one and right after the step that awaits it — what the request kept is seen
+        // even when its process leaves soon after (MaxConnectionsPerChild).
+        let memory: BTreeSet<String> = [case.expectations(mpm), case.reference_expectations(mpm)]
+            .into_iter()
+            .flat_map(|e| e.memory.into_keys())
+            .collect();
         for step in case.steps_for(mpm, target) {
             self.store.push(Observation::Step {
                 line: step.line,
                 text: step.action.to_string(),
             });
-            if !self.step(step) {
+            if step.action.sends().iter().any(|r| memory.contains(*r)) {
+                self.store.sample_now(&[Source::Proc]);
+            }
+            let done = self.step(step);
+            if matches!(&step.action, Action::Await { requests, .. }
+                if requests.iter().any(|r| memory.contains(r)))
+            {
+                self.store.sample_now(&[Source::Proc]);
+            }
+            if !done {
                 self.store.push(Observation::Note {
                     text: format!("scenario stopped at line {}", step.line),
                 });

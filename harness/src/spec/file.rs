@@ -269,6 +269,23 @@ impl fmt::Display for Dur {
     }
 }
 
+/// A size in bytes: `4096`, `64K`, `60M`, `1G` (binary multiples, as `leak:SIZE` reads them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Size, String> {
+        mpm_faults::size::parse(s).map(Size)
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mpm_faults::size::format(self.0))
+    }
+}
+
 /// An event kind by its log name, with one message for every place a case names one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Kind(pub EventKind);
@@ -1171,6 +1188,54 @@ pub struct ExpectFile {
         skip_serializing_if = "shown"
     )]
     pub loads: BTreeMap<Spanned<String>, LoadExpectFile>,
+    /// The memory of the process that served each named request (its `X-Served-By` pid), from
+    /// the server's /proc samples (TS-2): `memory = { leak = { grew_at_least = "60M",
+    /// others_grew_at_most = "4M" } }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(
+        with = "BTreeMap<String, MemoryExpectFile>",
+        skip_serializing_if = "shown"
+    )]
+    pub memory: BTreeMap<Spanned<String>, MemoryExpectFile>,
+}
+
+/// What the memory of the process that served a request came to, and the server's around it
+/// (TS-2). Each is judged from the /proc samples of the run: every process's PSS (its private
+/// pages and its share of the shared ones, `/proc/<pid>/smaps_rollup`). The runner samples
+/// /proc right before the step that sends the request and right after the step that awaits
+/// it. "Before" is the last sample taken before the request was sent, so the process must
+/// exist then: warm its connection first. Sizes as `leak:SIZE` reads them (`4M`, `60M`); every
+/// size given must hold.
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryExpectFile {
+    /// The process's PSS grew by at least this much: from before the request to its largest in
+    /// any later sample while it lived (its largest, so that memory a child frees on its way
+    /// out — Apache destroys its pools before a child exits — does not hide what it held).
+    #[schemars(with = "Option<String>")]
+    pub grew_at_least: Option<Text<Size>>,
+    /// … and by at most this much.
+    #[schemars(with = "Option<String>")]
+    pub grew_at_most: Option<Text<Size>>,
+    /// Every other process of the server (the master too) alive both before the request and in
+    /// the sample where this one was largest grew by at most this much meanwhile: what the
+    /// request kept stayed in its own process.
+    #[schemars(with = "Option<String>")]
+    pub others_grew_at_most: Option<Text<Size>>,
+    /// `true`: the process exited during the scenario (MaxConnectionsPerChild, a graceful
+    /// restart) and the server's pool is whole again in the last sample of the scenario — as
+    /// many processes as before the request — so that `server_grew_at_most` compares the server
+    /// as it was with the server as it is again, not with a moment when the child was gone and
+    /// its replacement not yet there (its memory would then be back by construction). Needs
+    /// `server_grew_at_most`. `false`: the process is still alive at the end of the scenario.
+    pub replaced: Option<bool>,
+    /// The server's summed PSS in the last sample of the scenario exceeds that before the
+    /// request by at most this much: what the request kept was handed back. It fails when the
+    /// memory outlives the process that took it (the child is not replaced, or the memory is
+    /// in a process that stays, or in memory the server's processes share), and when the
+    /// replaced process's successor holds as much.
+    #[schemars(with = "Option<String>")]
+    pub server_grew_at_most: Option<Text<Size>>,
 }
 
 /// What a load must come to; every figure given must hold.

@@ -17,13 +17,15 @@ use toml::Spanned;
 
 use super::file::{
     ActionKey, CaseFile, ConditionFile, ConnectExpectFile, CrashExpectFile, Directives, Dur,
-    ExpectFile, Kind, LatencyFile, LoadExpectFile, NameList, PlacementFile, RequestExpectFile,
-    SignalName, StatusKeys, StatusValue, StepAction, StepFile, Text, UnderKey,
+    ExpectFile, Kind, LatencyFile, LoadExpectFile, MemoryExpectFile, NameList, PlacementFile,
+    RequestExpectFile, SignalName, Size, StatusKeys, StatusValue, StepAction, StepFile, Text,
+    UnderKey,
 };
 use super::{
     statement, warm_request_name, Action, Case, ConnectionToken, CrashExpect, DurationBounds,
-    Expect, LoadClass, LoadExpect, LoadMix, LoadStep, Placement, Request, RequestExpect, Section,
-    ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN, LOAD_TIMEOUT, STATUS_KEYS,
+    Expect, LoadClass, LoadExpect, LoadMix, LoadStep, MemoryExpect, Placement, Request,
+    RequestExpect, Section, ServerSettings, StatusExpect, Step, Target, DEFAULT_WITHIN,
+    LOAD_TIMEOUT, STATUS_KEYS,
 };
 use mpm_faults::Fault;
 
@@ -309,7 +311,7 @@ impl Loader<'_> {
             Section::Reference => (mpms.to_vec(), vec![Target::Reference]),
             Section::ReferenceMpm(m) => (vec![m], vec![Target::Reference]),
         };
-        for name in e.requests.keys() {
+        for name in e.requests.keys().chain(e.memory.keys()) {
             // Where some step sends it.
             let sent_under: Vec<(Mpm, Target)> = Mpm::ALL
                 .iter()
@@ -1037,7 +1039,61 @@ impl Loader<'_> {
             seen: conditions(&e.seen)?,
             never: conditions(&e.never)?,
             loads: self.load_expectations(&e.loads)?,
+            memory: self.memory_expectations(&e.memory)?,
         })
+    }
+
+    /// `memory`: each names a request a step sends (its process is the one meant), asks
+    /// something, and asks for the memory back when it asks for the replacement.
+    fn memory_expectations(
+        &self,
+        memory: &BTreeMap<Spanned<String>, MemoryExpectFile>,
+    ) -> Result<BTreeMap<String, MemoryExpect>> {
+        let mut out = BTreeMap::new();
+        for (name, m) in memory {
+            self.known_request(name.get_ref(), name.span(), "a memory expectation")?;
+            self.not_a_load(
+                name,
+                "a memory expectation names one request, whose process it is about",
+            )?;
+            let size = |s: &Option<Text<Size>>| s.as_ref().map(|t| t.0 .0);
+            let e = MemoryExpect {
+                grew_at_least: size(&m.grew_at_least),
+                grew_at_most: size(&m.grew_at_most),
+                others_grew_at_most: size(&m.others_grew_at_most),
+                replaced: m.replaced,
+                server_grew_at_most: size(&m.server_grew_at_most),
+            };
+            if e == MemoryExpect::default() {
+                return Err(self.err(
+                    name.span(),
+                    "an empty memory expectation checks nothing (give grew_at_least, \
+                     grew_at_most, others_grew_at_most, replaced or server_grew_at_most)",
+                ));
+            }
+            if let (Some(l), Some(m)) = (e.grew_at_least, e.grew_at_most) {
+                if l > m {
+                    return Err(self.err(
+                        name.span(),
+                        format!(
+                            "grew_at_least {} is above grew_at_most {}: nothing can hold",
+                            Size(l),
+                            Size(m)
+                        ),
+                    ));
+                }
+            }
+            if e.replaced == Some(true) && e.server_grew_at_most.is_none() {
+                return Err(self.err(
+                    name.span(),
+                    "`replaced = true` says the process's memory is handed back with it: give \
+                     `server_grew_at_most`, how much the server's summed PSS may exceed what it \
+                     was before the request once the pool is whole again",
+                ));
+            }
+            out.insert(name.get_ref().clone(), e);
+        }
+        Ok(out)
     }
 
     /// A `load` step.

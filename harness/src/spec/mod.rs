@@ -722,6 +722,23 @@ pub struct CrashExpect {
     pub recovery_reference_only: bool,
 }
 
+/// What the memory of the process that served a request came to, and the server's around it
+/// (TS-2), judged from the /proc samples (`file::MemoryExpectFile` says how). Sizes in bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryExpect {
+    /// Its PSS grew by at least this much, from before the request to its largest after.
+    pub grew_at_least: Option<u64>,
+    /// … and by at most this much.
+    pub grew_at_most: Option<u64>,
+    /// Every other process alive at both moments grew by at most this much.
+    pub others_grew_at_most: Option<u64>,
+    /// `Some(true)`: it exited and the pool is whole again at the end; `Some(false)`: it is
+    /// alive at the end.
+    pub replaced: Option<bool>,
+    /// The server's summed PSS at the end exceeds that before the request by at most this much.
+    pub server_grew_at_most: Option<u64>,
+}
+
 /// What must be true: one section, or several merged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expect {
@@ -742,6 +759,8 @@ pub struct Expect {
     pub never: Vec<Condition>,
     /// Expectations on loads, by name.
     pub loads: BTreeMap<String, LoadExpect>,
+    /// The memory of the process that served each named request.
+    pub memory: BTreeMap<String, MemoryExpect>,
 }
 
 /// Which load requests a failure limit counts.
@@ -889,8 +908,8 @@ pub struct LoadExpect {
 }
 
 impl Expect {
-    /// `self` with `own` layered over it: its requests, other_requests, crash and event counts
-    /// win; its seen and never are appended.
+    /// `self` with `own` layered over it: its requests, other_requests, crash, event counts,
+    /// loads and memory win (per name); its seen and never are appended.
     fn merged_with(mut self, own: &Expect) -> Expect {
         self.requests.extend(own.requests.clone());
         self.connects.extend(own.connects.clone());
@@ -909,6 +928,7 @@ impl Expect {
         self.seen.extend(own.seen.clone());
         self.never.extend(own.never.clone());
         self.loads.extend(own.loads.clone());
+        self.memory.extend(own.memory.clone());
         self
     }
 }

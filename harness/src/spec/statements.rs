@@ -18,7 +18,7 @@ pub const AREAS: [(&str, &str); 9] = [
     ("SB", "Scoreboard and status (SB)"),
     (
         "TS",
-        "Thread safety: state a handler keeps per process (TS)",
+        "What a handler keeps per process: thread safety and memory (TS)",
     ),
     ("HT", "HTTP/1.1 (HT)"),
 ];
