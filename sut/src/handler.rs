@@ -139,8 +139,14 @@ fn shared_state(state: &fault::SharedState) -> Response {
     response.headers = vec![
         (shared::STATE_HEADER, word.to_string()),
         // Unique across processes too: the process's pid before its own count.
-        (shared::TOKEN_HEADER, format!("{}.{}", std::process::id(), state.mine)),
-        (shared::FOUND_HEADER, format!("{}.{}", std::process::id(), state.found)),
+        (
+            shared::TOKEN_HEADER,
+            format!("{}.{}", std::process::id(), state.mine),
+        ),
+        (
+            shared::FOUND_HEADER,
+            format!("{}.{}", std::process::id(), state.found),
+        ),
     ];
     response
 }

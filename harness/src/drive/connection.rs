@@ -241,6 +241,17 @@ impl Connection {
         );
     }
 
+    /// The observation that `name` went out on this connection (before its bytes do: its
+    /// moment is no later than the server's first sight of it).
+    fn sent(&self, name: &str, target: &str, how: &str) -> Observation {
+        Observation::RequestSent {
+            request: name.to_string(),
+            conn: self.name.clone(),
+            target: target.to_string(),
+            how: how.into(),
+        }
+    }
+
     fn write_requests(
         &mut self,
         store: &Store,
@@ -256,12 +267,7 @@ impl Connection {
             let ended = self.shared.ended.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(class) = *ended {
                 for (name, target) in &requests {
-                    store.push(Observation::RequestSent {
-                        request: name.clone(),
-                        conn: self.name.clone(),
-                        target: target.clone(),
-                        how: how.into(),
-                    });
+                    store.push(self.sent(name, target, how));
                     store.push(Observation::RequestFailed {
                         request: name.clone(),
                         conn: self.name.clone(),
@@ -284,12 +290,7 @@ impl Connection {
             }
         }
         for (name, target) in &requests {
-            store.push(Observation::RequestSent {
-                request: name.clone(),
-                conn: self.name.clone(),
-                target: target.clone(),
-                how: how.into(),
-            });
+            store.push(self.sent(name, target, how));
         }
         self.ensure_reader(store, rate);
         // A write error means the server already ended the connection: the reader records it.
