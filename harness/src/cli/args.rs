@@ -152,6 +152,9 @@ pub(super) enum Pretend {
     WorkerLosesOne,
     /// Event that keeps a worker through each keep-alive wait, as worker does.
     EventKeepsWorkers,
+    /// Worker and event whose threads each keep their own state: every `shared:` request
+    /// finds its own token (TS-1 says a child's threads share it).
+    ThreadsIsolateState,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

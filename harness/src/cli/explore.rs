@@ -58,6 +58,9 @@ pub(super) fn explore_cmd(
                 (Some(Pretend::EventKeepsWorkers), Mpm::Event) => {
                     Model::pretending(mpm, Mpm::Worker)
                 }
+                (Some(Pretend::ThreadsIsolateState), Mpm::Worker | Mpm::Event) => {
+                    Model::isolating_threads(mpm)
+                }
                 _ => Model::of(mpm),
             };
             let settings = Settings {

@@ -19,14 +19,16 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use refhttpd::{EventKind, Mpm};
 use toml::Spanned;
 
-use crate::explore::model::{End, Model, Op, Predicted, Scenario, HOLD, PROBE_TIMEOUT};
+use crate::explore::model::{
+    End, Model, Op, Predicted, Scenario, SharedState, HOLD, MARGIN, PROBE_TIMEOUT,
+};
 use crate::judge::{Run, RunResult};
 use crate::spec::condition::Count;
 use crate::spec::file::{
     CaseFile, ConditionFile, Directives, Dur, ExpectFile, Kind, NameList, RequestExpectFile,
     ServerFile, StepFile, Text, Value,
 };
-use crate::spec::{Comments, ExpectedOutcome, MasterSignal, Target};
+use crate::spec::{Comments, ExpectedOutcome, MasterSignal, SharedExpect, Target};
 
 /// The most connections and operations a generated scenario has: a run takes well under a
 /// second.
@@ -45,24 +47,29 @@ const RESTART: Duration = Duration::from_secs(12);
 /// no spare worker, no MaxKeepAliveRequests and fewer, plainer operations. The operations name
 /// a connection out of four, folded onto those the scenario has: shrinking the number of
 /// connections keeps the operations (a flat-mapped strategy would draw new ones).
+///
+/// One scenario in four draws its operations mostly from `shared:` requests ([`shared_ops`]),
+/// two connections and two operations at least: in the full mix a crash, a kill or a restart
+/// soon ends what a child holds at once, and two `shared:` requests seldom overlap in one child
+/// to the end (TS-1).
 pub fn scenarios() -> impl Strategy<Value = Scenario> {
-    let conn = 0..MAX_CONNECTIONS;
-    let op = prop_oneof![
-        3 => conn.clone().prop_map(|conn| Op::Request { conn }),
-        2 => conn.clone().prop_map(|conn| Op::Hold { conn }),
-        2 => conn.clone().prop_map(|conn| Op::Crash { conn }),
-        2 => Just(Op::Probe),
-        1 => conn.clone().prop_map(|conn| Op::Kill { conn }),
-        1 => conn.prop_map(|conn| Op::Close { conn }),
-        1 => Just(Op::Restart),
-        1 => Just(Op::Graceful),
-        1 => Just(Op::Expire),
-    ];
+    prop_oneof![
+        3 => scenarios_of(1, every_op(), 0),
+        1 => scenarios_of(2, shared_ops(), 2),
+    ]
+}
+
+/// Scenarios of at least `connections` connections and `ops` operations drawn from `op`.
+fn scenarios_of(
+    connections: usize,
+    op: BoxedStrategy<Op>,
+    ops: usize,
+) -> impl Strategy<Value = Scenario> {
     (
-        1..=MAX_CONNECTIONS,
+        connections..=MAX_CONNECTIONS,
         0..=MAX_SPARE,
         prop_oneof![3 => Just(0u32), 1 => 1..=3u32],
-        proptest::collection::vec(op, 0..=MAX_OPS),
+        proptest::collection::vec(op, ops..=MAX_OPS),
     )
         .prop_map(|(n, spare, max_keepalive, ops)| Scenario {
             connections: n,
@@ -72,10 +79,44 @@ pub fn scenarios() -> impl Strategy<Value = Scenario> {
         })
 }
 
+/// Every operation, plainer ones first (shrinking goes towards them).
+fn every_op() -> BoxedStrategy<Op> {
+    let conn = 0..MAX_CONNECTIONS;
+    prop_oneof![
+        3 => conn.clone().prop_map(|conn| Op::Request { conn }),
+        2 => conn.clone().prop_map(|conn| Op::Hold { conn }),
+        2 => conn.clone().prop_map(|conn| Op::Shared { conn }),
+        2 => conn.clone().prop_map(|conn| Op::Crash { conn }),
+        2 => Just(Op::Probe),
+        1 => conn.clone().prop_map(|conn| Op::Kill { conn }),
+        1 => conn.prop_map(|conn| Op::Close { conn }),
+        1 => Just(Op::Restart),
+        1 => Just(Op::Graceful),
+        1 => Just(Op::Expire),
+    ]
+    .boxed()
+}
+
+/// Mostly `shared:` requests, with some of what orders or ends them.
+fn shared_ops() -> BoxedStrategy<Op> {
+    let conn = 0..MAX_CONNECTIONS;
+    prop_oneof![
+        2 => conn.clone().prop_map(|conn| Op::Request { conn }),
+        1 => conn.clone().prop_map(|conn| Op::Hold { conn }),
+        8 => conn.clone().prop_map(|conn| Op::Shared { conn }),
+        1 => conn.clone().prop_map(|conn| Op::Crash { conn }),
+        1 => Just(Op::Probe),
+        1 => conn.prop_map(|conn| Op::Close { conn }),
+        1 => Just(Op::Graceful),
+    ]
+    .boxed()
+}
+
 /// `op` on one of `n` connections.
 fn fold(op: Op, n: usize) -> Op {
     match op {
         Op::Hold { conn } => Op::Hold { conn: conn % n },
+        Op::Shared { conn } => Op::Shared { conn: conn % n },
         Op::Crash { conn } => Op::Crash { conn: conn % n },
         Op::Close { conn } => Op::Close { conn: conn % n },
         Op::Kill { conn } => Op::Kill { conn: conn % n },
@@ -219,6 +260,7 @@ pub fn describe(s: &Scenario) -> String {
 fn describe_op(op: &Op) -> String {
     match op {
         Op::Hold { conn } => format!("hold c{conn}"),
+        Op::Shared { conn } => format!("shared c{conn}"),
         Op::Crash { conn } => format!("crash c{conn}"),
         Op::Close { conn } => format!("close c{conn}"),
         Op::Request { conn } => format!("request c{conn}"),
@@ -266,7 +308,7 @@ pub fn case_file(s: &Scenario, settings: &Settings, found: Option<&str>) -> (Cas
                 settings.target, settings.seed,
             ),
             format!(
-                "server disagreed with the model of {mpm} (its crash takes: {}; keep-alive {}).",
+                "server disagreed with the model of {mpm} (its crash takes: {}; keep-alive {}{}).",
                 if settings.model.one_child
                     && settings.model.blast_radius == mpm_faults::BlastRadius::Process
                 {
@@ -278,6 +320,11 @@ pub fn case_file(s: &Scenario, settings: &Settings, found: Option<&str>) -> (Cas
                     "holds a worker"
                 } else {
                     "frees the worker"
+                },
+                if settings.model.threads_share_state || mpm == Mpm::Prefork {
+                    ""
+                } else {
+                    "; each thread keeps its own state"
                 },
             ),
             format!("What the verdict said: {}", why.replace('\n', " ")),
@@ -426,6 +473,35 @@ pub fn case_file(s: &Scenario, settings: &Settings, found: Option<&str>) -> (Cas
                 });
                 held.push(format!("hold-{k}"));
             }
+            // Another shared: request may hold in the same child: until the held requests are
+            // in their handlers, and a margin, so that they surely wrote before this one.
+            Op::Shared { conn: c } => {
+                if let Some(writing) = prediction.margin_before_op(k) {
+                    if writing > 0 {
+                        steps.push(wait(
+                            ConditionFile {
+                                writing_workers: Some(at_least(writing)),
+                                ..ConditionFile::default()
+                            },
+                            Some(SETTLE),
+                        ));
+                    }
+                    steps.push(StepFile {
+                        sleep: Some(Text(Dur(MARGIN))),
+                        reason: Some(
+                            "the held shared: requests wrote their tokens before the next is \
+                             sent (and the oracle, from send and answer times, can tell)"
+                                .into(),
+                        ),
+                        ..StepFile::default()
+                    });
+                }
+                steps.push(StepFile {
+                    fault: Some(at(Text(Fault::Shared(HOLD)))),
+                    ..send(&conn(*c), &format!("shared-{k}"))
+                });
+                held.push(format!("shared-{k}"));
+            }
             Op::Crash { conn: c } => {
                 steps.push(StepFile {
                     fault: Some(at(Text(Fault::Crash(CrashSignal::Segv)))),
@@ -528,15 +604,23 @@ pub fn case_file(s: &Scenario, settings: &Settings, found: Option<&str>) -> (Cas
     // The predictions.
     let mut expect = ExpectFile::default();
     for r in &prediction.requests {
+        // What a shared: request finds, where the model is sure (TS-1).
+        let shared = match r.shared {
+            Some(SharedState::Intact) => Some(SharedExpect::Intact),
+            Some(SharedState::Clobbered) => Some(SharedExpect::Clobbered),
+            Some(SharedState::Either) | None => None,
+        };
         let outcome = match (r.outcome, r.latency) {
             (Predicted::Answered, Some(latency)) => RequestExpectFile {
                 status: Some(200),
                 latency_at_least: latency.at_least.filter(|l| !l.is_zero()),
                 latency_at_most: latency.at_most,
+                shared,
                 ..RequestExpectFile::default()
             },
             (Predicted::Answered, None) => RequestExpectFile {
                 status: Some(200),
+                shared,
                 ..RequestExpectFile::default()
             },
             (Predicted::Failed, _) => RequestExpectFile {
@@ -740,6 +824,42 @@ mod tests {
         assert!(
             worker.contains("seen = [{ closed = [\"c0\", \"c1\"] }]"),
             "{worker}"
+        );
+    }
+
+    #[test]
+    fn a_shared_request_written_while_another_holds_expects_what_the_model_is_sure_of() {
+        let s = Scenario {
+            connections: 2,
+            spare: 0,
+            max_keepalive: 0,
+            ops: vec![Op::Shared { conn: 0 }, Op::Shared { conn: 1 }],
+        };
+        let worker = case_text(&s, &settings(Mpm::Worker), None).expect("written");
+        for line in [
+            "fault = \"shared:400ms\"",
+            "wait = { writing_workers = { at_least = 1 } }",
+            "sleep = \"100ms\"",
+            "\"shared-0\" = { status = 200, latency_at_least = \"400ms\", latency_at_most = \"2400ms\", shared = \"clobbered\" }",
+            "\"shared-1\" = { status = 200, latency_at_least = \"400ms\", latency_at_most = \"2400ms\", shared = \"intact\" }",
+        ] {
+            assert!(worker.contains(line), "{line}\n{worker}");
+        }
+        // The wrong model writes the same steps, and intact for both.
+        let wrong = Settings {
+            model: Model::isolating_threads(Mpm::Worker),
+            ..settings(Mpm::Worker)
+        };
+        let wrong = case_text(&s, &wrong, Some("why")).expect("written");
+        assert_eq!(wrong.matches("shared = \"intact\"").count(), 2, "{wrong}");
+        assert!(wrong.contains("each thread keeps its own state"), "{wrong}");
+        // Prefork: a child each, no wait, intact.
+        let prefork = case_text(&s, &settings(Mpm::Prefork), None).expect("written");
+        assert!(!prefork.contains("sleep"), "{prefork}");
+        assert_eq!(
+            prefork.matches("shared = \"intact\"").count(),
+            2,
+            "{prefork}"
         );
     }
 

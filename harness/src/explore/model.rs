@@ -26,7 +26,12 @@
 //!   idle connection's next request; the old generation keeps its slots while it holds
 //!   connections;
 //! - KeepAliveTimeout (KA-1): in a scenario that waits for it, it ends every connection and
-//!   frees the workers they kept (WK-2).
+//!   frees the workers they kept (WK-2);
+//! - state a handler keeps per process (TS-1): a `shared:` request is clobbered when another of
+//!   its child surely writes during its hold, intact when none can — from the scenario's
+//!   structure (which requests are held at once, on which child, in which order they surely
+//!   wrote), never from timing measured in the run (the harness's oracle does that, and the two
+//!   are compared).
 //!
 //! Where timing decides, the prediction says so ([`Predicted::Either`], [`End::Unknown`]) and
 //! never guesses.
@@ -50,6 +55,14 @@ pub const KEEPALIVE_TIMEOUT_LONG: Duration = Duration::from_secs(30);
 pub const HOLD: Duration = Duration::from_millis(400);
 /// How long a probe's client waits for its response before it gives up.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Before a `shared:` request sent while another may hold in the same child, once the held
+/// requests are in their handlers (`W`), the explorer waits this long more: each of them wrote
+/// its token before the new one is sent (and the harness's oracle, ordering requests by send
+/// and answer times, can tell so too).
+pub const MARGIN: Duration = Duration::from_millis(100);
+/// After this many margins a held request may have ended: each took [`MARGIN`] off its
+/// [`HOLD`], and what else the explorer waited for meanwhile is not counted.
+const MARGINS_WHILE_HELD: u32 = 2;
 /// What an answered request may take beyond the holds it waits for: generous, so that a busy
 /// machine does not fail a run, and far below a keep-alive wait (30 s) that a wrong worker
 /// assignment would cost.
@@ -60,6 +73,12 @@ pub const SLACK: Duration = Duration::from_secs(2);
 pub enum Op {
     /// A request that holds its worker for [`HOLD`] (`sleep:…`), left in flight.
     Hold { conn: usize },
+    /// A request that keeps state per process (`shared:` [`HOLD`], TS-1): it writes a token of
+    /// its own into its process's one slot, holds its worker, reads the slot back and answers
+    /// `intact` or `clobbered`; left in flight. When another `shared:` request may still hold
+    /// in the same child, the explorer first waits for the held requests to be in their
+    /// handlers and then [`MARGIN`], so that those surely wrote first.
+    Shared { conn: usize },
     /// A request that crashes its child (`crash:segv`), awaited, and the death waited for.
     Crash { conn: usize },
     /// The client closes the connection.
@@ -93,6 +112,7 @@ impl Op {
     pub fn conn(self) -> Option<usize> {
         match self {
             Op::Hold { conn }
+            | Op::Shared { conn }
             | Op::Crash { conn }
             | Op::Close { conn }
             | Op::Request { conn }
@@ -149,6 +169,17 @@ pub enum Predicted {
     Either,
 }
 
+/// What an answered `shared:` request finds in its process's slot (TS-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedState {
+    /// Its own token: no other request of its child can have written during its hold.
+    Intact,
+    /// Another's: a request of its child surely wrote during its hold.
+    Clobbered,
+    /// The order of the writes is timing: the model does not guess.
+    Either,
+}
+
 /// One request of the scenario as the explorer sends it, with its prediction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PredictedRequest {
@@ -158,6 +189,8 @@ pub struct PredictedRequest {
     pub outcome: Predicted,
     /// When answered: how long from sent to response.
     pub latency: Option<DurationBounds>,
+    /// A `shared:` request predicted answered: what it finds.
+    pub shared: Option<SharedState>,
 }
 
 /// How a connection ends, by the end of the scenario.
@@ -206,12 +239,25 @@ pub struct Prediction {
     /// that each child is past its check of the signal after its last response (Apache's
     /// `ap_process_http_sync_connection` closes the connection when the signal came before).
     pub keepalive_before: Vec<(usize, usize)>,
+    /// Before a `shared:` request (its index) sent while another may hold in the same child:
+    /// how many workers to wait for in their handlers (`W`, the held requests certainly in
+    /// flight; 0: none), before [`MARGIN`].
+    pub margin_before: Vec<(usize, usize)>,
 }
 
 impl Prediction {
     /// How many idle workers to wait for before operation `k` (see `idle_before`), if any.
     pub fn idle_before_op(&self, k: usize) -> Option<usize> {
         self.idle_before
+            .iter()
+            .find(|(op, _)| *op == k)
+            .map(|(_, n)| *n)
+    }
+
+    /// Whether to wait [`MARGIN`] before operation `k`, after how many workers in their
+    /// handlers (see `margin_before`).
+    pub fn margin_before_op(&self, k: usize) -> Option<usize> {
+        self.margin_before
             .iter()
             .find(|(op, _)| *op == k)
             .map(|(_, n)| *n)
@@ -232,6 +278,9 @@ pub struct Model {
     pub keepalive_holds_worker: bool,
     /// EV-5: a listener that had to wait for a worker closes its idle keep-alive connections.
     pub closes_idle_when_busy: bool,
+    /// TS-1: the requests a child serves at once, on its threads, share what a handler keeps
+    /// per process (worker, event); prefork's child serves one at a time.
+    pub threads_share_state: bool,
 }
 
 impl Model {
@@ -244,6 +293,7 @@ impl Model {
                 blast_radius: BlastRadius::Connection,
                 keepalive_holds_worker: true,
                 closes_idle_when_busy: false,
+                threads_share_state: false,
             },
             Mpm::Worker => Model {
                 mpm,
@@ -251,6 +301,7 @@ impl Model {
                 blast_radius: BlastRadius::Process,
                 keepalive_holds_worker: true,
                 closes_idle_when_busy: false,
+                threads_share_state: true,
             },
             Mpm::Event => Model {
                 mpm,
@@ -258,6 +309,7 @@ impl Model {
                 blast_radius: BlastRadius::Process,
                 keepalive_holds_worker: false,
                 closes_idle_when_busy: true,
+                threads_share_state: true,
             },
         }
     }
@@ -265,10 +317,23 @@ impl Model {
     /// A deliberately wrong model (the explorer's self-test): `mpm` behaving as `like` does —
     /// prefork whose connections share a child that a crash takes down whole, worker whose
     /// crash takes only its own connection, or event that keeps its workers through keep-alive.
+    /// What a handler keeps per process stays as `mpm` keeps it (TS-1): one wrong thing at a
+    /// time.
     pub fn pretending(mpm: Mpm, like: Mpm) -> Model {
         Model {
             mpm,
+            threads_share_state: Model::of(mpm).threads_share_state,
             ..Model::of(like)
+        }
+    }
+
+    /// A deliberately wrong model (the explorer's self-test): `mpm` whose threads each keep
+    /// their own state, as if a handler's per-process slot were per thread — every `shared:`
+    /// request answered finds its own token.
+    pub fn isolating_threads(mpm: Mpm) -> Model {
+        Model {
+            threads_share_state: false,
+            ..Model::of(mpm)
         }
     }
 
@@ -322,6 +387,28 @@ struct Held {
     conn: usize,
     /// Certainly still in flight (false: it may have ended, the model lost track of when).
     certain: bool,
+    /// The margins ([`MARGIN`]) waited since it was sent.
+    margins: u32,
+}
+
+/// A `shared:` request that reached the server (or may have), as the model follows it.
+#[derive(Debug, Clone, Copy)]
+struct SharedHold {
+    request: usize,
+    conn: usize,
+    /// The process that took it.
+    owner: usize,
+    /// The operation that sent it.
+    sent: usize,
+    /// Its handler took it as it arrived — nothing held before it on its connection, a worker
+    /// for it, an open connection — and wrote its token then.
+    at_once: bool,
+    /// Surely over: answered (what came after it on its connection was), or its process died.
+    over: bool,
+    /// Another request of its child surely wrote during its hold.
+    clobbered: bool,
+    /// Another may have.
+    maybe: bool,
 }
 
 /// The model's walk through one scenario.
@@ -342,6 +429,11 @@ struct Sim<'a> {
     restarted_gracefully: bool,
     /// Event: a probe found every worker busy, so the child may have stopped accepting.
     may_not_accept: bool,
+    /// The `shared:` requests sent, in order.
+    shared: Vec<SharedHold>,
+    /// The operations before which the explorer waits [`MARGIN`].
+    margins: Vec<usize>,
+    margin_before: Vec<(usize, usize)>,
 }
 
 impl<'a> Sim<'a> {
@@ -375,6 +467,9 @@ impl<'a> Sim<'a> {
             keepalive_before: Vec::new(),
             restarted_gracefully: false,
             may_not_accept: false,
+            shared: Vec::new(),
+            margins: Vec::new(),
+            margin_before: Vec::new(),
         }
     }
 
@@ -397,7 +492,10 @@ impl<'a> Sim<'a> {
             self.settle_before_arrival(k, c);
         }
         match op {
-            Op::Hold { .. } => self.hold(k, c),
+            Op::Hold { .. } => {
+                self.hold(format!("hold-{k}"), c);
+            }
+            Op::Shared { .. } => self.shared(k, c),
             Op::Request { .. } => self.request(k, c),
             Op::Crash { .. } => self.crash(k, c),
             Op::Close { .. } => self.close(c),
@@ -478,6 +576,7 @@ impl<'a> Sim<'a> {
             conn,
             outcome,
             latency: latency.filter(|_| outcome == Predicted::Answered),
+            shared: None,
         });
         self.requests.len() - 1
     }
@@ -526,6 +625,10 @@ impl<'a> Sim<'a> {
         if self.holds_on(c) == 0 {
             return;
         }
+        // Every `shared:` request sent on it before is answered by then: its handler is done.
+        for r in self.shared.iter_mut().filter(|r| r.conn == c) {
+            r.over = true;
+        }
         for h in &mut self.held {
             if h.conn != c {
                 h.certain = false;
@@ -547,11 +650,11 @@ impl<'a> Sim<'a> {
         DurationBounds::between(own, HOLD * self.holds_on(c) + own + SLACK)
     }
 
-    fn hold(&mut self, k: usize, c: usize) {
-        let name = format!("hold-{k}");
+    /// A request held in its handler for [`HOLD`], named `name`: its index, unless refused.
+    fn hold(&mut self, name: String, c: usize) -> Option<usize> {
         if self.refused_by(c) {
             self.push(name, Some(c), Predicted::Failed, None);
-            return;
+            return None;
         }
         let outcome = if self.conns[c].state == State::Unknown {
             Predicted::Either
@@ -565,7 +668,81 @@ impl<'a> Sim<'a> {
             request,
             conn: c,
             certain: outcome == Predicted::Answered,
+            margins: 0,
         });
+        Some(request)
+    }
+
+    /// A `shared:` request on `c` (TS-1), held as [`Sim::hold`] holds. Against every other
+    /// `shared:` request of the same child not surely over, sent on another connection (on one
+    /// connection requests never overlap):
+    ///
+    /// - the earlier one wrote before this one was sent when its handler took it at once and a
+    ///   margin came between: its write is not within this one's hold; otherwise it may be;
+    /// - this one surely writes within the earlier one's hold when, besides, the earlier one is
+    ///   certainly still in flight and this one's handler takes it at once; otherwise it may.
+    ///
+    /// Clobbered when one surely wrote within its hold, intact when none may have, either
+    /// otherwise. In another child (prefork's every connection, a replacement) nothing is
+    /// shared.
+    fn shared(&mut self, k: usize, c: usize) {
+        let name = format!("shared-{k}");
+        if self.refused_by(c) {
+            self.hold(name, c);
+            return;
+        }
+        let owner = self.conns[c].owner;
+        let alongside = |r: &SharedHold| !r.over && r.owner == owner && r.conn != c;
+        if self.shared.iter().any(alongside) {
+            self.margin(k);
+        }
+        let first_on_conn = self.holds_on(c) == 0;
+        let Some(request) = self.hold(name, c) else {
+            return;
+        };
+        let at_once = first_on_conn && self.requests[request].outcome == Predicted::Answered;
+        let mut own = SharedHold {
+            request,
+            conn: c,
+            owner,
+            sent: k,
+            at_once,
+            over: false,
+            clobbered: false,
+            maybe: false,
+        };
+        let margins = &self.margins;
+        let held = &self.held;
+        for earlier in self.shared.iter_mut().filter(|r| alongside(r)) {
+            let wrote_before =
+                earlier.at_once && margins.iter().any(|&m| earlier.sent < m && m <= k);
+            if !wrote_before {
+                own.maybe = true;
+            }
+            let in_flight = held
+                .iter()
+                .any(|h| h.request == earlier.request && h.certain);
+            if wrote_before && in_flight && at_once {
+                earlier.clobbered = true;
+            } else {
+                earlier.maybe = true;
+            }
+        }
+        self.shared.push(own);
+    }
+
+    /// Before a `shared:` request: the explorer waits until the held requests certainly in
+    /// flight are in their handlers, then [`MARGIN`] — time that each held request loses.
+    fn margin(&mut self, k: usize) {
+        self.margin_before
+            .push((k, self.conns_holding(|h| h.certain)));
+        self.margins.push(k);
+        for h in &mut self.held {
+            h.margins += 1;
+            if h.margins >= MARGINS_WHILE_HELD {
+                h.certain = false;
+            }
+        }
     }
 
     fn request(&mut self, k: usize, c: usize) {
@@ -657,6 +834,9 @@ impl<'a> Sim<'a> {
     fn cut(&mut self, c: usize) {
         self.crashes += 1;
         let dead = self.conns[c].owner;
+        for r in self.shared.iter_mut().filter(|r| r.owner == dead) {
+            r.over = true;
+        }
         let cut = self.taken_with(c);
         for &o in &cut {
             self.conns[o].state = State::ByServer;
@@ -951,6 +1131,21 @@ impl<'a> Sim<'a> {
             }
             self.push(format!("last-{c}"), Some(c), outcome, Some(window));
         }
+        for r in &self.shared {
+            let request = &mut self.requests[r.request];
+            if request.outcome != Predicted::Answered {
+                continue;
+            }
+            request.shared = Some(if !self.model.threads_share_state {
+                SharedState::Intact
+            } else if r.clobbered {
+                SharedState::Clobbered
+            } else if r.maybe {
+                SharedState::Either
+            } else {
+                SharedState::Intact
+            });
+        }
         Prediction {
             requests: self.requests,
             ends,
@@ -959,6 +1154,7 @@ impl<'a> Sim<'a> {
             closed_at: self.closed_at,
             writing_before: self.writing_before,
             keepalive_before: self.keepalive_before,
+            margin_before: self.margin_before,
         }
     }
 }

@@ -618,3 +618,153 @@ fn a_hard_restart_closes_everything_and_a_new_generation_serves() {
         assert!(p.idle_before.contains(&(2, 3)), "{mpm}");
     }
 }
+
+fn shared_states(p: &Prediction) -> Vec<(&str, Option<SharedState>)> {
+    p.requests
+        .iter()
+        .filter(|r| r.name.starts_with("shared"))
+        .map(|r| (r.name.as_str(), r.shared))
+        .collect()
+}
+
+#[test]
+fn of_two_shared_requests_in_one_child_the_first_is_clobbered_but_never_under_prefork() {
+    use SharedState::*;
+    let s = ample(2, vec![Op::Shared { conn: 0 }, Op::Shared { conn: 1 }]);
+    for mpm in [Mpm::Worker, Mpm::Event] {
+        let p = Model::of(mpm).predict(&s);
+        assert_eq!(
+            shared_states(&p),
+            [("shared-0", Some(Clobbered)), ("shared-1", Some(Intact))],
+            "{mpm}"
+        );
+        // The second waits for the first in its handler, then the margin.
+        assert_eq!(p.margin_before, [(1, 1)], "{mpm}");
+        assert!(p.requests.iter().all(|r| r.outcome == Predicted::Answered));
+    }
+    // A child each: nothing to wait for, nothing shared.
+    let p = Model::of(Mpm::Prefork).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", Some(Intact)), ("shared-1", Some(Intact))]
+    );
+    assert!(p.margin_before.is_empty());
+}
+
+#[test]
+fn each_shared_request_is_clobbered_by_the_next_while_it_surely_holds() {
+    use SharedState::*;
+    let s = ample(
+        4,
+        (0..4).map(|conn| Op::Shared { conn }).collect::<Vec<_>>(),
+    );
+    let p = Model::of(Mpm::Worker).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [
+            ("shared-0", Some(Clobbered)),
+            ("shared-1", Some(Clobbered)),
+            ("shared-2", Some(Clobbered)),
+            ("shared-3", Some(Intact))
+        ]
+    );
+    // Two margins on: the first may have ended, and is not waited for in `W`.
+    assert_eq!(p.margin_before, [(1, 1), (2, 2), (3, 2)]);
+}
+
+#[test]
+fn where_the_order_of_the_writes_is_timing_the_model_says_either() {
+    use SharedState::*;
+    // Behind a held request on its connection the first writes when that one ends: any time.
+    let s = ample(
+        2,
+        vec![
+            Op::Hold { conn: 0 },
+            Op::Shared { conn: 0 },
+            Op::Shared { conn: 1 },
+        ],
+    );
+    let p = Model::of(Mpm::Worker).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-1", Some(Either)), ("shared-2", Some(Either))]
+    );
+    // After a probe's waits the first may have ended: the second may or may not write in its
+    // hold; the first surely wrote before the second was sent.
+    let s = ample(
+        2,
+        vec![Op::Shared { conn: 0 }, Op::Probe, Op::Shared { conn: 1 }],
+    );
+    let p = Model::of(Mpm::Worker).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", Some(Either)), ("shared-2", Some(Intact))]
+    );
+    // Event with a worker each: the second may find none free (EV-8), and may not write.
+    let s = tight(2, 0, vec![Op::Shared { conn: 0 }, Op::Shared { conn: 1 }]);
+    let p = Model::of(Mpm::Event).predict(&s);
+    assert_eq!(p.requests[1].outcome, Predicted::Either);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", Some(Either)), ("shared-1", None)]
+    );
+}
+
+#[test]
+fn a_shared_request_over_or_in_another_child_shares_nothing() {
+    use SharedState::*;
+    // Answered before the second is sent (a request queued behind it was).
+    let s = ample(
+        2,
+        vec![
+            Op::Shared { conn: 0 },
+            Op::Request { conn: 0 },
+            Op::Shared { conn: 1 },
+        ],
+    );
+    let p = Model::of(Mpm::Event).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", Some(Intact)), ("shared-2", Some(Intact))]
+    );
+    assert!(p.margin_before.is_empty());
+    // On one connection requests never overlap.
+    let s = ample(1, vec![Op::Shared { conn: 0 }, Op::Shared { conn: 0 }]);
+    let p = Model::of(Mpm::Worker).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", Some(Intact)), ("shared-1", Some(Intact))]
+    );
+    // A kill takes the child with the first; its replacement serves the second.
+    let s = ample(
+        2,
+        vec![
+            Op::Shared { conn: 0 },
+            Op::Kill { conn: 1 },
+            Op::Shared { conn: 1 },
+        ],
+    );
+    let p = Model::of(Mpm::Worker).predict(&s);
+    assert_eq!(
+        shared_states(&p),
+        [("shared-0", None), ("shared-2", None)],
+        "both cut with their child, or sent on a closed connection"
+    );
+}
+
+#[test]
+fn a_model_whose_threads_keep_their_own_state_predicts_intact() {
+    let s = ample(2, vec![Op::Shared { conn: 0 }, Op::Shared { conn: 1 }]);
+    for mpm in [Mpm::Worker, Mpm::Event] {
+        let wrong = Model::isolating_threads(mpm).predict(&s);
+        assert_eq!(
+            shared_states(&wrong),
+            [
+                ("shared-0", Some(SharedState::Intact)),
+                ("shared-1", Some(SharedState::Intact))
+            ],
+            "{mpm}"
+        );
+        assert_ne!(wrong, Model::of(mpm).predict(&s));
+    }
+}
