@@ -789,8 +789,17 @@ fn explore_finds_a_prefork_that_loses_everything() {
 /// keep-alive connection on a graceful restart, which the wrong model expects it to keep.)
 #[test]
 fn explore_finds_an_event_that_keeps_its_workers() {
-    let ops = explore_finds_a_wrong_model("event", "event-keeps-workers", 3, "probe-");
+    let ops = explore_finds_a_wrong_model("event", "event-keeps-workers", 1, "probe-");
     assert_eq!(ops.trim(), "probe");
+}
+
+/// Told that event's threads each keep their own state (TS-1 says a child's threads share
+/// it), the explorer finds a shared: request that another of its child clobbered, and shrinks
+/// the scenario to the two of them.
+#[test]
+fn explore_finds_threads_that_isolate_state() {
+    let ops = explore_finds_a_wrong_model("event", "threads-isolate-state", 1, "shared-");
+    assert_eq!(ops.trim(), "shared c0, shared c1");
 }
 
 /// Against the real models the reference agrees, and the same seed replays the same
