@@ -491,6 +491,12 @@ impl Play<'_> {
                 Some(_) => elsewhere.push(landed),
                 None => return Err(format!("{conn}: try {tries}: no X-Served-By")),
             }
+            // Under event the next try waits for the worker that served this one: a connection
+            // that finds no idle worker makes event close idle keep-alive connections early
+            // (EV-5) — the case's own among them.
+            if self.mpm == Mpm::Event {
+                self.settle_workers(busy_before, false, deadline)?;
+            }
         };
         let served = landed.pid().unwrap_or(0);
         self.conns.insert(
@@ -499,7 +505,17 @@ impl Play<'_> {
         );
         self.note_sent(conn, request, None);
         let closed = elsewhere.len();
-        drop(elsewhere);
+        if self.mpm == Mpm::Event {
+            // One at a time, each close let through before the next: event hands a closing
+            // connection to a worker, and closes that find none idle make it close idle
+            // keep-alive connections early (EV-5) — the placed one and the case's own among them.
+            for other in elsewhere {
+                drop(other);
+                self.settle_workers(busy_before, false, deadline)?;
+            }
+        } else {
+            drop(elsewhere);
+        }
         self.store.push(Observation::Note {
             text: format!(
                 "{conn} placed {placement} (pid {pid}): served by pid {served} on try {tries}; \
