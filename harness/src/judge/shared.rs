@@ -17,12 +17,14 @@
 //! Under prefork a child serves one request at a time: nothing is ever clobbered, whatever the
 //! timing (the other half of TS-1).
 
+use std::collections::BTreeMap;
+
 use mpm_faults::Fault;
 use refhttpd::Mpm;
 
 use super::{About, Check};
 use crate::observe::load::LoadOutcome;
-use crate::observe::{Entry, Observation, Recording, SharedAnswer};
+use crate::observe::{shared_clobberers, Entry, Observation, Recording, SharedAnswer};
 use crate::spec::{Action, Case};
 
 /// A `shared:` request as seen, with what it found (when its answer said).
@@ -41,10 +43,11 @@ pub fn checks(case: &Case, mpm: Mpm, timeline: &[Entry], rec: &Recording) -> Vec
     }
     let requests: Vec<SharedRequest> = seen.iter().map(|(r, _)| r.clone()).collect();
     let foreseen = foresee(mpm, &requests);
+    let clobberers = shared_clobberers(timeline);
     let mut checks: Vec<Check> = seen[..scenario]
         .iter()
         .zip(foreseen.iter().cloned())
-        .filter_map(|((r, answer), foreseen)| check(r, answer.as_ref(), foreseen, &seen))
+        .filter_map(|((r, answer), foreseen)| check(r, answer.as_ref(), foreseen, &clobberers))
         .collect();
     let mut at = scenario;
     for (load, rs) in &loads {
@@ -202,7 +205,7 @@ fn check(
     r: &SharedRequest,
     answer: Option<&SharedAnswer>,
     foreseen: Foreseen,
-    all: &[Seen],
+    clobberers: &BTreeMap<String, String>,
 ) -> Option<Check> {
     let what = format!("shared state of {} (TS-1)", r.name);
     let pid = r.pid?;
@@ -215,13 +218,9 @@ fn check(
     let found = if answer.intact {
         "intact".to_string()
     } else {
-        let whose = all
-            .iter()
-            .find(|(_, a)| a.as_ref().is_some_and(|a| a.token == answer.found))
-            .map_or(
-                "a request the harness did not send".to_string(),
-                |(o, _)| o.name.clone(),
-            );
+        let whose = clobberers
+            .get(&r.name)
+            .map_or("a request the harness did not send", String::as_str);
         format!("clobbered (found the token of {whose})")
     };
     let check = match foreseen {

@@ -202,6 +202,44 @@ impl<T: PartialEq + Clone> Changes<T> {
     }
 }
 
+/// Whom each clobbered `shared:` request of the timeline found in its slot: request name → the
+/// answered request whose own token it found, served by the same process or by one not known
+/// (one of the same known process first). A clobbered request whose token's owner the run did
+/// not answer (a load's, say) is not in the map.
+pub fn shared_clobberers(timeline: &[Entry]) -> BTreeMap<String, String> {
+    let answers: Vec<(&str, Option<i32>, &SharedAnswer)> = timeline
+        .iter()
+        .filter_map(|e| match &e.what {
+            Observation::Response {
+                request,
+                served_by,
+                shared: Some(answer),
+                ..
+            } => Some((request.as_str(), served_by.map(|b| b.pid), answer)),
+            _ => None,
+        })
+        .collect();
+    let mut by = BTreeMap::new();
+    for &(name, pid, answer) in &answers {
+        if answer.intact || answer.found.is_empty() {
+            continue;
+        }
+        let mut candidates = answers.iter().filter(|(other, other_pid, a)| {
+            *other != name
+                && a.token == answer.found
+                && (pid.is_none() || other_pid.is_none() || pid == *other_pid)
+        });
+        let first = candidates.clone().next();
+        if let Some((other, _, _)) = candidates
+            .find(|(_, other_pid, _)| pid.is_some() && pid == *other_pid)
+            .or(first)
+        {
+            by.insert(name.to_string(), other.to_string());
+        }
+    }
+    by
+}
+
 /// The scoreboard samples of a timeline, each with its moment (ms from the start).
 pub fn scoreboard_samples(timeline: &[Entry]) -> Vec<(f64, &Summary)> {
     timeline

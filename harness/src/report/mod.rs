@@ -183,38 +183,23 @@ impl SharedNote {
 }
 
 /// The shared-state notes of the run's answered `shared:` requests, by request name. A clobbered
-/// request's clobberer is the answered request whose own token it found, served by the same
-/// process (tokens are unique only within a process) or by one not known.
+/// request's clobberer is the one [`crate::observe::shared_clobberers`] names.
 pub fn shared_notes(timeline: &[Entry]) -> BTreeMap<String, SharedNote> {
-    let answers: Vec<(&str, Option<i32>, &crate::observe::SharedAnswer)> = timeline
+    let answers: Vec<(&str, &crate::observe::SharedAnswer)> = timeline
         .iter()
         .filter_map(|e| match &e.what {
             Observation::Response {
                 request,
-                served_by,
                 shared: Some(answer),
                 ..
-            } => Some((request.as_str(), served_by.map(|b| b.pid), answer)),
+            } => Some((request.as_str(), answer)),
             _ => None,
         })
         .collect();
+    let clobberers = crate::observe::shared_clobberers(timeline);
     let mut notes: BTreeMap<String, SharedNote> = BTreeMap::new();
-    for &(name, pid, answer) in &answers {
-        let by = if answer.intact || answer.found.is_empty() {
-            None
-        } else {
-            let mut candidates = answers.iter().filter(|(other, other_pid, a)| {
-                *other != name
-                    && a.token == answer.found
-                    && (pid.is_none() || other_pid.is_none() || pid == *other_pid)
-            });
-            // One of the same known process first, else one whose process is not known.
-            let first = candidates.clone().next();
-            candidates
-                .find(|(_, other_pid, _)| pid.is_some() && pid == *other_pid)
-                .or(first)
-                .map(|(other, _, _)| other.to_string())
-        };
+    for &(name, answer) in &answers {
+        let by = clobberers.get(name).cloned();
         notes.insert(
             name.to_string(),
             SharedNote {
@@ -225,7 +210,7 @@ pub fn shared_notes(timeline: &[Entry]) -> BTreeMap<String, SharedNote> {
             },
         );
     }
-    for &(name, _, _) in &answers {
+    for &(name, _) in &answers {
         if let Some(by) = notes[name].by.clone() {
             if let Some(n) = notes.get_mut(&by) {
                 n.clobbered.push(name.to_string());
