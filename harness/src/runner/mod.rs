@@ -116,6 +116,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
         mpm,
         scoreboard: caps.has(Source::Scoreboard),
         conns: BTreeMap::new(),
+        parked: Vec::new(),
         sent: Vec::new(),
         steps: Vec::new(),
         loads: Vec::new(),
@@ -159,6 +160,9 @@ struct Play<'a> {
     /// The target has a scoreboard to settle on.
     scoreboard: bool,
     conns: BTreeMap<String, Connection>,
+    /// Under event, the placement tries that landed elsewhere: open until the connections
+    /// close at the end, idle in keep-alive (they hold no worker there: EV-1).
+    parked: Vec<Landed>,
     sent: Vec<Sent>,
     steps: Vec<StepRecord>,
     /// Loads running in the background.
@@ -504,22 +508,22 @@ impl Play<'_> {
             Connection::adopt(conn, landed, request, self.store),
         );
         self.note_sent(conn, request, None);
-        let closed = elsewhere.len();
-        if self.mpm == Mpm::Event {
-            // One at a time, each close let through before the next: event hands a closing
-            // connection to a worker, and closes that find none idle make it close idle
-            // keep-alive connections early (EV-5) — the placed one and the case's own among them.
-            for other in elsewhere {
-                drop(other);
-                self.settle_workers(busy_before, false, deadline)?;
-            }
+        let others = elsewhere.len();
+        // Under event they stay open to the end: event hands a closing connection to a worker,
+        // and closes that find none idle in its queue make it close idle keep-alive connections
+        // early (EV-5) — the case's own among them (seen on Apache, even with the tries closed
+        // one at a time). Elsewhere they close now: they hold their workers.
+        let (closed, fate) = if self.mpm == Mpm::Event {
+            self.parked.extend(elsewhere);
+            (0, "kept open, idle, to the end")
         } else {
             drop(elsewhere);
-        }
+            (others, "closed")
+        };
         self.store.push(Observation::Note {
             text: format!(
                 "{conn} placed {placement} (pid {pid}): served by pid {served} on try {tries}; \
-                 {closed} connection(s) that landed elsewhere closed"
+                 {others} connection(s) that landed elsewhere {fate}"
             ),
         });
         // Those that landed elsewhere held their workers until they closed.
@@ -840,6 +844,7 @@ impl Play<'_> {
             c.close();
         }
         self.conns.clear();
+        self.parked.clear();
     }
 }
 
