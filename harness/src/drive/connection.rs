@@ -457,6 +457,8 @@ fn read_responses(
 ) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
+    // Whether the response now arriving was announced as begun (slow reads only).
+    let mut begun = false;
     loop {
         // Parse every complete response in the buffer.
         loop {
@@ -471,6 +473,7 @@ fn read_responses(
                 }
             };
             buf.drain(..used);
+            begun = false;
             // An interim (1xx) response answers no request by itself.
             if response.status < 200 {
                 continue;
@@ -517,6 +520,9 @@ fn read_responses(
         match n {
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
+                if rate.is_some() && !begun {
+                    begun = announce_begun(&buf, &shared, &store, &conn);
+                }
                 if let Some(rate) = rate {
                     std::thread::sleep(Duration::from_secs_f64(n as f64 / f64::from(rate)));
                 }
@@ -524,6 +530,21 @@ fn read_responses(
             Err(class) => return finish(&shared, &store, &conn, class),
         }
     }
+}
+
+/// Records that the response at the front of `buf` has its head in, once it has; true then.
+fn announce_begun(buf: &[u8], shared: &Shared, store: &Store, conn: &str) -> bool {
+    if !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        return false;
+    }
+    let pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pending.front() {
+        store.push(Observation::ResponseBegun {
+            request: p.name.clone(),
+            conn: conn.to_string(),
+        });
+    }
+    true
 }
 
 /// The connection ended: requests still waiting fail — with the class seen, or `timeout` when

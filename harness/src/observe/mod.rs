@@ -365,6 +365,11 @@ pub enum Observation {
         class: ErrorClass,
         latency_ms: f64,
     },
+    /// The head of a slowly read response has arrived (its body is still coming).
+    ResponseBegun {
+        request: String,
+        conn: String,
+    },
     /// The server ended a connection (EOF or reset) that the client had not closed.
     ConnClosedByServer {
         conn: String,
@@ -522,6 +527,8 @@ pub struct State {
     /// Request name → its outcome, once known.
     pub outcomes: BTreeMap<String, RequestOutcome>,
     pub closed_conns: BTreeMap<String, ErrorClass>,
+    /// Requests whose response has begun to arrive (slow reads).
+    pub responding: std::collections::BTreeSet<String>,
     /// Loads whose warm-up is over, and whether every connection was answered.
     pub loads_warmed: BTreeMap<String, bool>,
     pub loads_finished: std::collections::BTreeSet<String>,
@@ -575,6 +582,9 @@ impl State {
             }
             Observation::ConnClosedByServer { conn, class } => {
                 self.closed_conns.insert(conn.clone(), *class);
+            }
+            Observation::ResponseBegun { request, .. } => {
+                self.responding.insert(request.clone());
             }
             Observation::Scoreboard(summary) => self.summary = Some(summary.clone()),
             Observation::Resources(r) => self.resources = Some(r.clone()),
@@ -662,6 +672,10 @@ impl Facts for State {
     fn closed_by_server(&self, conn: &str) -> bool {
         self.closed_conns.contains_key(conn)
     }
+
+    fn responding(&self, request: &str) -> bool {
+        self.responding.contains(request) || self.outcomes.contains_key(request)
+    }
 }
 
 /// The state restricted to samples taken after `since`: what a wait or check is decided on.
@@ -689,6 +703,10 @@ impl Facts for Fresh<'_> {
 
     fn closed_by_server(&self, conn: &str) -> bool {
         self.state.closed_by_server(conn)
+    }
+
+    fn responding(&self, request: &str) -> bool {
+        self.state.responding(request)
     }
 }
 

@@ -262,6 +262,9 @@ fn timeline_line(e: &Entry, shared: &BTreeMap<String, SharedNote>) -> Option<Str
             latency_ms,
             ..
         } => format!("req    {request}: FAILED ({class}) after {latency_ms:.1} ms"),
+        Observation::ResponseBegun { request, .. } => {
+            format!("req    {request}: response head in, body still coming")
+        }
         Observation::ConnClosedByServer { conn, class } => {
             format!("conn   {conn}: ended by the server ({class})")
         }

@@ -179,6 +179,8 @@ pub trait Facts {
     fn master_exited(&self) -> bool;
     /// Whether the server has ended this client connection.
     fn closed_by_server(&self, conn: &str) -> bool;
+    /// Whether the response to this request has begun to arrive (or the request has ended).
+    fn responding(&self, request: &str) -> bool;
 }
 
 /// An observable condition; every part must hold.
@@ -191,6 +193,8 @@ pub struct Condition {
     pub master_exited: Option<bool>,
     /// Connections the server has ended.
     pub closed: Vec<String>,
+    /// Requests whose response has begun to arrive.
+    pub responding: Vec<String>,
 }
 
 impl Condition {
@@ -206,6 +210,7 @@ impl Condition {
                 .master_exited
                 .is_none_or(|m| m == facts.master_exited())
             && self.closed.iter().all(|c| facts.closed_by_server(c))
+            && self.responding.iter().all(|r| facts.responding(r))
     }
 
     /// The sources it is observed in.
@@ -250,6 +255,16 @@ impl Condition {
                 }
             ));
         }
+        for r in &self.responding {
+            parts.push(format!(
+                "{r} {}",
+                if facts.responding(r) {
+                    "responding"
+                } else {
+                    "not yet answered"
+                }
+            ));
+        }
         parts.join(", ")
     }
 }
@@ -269,6 +284,9 @@ impl fmt::Display for Condition {
         }
         if !self.closed.is_empty() {
             parts.push(format!("closed by server: {}", self.closed.join(", ")));
+        }
+        if !self.responding.is_empty() {
+            parts.push(format!("responding: {}", self.responding.join(", ")));
         }
         f.write_str(&parts.join(", "))
     }
@@ -300,6 +318,10 @@ mod tests {
         fn closed_by_server(&self, conn: &str) -> bool {
             self.closed.iter().any(|c| c == conn)
         }
+
+        fn responding(&self, _request: &str) -> bool {
+            false
+        }
     }
 
     #[test]
@@ -318,6 +340,7 @@ mod tests {
             event: Some((EventKind::Timeout, Count::SOME)),
             master_exited: None,
             closed: vec!["a".into()],
+            responding: Vec::new(),
         };
         let mut f = Fixed::default();
         assert!(!c.holds(&f), "no samples");

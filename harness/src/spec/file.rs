@@ -1133,6 +1133,10 @@ pub struct ConditionFile {
     /// These connections have been closed by the server.
     #[schemars(with = "Option<NameList>")]
     pub closed: Option<Spanned<NameList>>,
+    /// The responses to these requests have begun to arrive (a `slow_read`'s head is in), or
+    /// the requests have ended.
+    #[schemars(with = "Option<NameList>")]
+    pub responding: Option<Spanned<NameList>>,
 }
 
 /// What must be true under one MPM (or `all`).

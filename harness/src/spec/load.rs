@@ -978,6 +978,18 @@ impl Loader<'_> {
             Some(names) => self.conns(names)?,
             None => Vec::new(),
         };
+        let responding = match &c.responding {
+            Some(names) => names
+                .get_ref()
+                .0
+                .iter()
+                .map(|n| {
+                    self.known_request(n, names.span(), "`responding`")
+                        .map(|()| n.clone())
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let condition = Condition {
             counts,
             event: c
@@ -986,6 +998,7 @@ impl Loader<'_> {
                 .map(|k| (k.0 .0, c.events.unwrap_or(Count::SOME))),
             master_exited: c.master_exited,
             closed,
+            responding,
         };
         if condition == Condition::default() {
             return Err(self.err(
