@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use mpm_faults::{duration, size, Fault, FaultSite};
 
+use crate::tls::TlsServer;
+
 /// The multi-processing module.
 #[derive(
     Debug,
@@ -88,6 +90,8 @@ pub struct Stage {
 /// table).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestReadTimeout {
+    /// The TLS handshake (off by default, as Apache's: then Timeout bounds each read).
+    pub handshake: Stage,
     pub header: Stage,
     pub body: Stage,
 }
@@ -152,6 +156,12 @@ pub struct Config {
     /// 0 = unlimited.
     pub(crate) limit_request_body: u64,
     pub(crate) request_read_timeout: RequestReadTimeout,
+    /// SSLEngine: the listener serves TLS.
+    pub(crate) ssl_engine: bool,
+    pub(crate) ssl_certificate_file: Option<PathBuf>,
+    pub(crate) ssl_certificate_key_file: Option<PathBuf>,
+    /// Built from the two files when SSLEngine is on (validation).
+    pub(crate) tls: Option<TlsServer>,
     pub(crate) faults: FaultSettings,
     /// Corrections made while validating, for the error log.
     pub(crate) warnings: Vec<String>,
@@ -225,7 +235,7 @@ impl Scope {
 /// as a value is.
 #[derive(Clone, Copy)]
 enum Initial {
-    /// Unset until the directive is given (a fault site).
+    /// Unset until the directive is given (a fault site, mod_ssl's files).
     Unset,
     /// The same under every MPM.
     All(&'static str),
@@ -507,6 +517,33 @@ static DIRECTIVES: &[Directive] = &[
         Initial::All("header=20-40,MinRate=500 body=20,MinRate=500"),
         |c, v, _| parse_reqtimeout(v, &mut c.request_read_timeout),
     ),
+    // mod_ssl's: the file directives are checked as they are read, so an unreadable file is an
+    // error at its line; the pair is put together when SSLEngine is on (validation).
+    Directive::setting("SSLEngine", Scope::All, Initial::All("off"), |c, v, _| {
+        set(&mut c.ssl_engine, on_off(v))
+    }),
+    Directive::setting(
+        "SSLCertificateFile",
+        Scope::All,
+        Initial::Unset,
+        |c, v, _| {
+            let path = PathBuf::from(v);
+            crate::tls::certificates(&path)?;
+            c.ssl_certificate_file = Some(path);
+            Ok(())
+        },
+    ),
+    Directive::setting(
+        "SSLCertificateKeyFile",
+        Scope::All,
+        Initial::Unset,
+        |c, v, _| {
+            let path = PathBuf::from(v);
+            crate::tls::private_key(&path)?;
+            c.ssl_certificate_key_file = Some(path);
+            Ok(())
+        },
+    ),
     Directive::fault("FaultChildStart", FaultSite::ChildStart),
     Directive::fault("FaultFork", FaultSite::Fork),
     Directive::fault("FaultAccept", FaultSite::Accept),
@@ -563,6 +600,10 @@ impl Config {
             limit_request_fields: 0,
             limit_request_body: 0,
             request_read_timeout: RequestReadTimeout::default(),
+            ssl_engine: false,
+            ssl_certificate_file: None,
+            ssl_certificate_key_file: None,
+            tls: None,
             faults: FaultSettings::default(),
             warnings: Vec::new(),
         }
@@ -577,7 +618,8 @@ impl Config {
 
     /// The default of `directive` under `mpm`, written as a value of it would be (`5`, `On`,
     /// `header=20-40,MinRate=500 body=20,MinRate=500`); `None` for a directive refhttpd does not
-    /// know, one that is not a directive of `mpm`, and a fault directive (unset until given).
+    /// know, one that is not a directive of `mpm`, and one unset until given (a fault site,
+    /// mod_ssl's files).
     pub fn default_value(mpm: Mpm, directive: &str) -> Option<&'static str> {
         let d = Directive::find(directive)?;
         if !d.scope.allows(mpm) {
@@ -654,6 +696,24 @@ impl Config {
             ));
             self.start_servers = self.server_limit;
         }
+        self.validate_tls()
+    }
+
+    /// SSLEngine on needs a certificate, and a key that serves it (mod_ssl refuses to start
+    /// otherwise).
+    fn validate_tls(&mut self) -> Result<(), ConfigError> {
+        if !self.ssl_engine {
+            self.tls = None;
+            return Ok(());
+        }
+        let Some(cert) = &self.ssl_certificate_file else {
+            return Err(ConfigError::Invalid(
+                "SSLEngine is on but no certificate is configured (SSLCertificateFile)".into(),
+            ));
+        };
+        let server = TlsServer::load(cert, self.ssl_certificate_key_file.as_deref())
+            .map_err(ConfigError::Invalid)?;
+        self.tls = Some(server);
         Ok(())
     }
 
@@ -867,8 +927,8 @@ fn parse_listen(v: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{v}` is not a port or IP:PORT"))
 }
 
-/// `header=20-40,MinRate=500 body=20,MinRate=500` (mod_reqtimeout); `handshake=` is accepted and
-/// ignored (no TLS here).
+/// `handshake=0 header=20-40,MinRate=500 body=20,MinRate=500` (mod_reqtimeout); a stage not
+/// given keeps its value.
 fn parse_reqtimeout(v: &str, rrt: &mut RequestReadTimeout) -> Result<(), String> {
     for part in v.split_whitespace() {
         let (stage_name, spec) = part
@@ -905,8 +965,12 @@ fn parse_reqtimeout(v: &str, rrt: &mut RequestReadTimeout) -> Result<(), String>
         match stage_name.to_ascii_lowercase().as_str() {
             "header" => rrt.header = stage,
             "body" => rrt.body = stage,
-            "handshake" => {}
-            other => return Err(format!("unknown stage `{other}` (use header or body)")),
+            "handshake" => rrt.handshake = stage,
+            other => {
+                return Err(format!(
+                    "unknown stage `{other}` (use handshake, header or body)"
+                ))
+            }
         }
     }
     Ok(())
@@ -999,6 +1063,8 @@ mod tests {
             limit_request_fields: 100,
             limit_request_body: 1 << 30,
             request_read_timeout: RequestReadTimeout {
+                // handshake=0: off (mod_reqtimeout's default since 2.4.39).
+                handshake: Stage::default(),
                 header: Stage {
                     timeout: Duration::from_secs(20),
                     max: Some(Duration::from_secs(40)),
@@ -1010,6 +1076,11 @@ mod tests {
                     min_rate: 500,
                 },
             },
+            // mod_ssl: off, no certificate.
+            ssl_engine: false,
+            ssl_certificate_file: None,
+            ssl_certificate_key_file: None,
+            tls: None,
             faults: FaultSettings::default(),
             warnings: Vec::new(),
         }
@@ -1059,7 +1130,7 @@ mod tests {
             for d in DIRECTIVES {
                 let Some(default) = Config::default_value(mpm, d.name) else {
                     assert!(
-                        d.is_fault() || !d.scope.allows(mpm),
+                        matches!(d.default, Initial::Unset) || !d.scope.allows(mpm),
                         "{} has no default under {mpm}",
                         d.name
                     );

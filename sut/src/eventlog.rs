@@ -79,6 +79,9 @@ pub enum Event {
 /// Which timeout closed a connection ([`Event::Timeout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TimeoutKind {
+    /// mod_reqtimeout's handshake stage, or Timeout while a TLS handshake was read.
+    #[serde(rename = "handshake")]
+    Handshake,
     /// mod_reqtimeout's header stage, or Timeout while a request's head was read.
     #[serde(rename = "header")]
     Header,
@@ -95,7 +98,8 @@ pub enum TimeoutKind {
 
 impl TimeoutKind {
     /// Every kind, in declaration order.
-    pub const ALL: [TimeoutKind; 4] = [
+    pub const ALL: [TimeoutKind; 5] = [
+        TimeoutKind::Handshake,
         TimeoutKind::Header,
         TimeoutKind::Body,
         TimeoutKind::KeepAlive,
@@ -105,6 +109,7 @@ impl TimeoutKind {
     /// The name in the log (`keepalive`).
     pub fn as_str(self) -> &'static str {
         match self {
+            TimeoutKind::Handshake => "handshake",
             TimeoutKind::Header => "header",
             TimeoutKind::Body => "body",
             TimeoutKind::KeepAlive => "keepalive",
@@ -560,7 +565,7 @@ mod tests {
             let back: T = serde_json::from_str(&text).unwrap();
             assert_eq!(back, value, "{text}");
         }
-        let timeouts = ["header", "body", "keepalive", "write"];
+        let timeouts = ["handshake", "header", "body", "keepalive", "write"];
         for (kind, old) in TimeoutKind::ALL.into_iter().zip(timeouts) {
             check(kind, old);
         }

@@ -37,6 +37,7 @@ mod scoreboard;
 mod serve;
 mod served_by;
 mod status;
+mod tls;
 
 pub use crate::cli::{run, Args, Ready};
 pub use crate::config::{Config, ConfigError, Mpm, Origin};

@@ -90,7 +90,12 @@ impl Outgoing {
             } else if self.body_done < self.body.len() {
                 self.body_chunk()
             } else {
-                return Ok(true);
+                // Over TLS the session may still hold the last records.
+                return match w.flush() {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                    Err(e) => Err(e),
+                };
             };
             match w.write(chunk) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -168,7 +173,8 @@ fn next_request_comes(conn: &Conn, w: &WorkerCtx<'_>) -> bool {
 /// Closes a connection after a response that said `Connection: close`.
 pub fn close(conn: Conn, w: &WorkerCtx<'_>) {
     w.slot.set_state(WorkerState::Closing);
-    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    let mut conn = conn;
+    let _ = conn.stream.shutdown_write();
     drop(conn);
 }
 
@@ -189,6 +195,11 @@ pub fn serve_request(
     mode: WriteMode,
 ) -> After {
     w.slot.set_state(WorkerState::Reading);
+    let started = match handshake(conn, w) {
+        Ok(true) => Instant::now(),
+        Ok(false) => started,
+        Err(after) => return after,
+    };
     let head = match read_head(conn, w, started) {
         Ok(head) => head,
         Err(after) => return after,
@@ -352,6 +363,26 @@ fn write_out(conn: &mut Conn, w: &WorkerCtx<'_>, out: &mut Outgoing, mode: Write
 fn recycle(w: &mut WorkerCtx<'_>, out: Outgoing) {
     if out.head.capacity() <= 64 * 1024 {
         w.out = out.head;
+    }
+}
+
+/// Completes a new connection's TLS handshake in this worker (TL-2), within the handshake
+/// stage of RequestReadTimeout (off by default: Timeout per read). `Ok(true)`: a handshake was
+/// made, and the header stage starts now; `Ok(false)`: none was due.
+fn handshake(conn: &mut Conn, w: &WorkerCtx<'_>) -> Result<bool, After> {
+    if !conn.stream.is_handshaking() {
+        return Ok(false);
+    }
+    let cfg = &w.child.cfg;
+    let started = Instant::now();
+    let stage = &cfg.request_read_timeout.handshake;
+    match conn.handshake(|received| stage_deadline(stage, started, received, cfg.timeout)) {
+        Ok(()) => Ok(true),
+        Err(IoFailure::TimedOut) => {
+            w.log_timeout(TimeoutKind::Handshake, &conn.peer);
+            Err(After::Abort)
+        }
+        Err(IoFailure::Gone) => Err(After::Abort),
     }
 }
 

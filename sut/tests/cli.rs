@@ -59,6 +59,64 @@ fn bad_configuration_file_names_file_and_line() {
     assert!(stderr.contains(&expected), "stderr: {stderr}");
 }
 
+/// mod_ssl's files are checked as they are read: a file that holds no certificate is named with
+/// its line; a key that does not serve the certificate names both files.
+#[test]
+fn bad_tls_files_are_named_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let cert_file = write("cert.pem", &cert.cert.pem());
+    let key_file = write("key.pem", &cert.key_pair.serialize_pem());
+    let other_key = write("other.pem", &other.serialize_pem());
+    let start = |conf: String| {
+        let path = write("httpd.conf", &conf);
+        run_to_end(
+            ["--mpm", "event", "--listen", "127.0.0.1:0", "--config"]
+                .map(std::ffi::OsStr::new)
+                .into_iter()
+                .chain([path.as_os_str()]),
+        )
+    };
+
+    let out = start(format!(
+        "SSLEngine on\nSSLCertificateFile {}\n",
+        key_file.display()
+    ));
+    assert_eq!(out.status, out.exited(2), "{out:?}");
+    let expected = format!(
+        "httpd.conf:2: SSLCertificateFile: no certificate (PEM) in {}",
+        key_file.display()
+    );
+    assert!(out.stderr.contains(&expected), "stderr: {}", out.stderr);
+
+    let out = start(format!(
+        "SSLEngine on\nSSLCertificateFile {}\nSSLCertificateKeyFile {}\n",
+        cert_file.display(),
+        other_key.display()
+    ));
+    assert_eq!(out.status, out.exited(2), "{out:?}");
+    let expected = format!(
+        "the key in {} does not serve the certificate in {}",
+        other_key.display(),
+        cert_file.display()
+    );
+    assert!(out.stderr.contains(&expected), "stderr: {}", out.stderr);
+
+    let out = start("SSLEngine on\n".into());
+    assert_eq!(out.status, out.exited(2), "{out:?}");
+    assert!(
+        out.stderr.contains("SSLCertificateFile"),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
 #[test]
 fn missing_config_file_exits_2() {
     let out = run_to_end(["--mpm", "event", "--config", "/nonexistent/refhttpd.conf"]);

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -26,7 +26,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use slab::Slab;
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Pending, Stream};
 use crate::context::{ChildShared, WorkerCtx};
 use crate::eventlog::{Event, TimeoutKind};
 use crate::mpm::{
@@ -188,11 +188,6 @@ fn worker_loop(shared: &ChildShared, pool: &Pool, thread: usize) {
     w.slot.set_state(WorkerState::Dead);
 }
 
-/// Whether the (non-blocking) connection has bytes to read, or its end: a peek, nothing taken.
-fn still_readable(stream: &TcpStream) -> bool {
-    !matches!(stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
 /// Serves requests on a connection while they keep coming without a wait.
 fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
     let Task {
@@ -230,9 +225,10 @@ enum Held {
     Lingering(TcpStream, u64),
 }
 
-/// A connection parked in the listener, with as little as possible (EV-7).
+/// A connection parked in the listener, with as little as possible (EV-7): over TLS the
+/// session goes with it (its keys and sequence numbers; no plaintext: see [`Stream`]).
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     requests: u32,
     /// Matches the timeout queue entry that may expire it.
@@ -446,14 +442,14 @@ impl<'a> Listener<'a> {
         // worker has read since (a pipelined request it served): hand it back only for bytes
         // still waiting, or the client's close, else a worker would sit through the keep-alive
         // wait (EV-1). Bytes that come later raise a new event.
-        if readable && still_readable(&conn.stream) {
+        if readable && conn.stream.still_readable() {
             self.conns[key] = Held::Busy { readable: false };
             return self.dispatch(conn, key);
         }
         self.hold_keepalive(key, conn.stream, conn.peer, conn.requests);
     }
 
-    fn hold_keepalive(&mut self, key: usize, stream: TcpStream, peer: SocketAddr, requests: u32) {
+    fn hold_keepalive(&mut self, key: usize, stream: Stream, peer: SocketAddr, requests: u32) {
         self.serial += 1;
         let deadline = Instant::now() + self.shared.cfg.keep_alive_timeout;
         self.keepalive_q.push_back((deadline, key, self.serial));
@@ -619,16 +615,15 @@ impl<'a> Listener<'a> {
     /// ([`Listener::write_ready`]). Seen on Apache 2.4.67: a request pipelined behind a slow
     /// response was answered right after it, though every worker had been busy meanwhile.
     fn after_write_keepalive(&mut self, key: usize, idle: Idle) {
-        let mut probe = [0u8; 1];
-        let peeked = if idle.read_ahead.is_empty() {
-            idle.stream.peek(&mut probe)
+        // What the worker read before the response was set aside, or what came since.
+        let pending = if idle.read_ahead.is_empty() {
+            idle.stream.peek()
         } else {
-            // The worker read it before the response was set aside.
-            Ok(idle.read_ahead.len())
+            Pending::Bytes
         };
-        match peeked {
-            Ok(0) => self.close(key),
-            Ok(_) => {
+        match pending {
+            Pending::End => self.close(key),
+            Pending::Bytes => {
                 let conn = Conn {
                     stream: idle.stream,
                     peer: idle.peer,
@@ -637,19 +632,17 @@ impl<'a> Listener<'a> {
                 };
                 self.dispatch(conn, key);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.hold_keepalive(key, idle.stream, idle.peer, idle.requests)
-            }
-            Err(_) => self.close(key),
+            Pending::Nothing => self.hold_keepalive(key, idle.stream, idle.peer, idle.requests),
         }
     }
 
     /// Lingering close in the listener (EV-3): stop sending, read and discard until EOF or 2 s.
-    fn start_lingering(&mut self, key: usize, stream: TcpStream) {
-        if stream.shutdown(Shutdown::Write).is_err() {
+    fn start_lingering(&mut self, key: usize, mut stream: Stream) {
+        if stream.shutdown_write().is_err() {
             self.conns[key] = Held::Busy { readable: false };
             return self.close(key);
         }
+        let stream = stream.into_socket();
         self.serial += 1;
         self.linger_q
             .push_back((Instant::now() + LINGER, key, self.serial));

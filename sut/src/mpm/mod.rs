@@ -114,7 +114,7 @@ pub fn accept(shared: &ChildShared, listener: &TcpListener) -> Accepted {
         None => listener.accept(),
     };
     match accepted {
-        Ok((stream, peer)) => match Conn::new(stream, peer) {
+        Ok((stream, peer)) => match Conn::new(stream, peer, shared.cfg.tls.as_ref()) {
             Ok(conn) => Accepted::Conn(conn),
             Err(_) => Accepted::Nothing,
         },
