@@ -437,7 +437,12 @@ fn server_pss(server: &Server, view: &ScoreboardView) -> (u64, usize) {
 }
 
 fn status_value(server: &Server, key: &str) -> Option<String> {
-    let resp = fetch(server.addr, "/server-status?auto", DEADLINE).ok()?;
+    let resp = fetch(
+        &mpm_harness::drive::Endpoint::plain(server.addr),
+        "/server-status?auto",
+        DEADLINE,
+    )
+    .ok()?;
     resp.text().lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         (k.trim() == key).then(|| v.trim().to_string())

@@ -53,6 +53,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             faults,
+            tls: false,
             apache_only: Vec::new(),
         };
         let started = Target::Reference
@@ -67,6 +68,10 @@ impl Server {
 
     fn addr(&self) -> std::net::SocketAddr {
         self.started.as_ref().expect("running").server.addr()
+    }
+
+    fn endpoint(&self) -> mpm_harness::drive::Endpoint {
+        self.started.as_ref().expect("running").server.endpoint()
     }
 }
 
@@ -100,7 +105,7 @@ fn ensure(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
 /// of the server would have seen.
 fn stall_counted() -> Result<(), Failed> {
     let server = Server::start(Mpm::Worker, &[], true);
-    let mut plan = Plan::new("stall", server.addr(), 2, Duration::from_secs(1));
+    let mut plan = Plan::new("stall", server.endpoint(), 2, Duration::from_secs(1));
     plan.rate = Some(40.0);
     plan.mix = vec![MixEntry {
         path: "/fault/sleep:100ms".into(),
@@ -137,7 +142,7 @@ fn closed_model_keeps() -> Result<(), Failed> {
     let server = Server::start(Mpm::Worker, &[("MaxKeepAliveRequests", "0")], false);
     let run = drive(&Plan::new(
         "closed",
-        server.addr(),
+        server.endpoint(),
         4,
         Duration::from_millis(300),
     ));
@@ -170,7 +175,7 @@ fn closed_model_keeps() -> Result<(), Failed> {
 /// its response as announced.
 fn one_per_request() -> Result<(), Failed> {
     let server = Server::start(Mpm::Prefork, &[], false);
-    let mut plan = Plan::new("fresh", server.addr(), 2, Duration::from_millis(300));
+    let mut plan = Plan::new("fresh", server.endpoint(), 2, Duration::from_millis(300));
     plan.keepalive = false;
     let run = drive(&plan);
     ensure(run.counts.failed() == 0, format!("{:?}", run.counts))?;

@@ -120,8 +120,14 @@ pub(super) enum Command {
 
 #[derive(clap::Args)]
 pub(super) struct LoadArgs {
-    /// `http://HOST[:PORT][/PATH]`.
+    /// `http://HOST[:PORT][/PATH]` or `https://…` (TLS; every new connection makes a full
+    /// handshake, and the figures count handshakes per second).
     pub(super) url: String,
+    /// For `https://`: trust exactly the certificate(s) in this PEM file, whose names must
+    /// include the address driven. Without it any certificate is taken (its signature on the
+    /// handshake is still checked).
+    #[arg(long, value_name = "FILE")]
+    pub(super) cacert: Option<PathBuf>,
     /// Connections, all from one thread.
     #[arg(long, short, default_value_t = 50)]
     pub(super) connections: u32,

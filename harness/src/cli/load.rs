@@ -2,25 +2,27 @@
 
 use super::args::{LoadArgs, OnOff};
 use super::{FAILED, PASSED, USAGE};
+use crate::drive::{Endpoint, TlsClient};
 
 /// `mpm-harness load`: the load driver on its own.
 pub(super) fn load_cmd(args: &LoadArgs) -> i32 {
     use crate::drive::load::{self as loadgen, MixEntry, Plan, Progress};
     use crate::observe::load::Interval;
 
-    let (addr, path) = match target_of(&args.url) {
+    let (endpoint, path) = match target_of(&args.url, args.cacert.as_deref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}: {e}", args.url);
             return USAGE;
         }
     };
+    let addr = endpoint.addr;
     if args.connections == 0 || args.rate.is_some_and(|r| !r.is_finite() || r <= 0.0) {
         eprintln!("error: --connections and --rate must be above 0");
         return USAGE;
     }
     loadgen::raise_fd_limit();
-    let mut plan = Plan::new("load", addr, args.connections, args.duration);
+    let mut plan = Plan::new("load", endpoint, args.connections, args.duration);
     plan.rate = args.rate;
     plan.keepalive = matches!(args.keepalive, OnOff::On);
     plan.timeout = args.timeout;
@@ -76,12 +78,23 @@ pub(super) fn load_cmd(args: &LoadArgs) -> i32 {
     PASSED
 }
 
-/// The address and path of an `http://` URL.
-pub(super) fn target_of(url: &str) -> Result<(std::net::SocketAddr, String), String> {
+/// The endpoint and path of an `http://` or `https://` URL; `cacert`: the certificate an
+/// `https://` server must present.
+pub(super) fn target_of(
+    url: &str,
+    cacert: Option<&std::path::Path>,
+) -> Result<(Endpoint, String), String> {
     use std::net::ToSocketAddrs;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are driven")?;
+    let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, false, 80)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (rest, true, 443)
+    } else {
+        return Err("only http:// and https:// URLs are driven".into());
+    };
+    if cacert.is_some() && !tls {
+        return Err("--cacert is for https:// URLs".into());
+    }
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].to_string()),
         None => (rest, "/".to_string()),
@@ -95,12 +108,17 @@ pub(super) fn target_of(url: &str) -> Result<(std::net::SocketAddr, String), Str
     {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("{authority} has no address"))?;
-    Ok((addr, path))
+    let tls = match (tls, cacert) {
+        (false, _) => None,
+        (true, Some(file)) => Some(TlsClient::trusting(file)?),
+        (true, None) => Some(TlsClient::trusting_anything()),
+    };
+    Ok((Endpoint { addr, tls }, path))
 }

@@ -6,10 +6,10 @@
 //! the placement of warm connections, Apache's readiness probe, the tests and the bench all use
 //! this one client.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::wire::{Endpoint, Wire};
 use crate::observe::{ServedBy, SharedAnswer};
 
 /// A complete response.
@@ -380,26 +380,23 @@ pub enum FetchError {
 }
 
 /// `GET path` on a fresh connection with `Connection: close`, bounded by `timeout` in all.
-pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, FetchError> {
+pub fn fetch(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Response, FetchError> {
     let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
+    let addr = endpoint.addr;
+    let s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| FetchError::Connect { addr, source })?;
     let _ = s.set_nodelay(true);
+    let wire = Wire::over(s, endpoint)?;
     let request = request_bytes("GET", path, None, Some("close"), false);
-    exchange(&mut s, &request, deadline)
+    exchange(&wire, &request, deadline)
 }
 
-/// Writes `request` on `s` and reads one response, by `deadline`; the stream's read timeout is
-/// left set.
-pub fn exchange(
-    s: &mut TcpStream,
-    request: &[u8],
-    deadline: Instant,
-) -> Result<Response, FetchError> {
+/// Writes `request` on `wire` and reads one response, by `deadline`; the socket's read timeout
+/// is left set.
+pub fn exchange(wire: &Wire, request: &[u8], deadline: Instant) -> Result<Response, FetchError> {
     let timeout = deadline.saturating_duration_since(Instant::now());
-    s.write_all(request)?;
+    wire.send(request)?;
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
     loop {
         match parse_response(&buf) {
             Parsed::Complete(r, _) => return Ok(r),
@@ -410,8 +407,8 @@ pub fn exchange(
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
             .ok_or(FetchError::Timeout(timeout))?;
-        s.set_read_timeout(Some(left))?;
-        match s.read(&mut chunk) {
+        wire.set_read_timeout(Some(left))?;
+        match wire.fill(&mut buf, 16 * 1024) {
             Ok(0) => {
                 return match parse_at_eof(&buf) {
                     Parsed::Complete(r, _) => Ok(r),
@@ -419,7 +416,7 @@ pub fn exchange(
                     Parsed::Incomplete => Err(FetchError::Closed),
                 }
             }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),

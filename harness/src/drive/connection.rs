@@ -7,7 +7,7 @@
 //! the error class seen.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{setsockopt, sockopt};
 
 use super::client::{self, Parsed};
+use super::wire::{Endpoint, Wire};
 use crate::observe::{ErrorClass, Observation, Store};
 use crate::spec::{BodyShape, ConnectionToken, Request};
 
@@ -43,7 +44,7 @@ struct Shared {
 pub struct Connection {
     pub name: String,
     /// `None` once reset (the socket is closed, so the RST goes out).
-    stream: Option<TcpStream>,
+    stream: Option<Wire>,
     shared: Arc<Shared>,
     reader: Option<JoinHandle<()>>,
     dripper: Option<JoinHandle<()>>,
@@ -55,7 +56,7 @@ pub struct Connection {
 /// if the child that served it is the one wanted ([`Connection::adopt`]), else held open until
 /// the placement is over and then closed.
 pub struct Landed {
-    stream: TcpStream,
+    stream: Wire,
     rcvbuf: Option<u32>,
     took: Duration,
     response: client::Response,
@@ -65,18 +66,19 @@ pub struct Landed {
 impl Landed {
     /// Connects to `addr` and has one request served, within `timeout`.
     pub fn try_open(
-        addr: SocketAddr,
+        endpoint: &Endpoint,
         rcvbuf: Option<u32>,
         timeout: Duration,
     ) -> Result<Landed, String> {
         let start = Instant::now();
-        let mut stream = connect(addr, rcvbuf).map_err(|e| format!("connect: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let tcp = connect(endpoint.addr, rcvbuf).map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = Wire::over(tcp, endpoint).map_err(|e| format!("tls: {e}"))?;
         let took = start.elapsed();
         let sent = Instant::now();
         let request = client::request_bytes("GET", "/", None, None, false);
         let response =
-            client::exchange(&mut stream, &request, sent + timeout).map_err(|e| e.to_string())?;
+            client::exchange(&stream, &request, sent + timeout).map_err(|e| e.to_string())?;
         let latency = sent.elapsed();
         let _ = stream.set_read_timeout(None);
         Ok(Landed {
@@ -135,17 +137,18 @@ impl Connection {
         }
     }
 
-    /// Opens a connection; a refusal is recorded and returned as an error.
-    /// Connects `name` to `addr`; `rcvbuf`, if given, is the socket's receive buffer, set before
-    /// the handshake so that the window the server sees is small from the start.
+    /// Connects `name` to `endpoint`; a refusal is recorded and returned as an error. `rcvbuf`,
+    /// if given, is the socket's receive buffer, set before the TCP handshake so that the
+    /// window the server sees is small from the start. Over TLS the handshake begins with the
+    /// first request ([`Wire`]).
     pub fn open(
         name: &str,
-        addr: SocketAddr,
+        endpoint: &Endpoint,
         rcvbuf: Option<u32>,
         store: &Store,
     ) -> Result<Connection, String> {
         let start = std::time::Instant::now();
-        let stream = connect(addr, rcvbuf).map_err(|e| {
+        let stream = connect(endpoint.addr, rcvbuf).map_err(|e| {
             store.push(Observation::ConnRefused {
                 conn: name.to_string(),
                 error: e.to_string(),
@@ -153,23 +156,63 @@ impl Connection {
             e.to_string()
         })?;
         let _ = stream.set_nodelay(true);
+        let took = start.elapsed();
+        let stream = Wire::over(stream, endpoint).map_err(|e| e.to_string())?;
+        Ok(Connection::opened(name, stream, took, rcvbuf, store))
+    }
+
+    /// Connects `name` to `endpoint` and begins a TLS handshake that stops half-way: the first
+    /// `bytes` of a ClientHello (`None`: half of it), then nothing (TL-2). The connection's
+    /// reader records the server's end of it.
+    pub fn open_stalled(
+        name: &str,
+        endpoint: &Endpoint,
+        bytes: Option<usize>,
+        store: &Store,
+    ) -> Result<Connection, String> {
+        let start = Instant::now();
+        let tcp = connect(endpoint.addr, None).map_err(|e| {
+            store.push(Observation::ConnRefused {
+                conn: name.to_string(),
+                error: e.to_string(),
+            });
+            e.to_string()
+        })?;
+        let took = start.elapsed();
+        let sent =
+            super::wire::stall_handshake(&tcp, endpoint, bytes).map_err(|e| e.to_string())?;
+        let mut c = Connection::opened(name, Wire::raw(tcp), took, None, store);
+        store.push(Observation::Note {
+            text: format!("{name}: sent {sent} bytes of a TLS ClientHello, then nothing"),
+        });
+        c.ensure_reader(store, None);
+        Ok(c)
+    }
+
+    fn opened(
+        name: &str,
+        stream: Wire,
+        took: Duration,
+        rcvbuf: Option<u32>,
+        store: &Store,
+    ) -> Connection {
         store.push(Observation::ConnOpened {
             conn: name.to_string(),
-            took_ms: start.elapsed().as_secs_f64() * 1000.0,
+            took_ms: took.as_secs_f64() * 1000.0,
         });
         let shared = Arc::new(Shared {
             pending: Mutex::new(VecDeque::new()),
             client_closed: AtomicBool::new(false),
             ended: Mutex::new(None),
         });
-        Ok(Connection {
+        Connection {
             name: name.to_string(),
             rcvbuf,
             stream: Some(stream),
             shared,
             reader: None,
             dripper: None,
-        })
+        }
     }
 
     /// The reader starts with the first request; `rate` limits how fast it reads (slow read).
@@ -177,7 +220,7 @@ impl Connection {
         if self.reader.is_some() {
             return;
         }
-        let Some(Ok(stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
+        let Some(Ok(stream)) = self.stream.as_ref().map(Wire::try_clone) else {
             return;
         };
         let shared = self.shared.clone();
@@ -229,7 +272,7 @@ impl Connection {
         // A small receive buffer so the server really meets a slow reader (unless `open` chose
         // one before connecting).
         if let (Some(stream), None) = (&self.stream, self.rcvbuf) {
-            set_rcvbuf(stream, 4096);
+            set_rcvbuf(stream.socket(), 4096);
         }
         let bytes = client::request_bytes("GET", path, None, None, false);
         self.write_requests(
@@ -294,8 +337,8 @@ impl Connection {
         }
         self.ensure_reader(store, rate);
         // A write error means the server already ended the connection: the reader records it.
-        if let Some(mut stream) = self.stream.as_ref() {
-            let _ = stream.write_all(bytes);
+        if let Some(stream) = self.stream.as_ref() {
+            let _ = stream.send(bytes);
         }
     }
 
@@ -351,18 +394,16 @@ impl Connection {
             how: how_sent(method, false, None),
         });
         self.ensure_reader(store, None);
-        let Some(Ok(mut stream)) = self.stream.as_ref().map(TcpStream::try_clone) else {
+        let Some(Ok(stream)) = self.stream.as_ref().map(Wire::try_clone) else {
             return;
         };
-        if stream.write_all(first).is_err() {
+        if stream.send(first).is_err() {
             return;
         }
         let shared = self.shared.clone();
         self.dripper = Some(std::thread::spawn(move || {
             for byte in bytes {
-                if shared.client_closed.load(Ordering::Acquire)
-                    || stream.write_all(&[byte]).is_err()
-                {
+                if shared.client_closed.load(Ordering::Acquire) || stream.send(&[byte]).is_err() {
                     return;
                 }
                 std::thread::sleep(interval);
@@ -407,17 +448,17 @@ impl Connection {
     pub fn reset(&mut self) {
         self.shared.client_closed.store(true, Ordering::Release);
         if let Some(stream) = &self.stream {
-            set_linger_zero(stream);
+            set_linger_zero(stream.socket());
             let _ = stream.shutdown(Shutdown::Read);
         }
         self.join_threads();
         self.stream = None;
     }
 
-    /// Closes the writing side.
+    /// Closes the writing side (over TLS: close_notify, then the FIN).
     pub fn half_close(&mut self) {
         if let Some(stream) = &self.stream {
-            let _ = stream.shutdown(Shutdown::Write);
+            let _ = stream.half_close();
         }
     }
 
@@ -449,14 +490,14 @@ impl Drop for Connection {
 
 /// The reader thread: parses responses in order and records outcomes.
 fn read_responses(
-    mut stream: TcpStream,
+    stream: Wire,
     shared: Arc<Shared>,
     store: Store,
     conn: String,
     rate: Option<u32>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
+    let chunk = if rate.is_some() { 512 } else { 64 * 1024 };
     // Whether the response now arriving was announced as begun (slow reads only).
     let mut begun = false;
     loop {
@@ -496,7 +537,7 @@ fn read_responses(
         if shared.client_closed.load(Ordering::Acquire) {
             return finish(&shared, &store, &conn, ErrorClass::Closed);
         }
-        let n = match stream.read(&mut chunk) {
+        let n = match stream.fill(&mut buf, chunk) {
             Ok(0) => {
                 // A body delimited by the close ends here.
                 if let Parsed::Complete(response, _) = client::parse_at_eof(&buf) {
@@ -519,7 +560,6 @@ fn read_responses(
         };
         match n {
             Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
                 if rate.is_some() && !begun {
                     begun = announce_begun(&buf, &shared, &store, &conn);
                 }

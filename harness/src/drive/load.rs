@@ -9,10 +9,10 @@
 //! ([`client::frame`]), latencies go into HDR histograms from each request's intended start, and
 //! every request and connection is recorded for the crash oracle ([`LoadRun`]).
 
+use super::wire::Endpoint;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -54,7 +54,8 @@ pub struct MixEntry {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
-    pub addr: SocketAddr,
+    /// The server, and whether to speak TLS to it.
+    pub endpoint: Endpoint,
     pub connections: u32,
     /// Requests per second over all connections (open model); `None`: closed model.
     pub rate: Option<f64>,
@@ -75,10 +76,10 @@ pub struct Plan {
 
 impl Plan {
     /// A closed-model, keep-alive plan of `GET /` for `duration`.
-    pub fn new(name: &str, addr: SocketAddr, connections: u32, duration: Duration) -> Plan {
+    pub fn new(name: &str, endpoint: Endpoint, connections: u32, duration: Duration) -> Plan {
         Plan {
             name: name.to_string(),
-            addr,
+            endpoint,
             connections,
             rate: None,
             duration,
@@ -510,7 +511,7 @@ impl<'p> Driver<'p> {
             ended_ms: None,
             end: ConnEnd::Open,
         });
-        let stream = TcpStream::connect(self.plan.addr).and_then(|mut stream| {
+        let stream = TcpStream::connect(self.plan.endpoint.addr).and_then(|mut stream| {
             self.poll.registry().register(
                 &mut stream,
                 Token(s as usize),

@@ -93,6 +93,7 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
         mpm,
         settings: case.settings(mpm).into_iter().collect(),
         faults: case.server.faults,
+        tls: case.server.tls,
         apache_only: case
             .server
             .apache
@@ -239,7 +240,9 @@ impl Play<'_> {
         match &step.action {
             Action::Open { names, rcvbuf } => {
                 for name in names {
-                    if let Ok(c) = Connection::open(name, self.server.addr(), *rcvbuf, self.store) {
+                    if let Ok(c) =
+                        Connection::open(name, &self.server.endpoint(), *rcvbuf, self.store)
+                    {
                         self.conns.insert(name.clone(), c);
                     }
                 }
@@ -426,7 +429,7 @@ impl Play<'_> {
         within: Duration,
     ) -> Result<(), String> {
         let busy_before = self.busy_now();
-        let mut c = Connection::open(conn, self.server.addr(), rcvbuf, self.store)
+        let mut c = Connection::open(conn, &self.server.endpoint(), rcvbuf, self.store)
             .map_err(|e| format!("{conn} could not be opened: {e}"))?;
         c.send(self.store, request, &Request::get("/"));
         self.conns.insert(conn.to_string(), c);
@@ -488,7 +491,7 @@ impl Play<'_> {
             }
             tries += 1;
             let left = deadline.saturating_duration_since(Instant::now());
-            let landed = Landed::try_open(self.server.addr(), rcvbuf, left)
+            let landed = Landed::try_open(&self.server.endpoint(), rcvbuf, left)
                 .map_err(|e| format!("{conn}: try {tries}: {e}"))?;
             match landed.pid() {
                 Some(p) if wanted(p) && !landed.closes() => break landed,
@@ -629,7 +632,7 @@ impl Play<'_> {
     fn load(&mut self, step: &Step, load: &LoadStep) -> bool {
         let plan = Plan {
             name: load.name.clone(),
-            addr: self.server.addr(),
+            endpoint: self.server.endpoint(),
             connections: load.connections,
             rate: load.rate.map(f64::from),
             duration: load.duration,
@@ -708,7 +711,7 @@ impl Play<'_> {
     /// Fetches `server-status?auto` on a fresh connection and checks the keys.
     fn status(&self, keys: &[(String, StatusExpect)]) -> StepResult {
         let page = match crate::drive::client::fetch(
-            self.server.addr(),
+            &self.server.endpoint(),
             "/server-status?auto",
             STATUS_TIMEOUT,
         ) {

@@ -92,6 +92,12 @@ pub struct ServerFile {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(skip_serializing_if = "shown")]
     pub faults: bool,
+    /// Serve HTTPS: the harness makes a self-signed certificate for the run, configures the
+    /// server with it (refhttpd's and Apache's mod_ssl directives, which a case does not
+    /// write) and its clients, load included, trust exactly it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(skip_serializing_if = "shown")]
+    pub tls: bool,
     /// Directives for every MPM.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, Value>", skip_serializing_if = "shown")]

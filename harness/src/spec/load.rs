@@ -365,6 +365,15 @@ impl Loader<'_> {
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric()) {
                 return Err(self.err(name.span(), format!("`{n}` is not a directive name")));
             }
+            if n.len() >= 3 && n[..3].eq_ignore_ascii_case("ssl") {
+                return Err(self.err(
+                    name.span(),
+                    format!(
+                        "`{n}`: mod_ssl's directives are the harness's to write, with a \
+                         certificate made for the run; say `tls = true`"
+                    ),
+                ));
+            }
         }
         let plain = |d: &Directives| -> BTreeMap<String, String> {
             d.iter()
@@ -373,6 +382,7 @@ impl Loader<'_> {
         };
         let settings = ServerSettings {
             faults: s.faults,
+            tls: s.tls,
             all: plain(&s.all),
             prefork: plain(&s.prefork),
             threaded: plain(&s.threaded),

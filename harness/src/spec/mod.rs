@@ -94,6 +94,8 @@ pub struct Case {
 pub struct ServerSettings {
     /// Faults enabled (`/fault/...`, Fault* directives).
     pub faults: bool,
+    /// HTTPS, with a certificate made for the run.
+    pub tls: bool,
     /// Directives by layer: every MPM, prefork, threaded (worker and event), worker, event.
     pub all: BTreeMap<String, String>,
     pub prefork: BTreeMap<String, String>,

@@ -15,6 +15,8 @@ pub struct Launch {
     /// The case's directives for the MPM (collect them from `(name, value)` pairs).
     pub settings: Settings,
     pub faults: bool,
+    /// Serve HTTPS, with a certificate made for the run.
+    pub tls: bool,
     /// Directives for Apache only (no reference equivalent, e.g. EnableSendfile), written after
     /// the case's; not checked by the loader, so not typed.
     pub apache_only: Vec<(String, String)>,
@@ -155,6 +157,7 @@ mod tests {
             mpm,
             settings: pairs(settings).into_iter().collect(),
             faults: false,
+            tls: false,
             apache_only: pairs(apache_only),
         }
     }

@@ -10,13 +10,15 @@
 //!
 //! A target is handed a [`Launch`]: the case's settings for the MPM with the values a target
 //! interprets typed once (`launch`). Every `pre_exec` hook and every other `unsafe` step of
-//! starting and supervising a server is in `spawn`, each a small named function.
+//! starting and supervising a server is in `spawn`, each a small named function. A TLS case's
+//! server presents a certificate made for its run (`tls`), which the harness's clients trust.
 
 mod apache;
 pub mod guard;
 mod launch;
 mod reference;
 mod spawn;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
+
+use crate::drive::Endpoint;
 use nix::unistd::Pid;
 use refhttpd::{EventKind, Mpm};
 use serde::Serialize;
@@ -97,7 +101,11 @@ pub enum Termination {
 
 /// A running server.
 pub trait Server: Send {
-    fn addr(&self) -> SocketAddr;
+    /// Where to reach it, and how (plain or TLS, trusting its certificate).
+    fn endpoint(&self) -> Endpoint;
+    fn addr(&self) -> SocketAddr {
+        self.endpoint().addr
+    }
     /// The master's pid.
     fn master(&self) -> i32;
     /// Sends `sig` to the master.
@@ -214,6 +222,8 @@ impl Group {
 /// A server started in its own temp dir and process group: what both targets run.
 struct ServerProcess {
     addr: SocketAddr,
+    /// The trust for its certificate, when it serves TLS.
+    tls: Option<crate::drive::TlsClient>,
     master: i32,
     group: Group,
     error_log: PathBuf,
@@ -222,8 +232,11 @@ struct ServerProcess {
 }
 
 impl Server for ServerProcess {
-    fn addr(&self) -> SocketAddr {
-        self.addr
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            addr: self.addr,
+            tls: self.tls.clone(),
+        }
     }
 
     fn master(&self) -> i32 {

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::observe::{EventLogSampler, ProcSampler, ScoreboardSampler, Store};
 use crate::spec::condition::Source;
+use crate::target::tls::Certificate;
 
 /// The first argument that makes the harness binary run refhttpd instead.
 pub const SERVE_ARG: &str = "__serve";
@@ -101,6 +102,18 @@ impl TargetKind for Reference {
         for d in &launch.settings {
             cmd.arg("--set").arg(format!("{}={}", d.name, d.value));
         }
+        let tls = match launch.tls {
+            true => {
+                let cert = Certificate::make(dir.path()).map_err(fail)?;
+                cmd.arg("--set").arg("SSLEngine=on");
+                cmd.arg("--set")
+                    .arg(format!("SSLCertificateFile={}", cert.cert_file.display()));
+                cmd.arg("--set")
+                    .arg(format!("SSLCertificateKeyFile={}", cert.key_file.display()));
+                Some(cert.client)
+            }
+            false => None,
+        };
         let mut child = cmd.spawn().map_err(|e| fail(format!("spawn: {e}")))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -113,6 +126,7 @@ impl TargetKind for Reference {
         let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
         let mut server = ServerProcess {
             addr: "127.0.0.1:0".parse().expect("address"),
+            tls,
             master: group.leader(),
             group,
             error_log,

@@ -73,8 +73,20 @@ pub(super) fn case_directives(launch: &Launch) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
-/// The generated `httpd.conf`.
-pub(super) fn config(dir: &Path, port: u16, mpm: Mpm, directives: &[String]) -> String {
+/// mod_ssl and the session cache it needs, loaded for a TLS case.
+pub(super) const TLS_MODULES: [(&str, &str); 2] = [
+    ("ssl_module", "mod_ssl.so"),
+    ("socache_shmcb_module", "mod_socache_shmcb.so"),
+];
+
+/// The generated `httpd.conf`; `tls`: the certificate and key files to serve HTTPS with.
+pub(super) fn config(
+    dir: &Path,
+    port: u16,
+    mpm: Mpm,
+    tls: Option<(&Path, &Path)>,
+    directives: &[String],
+) -> String {
     let modules = modules_dir();
     let d = dir.display();
     let mut c = String::new();
@@ -97,6 +109,22 @@ pub(super) fn config(dir: &Path, port: u16, mpm: Mpm, directives: &[String]) -> 
         c.push_str(&format!(
             "LoadModule {name} \"{}/{file}\"\n",
             modules.display()
+        ));
+    }
+    if let Some((cert, key)) = tls {
+        for (name, file) in TLS_MODULES {
+            c.push_str(&format!(
+                "LoadModule {name} \"{}/{file}\"\n",
+                modules.display()
+            ));
+        }
+        c.push_str(&format!(
+            "SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n",
+            cert.display(),
+            key.display()
+        ));
+        c.push_str(&format!(
+            "SSLSessionCache \"shmcb:{d}/ssl_scache(512000)\"\nSSLRandomSeed startup builtin\n"
         ));
     }
     if nix::unistd::geteuid().is_root() {

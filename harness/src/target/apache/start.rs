@@ -19,6 +19,7 @@ use super::config::{self, modules_dir, MODULES};
 use super::start_observers;
 use crate::observe::process_state_and_exit;
 use crate::observe::Store;
+use crate::target::tls::Certificate;
 use crate::target::{
     guard, spawn, temp_dir, Group, Launch, Server, ServerProcess, StartError, Started, Target,
     START_TIMEOUT,
@@ -122,9 +123,19 @@ fn attempt(
     let lua = config::fault_handler(&static_dir, launch.faults);
     std::fs::write(path.join("fault.lua"), lua).map_err(|e| io("fault.lua", e))?;
     let port = free_port().map_err(|e| io("free port", e))?;
+    let cert = match launch.tls {
+        true => Some(Certificate::make(&path).map_err(|e| (e, false))?),
+        false => None,
+    };
     let conf = path.join("httpd.conf");
-    std::fs::write(&conf, config::config(&path, port, launch.mpm, directives))
-        .map_err(|e| io("httpd.conf", e))?;
+    let tls_files = cert
+        .as_ref()
+        .map(|c| (c.cert_file.as_path(), c.key_file.as_path()));
+    std::fs::write(
+        &conf,
+        config::config(&path, port, launch.mpm, tls_files, directives),
+    )
+    .map_err(|e| io("httpd.conf", e))?;
     let error_log = path.join("error.log");
     let stderr = std::fs::File::create(path.join("stderr.log")).map_err(|e| io("stderr", e))?;
     let httpd = httpd_binary().ok_or(("Apache httpd not found".to_string(), false))?;
@@ -157,6 +168,7 @@ fn attempt(
     };
     let mut server = ServerProcess {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: cert.map(|c| c.client),
         master,
         group: Group::watch(child, store, true),
         error_log: error_log.clone(),
