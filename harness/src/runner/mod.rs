@@ -247,6 +247,15 @@ impl Play<'_> {
                     }
                 }
             }
+            Action::StallHandshake { names, bytes } => {
+                let endpoint = self.server.endpoint();
+                for name in names {
+                    let bytes = bytes.map(|b| b as usize);
+                    if let Ok(c) = Connection::open_stalled(name, &endpoint, bytes, self.store) {
+                        self.conns.insert(name.clone(), c);
+                    }
+                }
+            }
             Action::Send {
                 conn,
                 name,

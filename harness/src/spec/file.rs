@@ -601,6 +601,11 @@ pub struct StepFile {
     /// (`rate` bytes per second, default 1024).
     #[schemars(with = "Option<String>")]
     pub slow_read: Option<Spanned<String>>,
+    /// Client fault (TLS cases): open the named connections and begin a TLS handshake on each
+    /// that stops half-way — the first `bytes` of a ClientHello (default: half of it), then
+    /// nothing (TL-2). The server's end of each is recorded (`wait = { closed = [...] }`).
+    #[schemars(with = "Option<NameList>")]
+    pub stall_handshake: Option<Spanned<NameList>>,
     /// Client fault: reset the named connections (RST).
     #[schemars(with = "Option<NameList>")]
     pub reset: Option<Spanned<NameList>>,
@@ -690,6 +695,8 @@ pub struct StepFile {
     pub interval: Option<Text<Dur>>,
     /// `slow_body`: the body's length in bytes.
     pub length: Option<u64>,
+    /// `stall_handshake`: how many bytes of the ClientHello to send.
+    pub bytes: Option<u32>,
     /// `slow_read`: bytes per second; `load`: requests per second over all connections (the
     /// open model: each request at its scheduled time, its latency counted from then).
     pub rate: Option<u32>,
@@ -772,6 +779,7 @@ pub enum ActionKey {
     SlowHead,
     SlowBody,
     SlowRead,
+    StallHandshake,
     Reset,
     HalfClose,
     Close,
@@ -787,7 +795,7 @@ pub enum ActionKey {
 
 impl ActionKey {
     /// In the order a step's fields are declared (and messages list them).
-    pub const ALL: [ActionKey; 19] = [
+    pub const ALL: [ActionKey; 20] = [
         ActionKey::Open,
         ActionKey::Warm,
         ActionKey::Send,
@@ -796,6 +804,7 @@ impl ActionKey {
         ActionKey::SlowHead,
         ActionKey::SlowBody,
         ActionKey::SlowRead,
+        ActionKey::StallHandshake,
         ActionKey::Reset,
         ActionKey::HalfClose,
         ActionKey::Close,
@@ -820,6 +829,7 @@ impl ActionKey {
             ActionKey::SlowHead => "slow_head",
             ActionKey::SlowBody => "slow_body",
             ActionKey::SlowRead => "slow_read",
+            ActionKey::StallHandshake => "stall_handshake",
             ActionKey::Reset => "reset",
             ActionKey::HalfClose => "half_close",
             ActionKey::Close => "close",
@@ -854,6 +864,7 @@ pub enum StepAction<'a> {
     SlowHead(&'a Spanned<String>),
     SlowBody(&'a Spanned<String>),
     SlowRead(&'a Spanned<String>),
+    StallHandshake(&'a Spanned<NameList>),
     Reset(&'a Spanned<NameList>),
     HalfClose(&'a Spanned<NameList>),
     Close(&'a Spanned<NameList>),
@@ -878,6 +889,7 @@ impl StepAction<'_> {
             StepAction::SlowHead(_) => ActionKey::SlowHead,
             StepAction::SlowBody(_) => ActionKey::SlowBody,
             StepAction::SlowRead(_) => ActionKey::SlowRead,
+            StepAction::StallHandshake(_) => ActionKey::StallHandshake,
             StepAction::Reset(_) => ActionKey::Reset,
             StepAction::HalfClose(_) => ActionKey::HalfClose,
             StepAction::Close(_) => ActionKey::Close,
@@ -904,7 +916,7 @@ pub struct StepOption {
 }
 
 /// Which options each action takes: the one table of them.
-pub const STEP_OPTIONS: [StepOption; 27] = {
+pub const STEP_OPTIONS: [StepOption; 28] = {
     use ActionKey::*;
     const SENDS: &[ActionKey] = &[Send, Request];
     const fn option(
@@ -945,6 +957,7 @@ pub const STEP_OPTIONS: [StepOption; 27] = {
         ),
         option("interval", |s| s.interval.is_some(), &[SlowHead, SlowBody]),
         option("length", |s| s.length.is_some(), &[SlowBody]),
+        option("bytes", |s| s.bytes.is_some(), &[StallHandshake]),
         option("rate", |s| s.rate.is_some(), &[SlowRead, Load]),
         option("connections", |s| s.connections.is_some(), &[Load]),
         option("duration", |s| s.duration.is_some(), &[Load]),
@@ -974,6 +987,9 @@ impl StepFile {
             self.slow_head.as_ref().map(StepAction::SlowHead),
             self.slow_body.as_ref().map(StepAction::SlowBody),
             self.slow_read.as_ref().map(StepAction::SlowRead),
+            self.stall_handshake
+                .as_ref()
+                .map(StepAction::StallHandshake),
             self.reset.as_ref().map(StepAction::Reset),
             self.half_close.as_ref().map(StepAction::HalfClose),
             self.close.as_ref().map(StepAction::Close),

@@ -115,6 +115,7 @@ fn parse_as(path: &Path, text: &str, id_from_path: bool) -> std::result::Result<
         requests: BTreeSet::new(),
         loads: BTreeSet::new(),
         sent_on: BTreeMap::new(),
+        tls: false,
     }
     .case(file)
 }
@@ -212,6 +213,8 @@ struct Loader<'a> {
     loads: BTreeSet<String>,
     /// Requests sent so far per connection (for default names).
     sent_on: BTreeMap<String, u32>,
+    /// The case serves HTTPS (`[server] tls = true`).
+    tls: bool,
 }
 
 impl Loader<'_> {
@@ -260,6 +263,7 @@ impl Loader<'_> {
         }
         let mpms = file.mpms.clone().unwrap_or_else(|| Mpm::ALL.to_vec());
         let server = self.server(&file, &mpms)?;
+        self.tls = server.tls;
         let mut steps = Vec::new();
         for spec in &file.steps {
             steps.extend(self.step(spec)?);
@@ -565,6 +569,14 @@ impl Loader<'_> {
                 }
             }
             StepAction::Reset(names) => Action::Reset(self.conns(names)?),
+            StepAction::StallHandshake(_) if !self.tls => return Err(self.err(
+                span,
+                "`stall_handshake` begins a TLS handshake: the case needs `[server] tls = true`",
+            )),
+            StepAction::StallHandshake(names) => Action::StallHandshake {
+                names: self.open(names.get_ref(), names.span(), None)?,
+                bytes: s.bytes,
+            },
             StepAction::HalfClose(names) => Action::HalfClose(self.conns(names)?),
             StepAction::Close(names) => Action::Close(self.conns(names)?),
             StepAction::Await(names) => {

@@ -268,6 +268,12 @@ pub enum Action {
         names: Vec<String>,
         rcvbuf: Option<u32>,
     },
+    /// Connections opened with a TLS handshake that stops after `bytes` of the ClientHello
+    /// (`None`: half of it).
+    StallHandshake {
+        names: Vec<String>,
+        bytes: Option<u32>,
+    },
     Send {
         conn: String,
         name: String,
@@ -552,6 +558,12 @@ impl std::fmt::Display for Action {
                 path,
                 rate,
             } => write!(f, "slow read {name} of {path} on {conn} at {rate} B/s"),
+            Action::StallHandshake { names, bytes } => write!(
+                f,
+                "open {} with a TLS handshake stalled after {} of the ClientHello",
+                names.join(", "),
+                bytes.map_or("half".to_string(), |b| format!("{b} bytes"))
+            ),
             Action::Reset(n) => write!(f, "reset {}", n.join(", ")),
             Action::HalfClose(n) => write!(f, "half-close {}", n.join(", ")),
             Action::Close(n) => write!(f, "close {}", n.join(", ")),

@@ -8,7 +8,7 @@ use refhttpd::Mpm;
 use serde::Deserialize;
 
 /// The areas of the statements, in order: ID prefix and heading.
-pub const AREAS: [(&str, &str); 9] = [
+pub const AREAS: [(&str, &str); 10] = [
     ("PM", "The parent (PM)"),
     ("PF", "prefork (PF)"),
     ("WK", "worker (WK)"),
@@ -20,6 +20,7 @@ pub const AREAS: [(&str, &str); 9] = [
         "TS",
         "What a handler keeps per process: thread safety and memory (TS)",
     ),
+    ("TL", "TLS (TL)"),
     ("HT", "HTTP/1.1 (HT)"),
 ];
 
