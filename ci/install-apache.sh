@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Apache httpd 2.4 (Debian package apache2, with mod_lua and mod_status) when it is
-# missing, without starting the apache2 service: the harness starts its own Apache per case.
+# Installs Apache httpd 2.4 (Debian package apache2, with mod_lua, mod_status, and mod_ssl with
+# mod_socache_shmcb for the TLS cases) when it is missing, without starting the apache2 service: the harness starts its own Apache per case.
 # Usage: ci/install-apache.sh [extra Debian packages...]
 set -euo pipefail
 
@@ -11,8 +11,10 @@ as_root() {
 need=("$@")
 if ! command -v apache2 >/dev/null 2>&1 && [ ! -x /usr/sbin/apache2 ]; then
     need+=(apache2)
-elif [ ! -e /usr/lib/apache2/modules/mod_lua.so ]; then
-    need+=(apache2)
+else
+    for module in mod_lua.so mod_ssl.so mod_socache_shmcb.so; do
+        [ -e "/usr/lib/apache2/modules/$module" ] || { need+=(apache2); break; }
+    done
 fi
 missing=()
 for p in "${need[@]}"; do

@@ -1702,6 +1702,7 @@ mod tests {
             slow_head = "a"
             slow_body = "a"
             slow_read = "a"
+            stall_handshake = "s"
             reset = "a"
             half_close = "a"
             close = "a"
