@@ -30,6 +30,18 @@ fn main() {
         ),
         Trial::test("the_cli_answers_bad_usage_with_exit_2", cli_bad_usage),
         Trial::test(
+            "over_tls_keepalive_makes_one_handshake_per_connection",
+            tls_keepalive,
+        ),
+        Trial::test(
+            "over_tls_without_keepalive_each_response_has_its_handshake",
+            tls_one_per_request,
+        ),
+        Trial::test(
+            "the_cli_drives_https_trusting_the_servers_certificate",
+            cli_https,
+        ),
+        Trial::test(
             "running_out_of_descriptors_is_the_drivers_error_not_a_refusal",
             own_limit,
         ),
@@ -45,6 +57,15 @@ struct Server {
 
 impl Server {
     fn start(mpm: Mpm, settings: &[(&str, &str)], faults: bool) -> Server {
+        Server::launch(mpm, settings, faults, false)
+    }
+
+    /// Serving TLS with a certificate made for it, which `endpoint()` trusts.
+    fn start_tls(mpm: Mpm, settings: &[(&str, &str)]) -> Server {
+        Server::launch(mpm, settings, false, true)
+    }
+
+    fn launch(mpm: Mpm, settings: &[(&str, &str)], faults: bool, tls: bool) -> Server {
         let store = Store::new();
         let launch = Launch {
             mpm,
@@ -53,7 +74,7 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             faults,
-            tls: false,
+            tls,
             apache_only: Vec::new(),
         };
         let started = Target::Reference
@@ -72,6 +93,18 @@ impl Server {
 
     fn endpoint(&self) -> mpm_harness::drive::Endpoint {
         self.started.as_ref().expect("running").server.endpoint()
+    }
+
+    /// The certificate file a TLS server was started with: its master's `--set
+    /// SSLCertificateFile=…`.
+    fn certificate_file(&self) -> Option<String> {
+        let master = self.started.as_ref()?.server.master();
+        let cmdline = std::fs::read(format!("/proc/{master}/cmdline")).ok()?;
+        cmdline
+            .split(|&b| b == 0)
+            .filter_map(|arg| std::str::from_utf8(arg).ok())
+            .find_map(|arg| arg.strip_prefix("SSLCertificateFile="))
+            .map(str::to_string)
     }
 }
 
@@ -216,6 +249,10 @@ fn cli_reports() -> Result<(), Failed> {
     ] {
         ensure(stdout.contains(line), format!("no `{line}` in {stdout}"))?;
     }
+    ensure(
+        !stdout.contains("TLS handshakes"),
+        format!("no TLS line for a plain run: {stdout}"),
+    )?;
     // 100 requests/s for 0.3 s: 30 requests, all answered.
     ensure(
         stdout.contains("requests: 30 in") && stdout.contains(" 0 failed"),
@@ -229,7 +266,16 @@ fn cli_reports() -> Result<(), Failed> {
 
 fn cli_bad_usage() -> Result<(), Failed> {
     for (args, code, says) in [
-        (vec!["load", "https://example.org/"], 2, "only http://"),
+        (
+            vec!["load", "ftp://example.org/"],
+            2,
+            "only http:// and https://",
+        ),
+        (
+            vec!["load", "http://127.0.0.1:9/", "--cacert", "server.crt"],
+            2,
+            "--cacert is for https://",
+        ),
         (
             vec!["load", "http://127.0.0.1:9/", "--connections", "0"],
             2,
@@ -273,5 +319,90 @@ fn own_limit() -> Result<(), Failed> {
             && stderr.contains("the load driver cannot open a connection")
             && !stdout.contains("requests/s:"),
         format!("{:?}\n{stdout}\n{stderr}", out.status.code()),
+    )
+}
+
+/// Keep-alive over TLS: every request answered, and one full handshake per connection, made
+/// when it opened.
+fn tls_keepalive() -> Result<(), Failed> {
+    let server = Server::start_tls(Mpm::Worker, &[("MaxKeepAliveRequests", "0")]);
+    let run = drive(&Plan::new(
+        "tls-closed",
+        server.endpoint(),
+        4,
+        Duration::from_millis(300),
+    ));
+    ensure(run.counts.failed() == 0, format!("{:?}", run.counts))?;
+    ensure(
+        run.counts.responses == run.counts.requests && run.counts.requests >= 20,
+        format!("{:?}", run.counts),
+    )?;
+    ensure(
+        run.connections.len() == 4
+            && run
+                .connections
+                .iter()
+                .all(|c| c.owner.is_some() && c.end == ConnEnd::Open),
+        format!("{:?}", run.connections),
+    )?;
+    let tls = run.tls.ok_or("a run over TLS has its TLS figures")?;
+    ensure(tls.handshakes == 4, format!("{tls:?}"))?;
+    ensure(
+        run.summary().contains("TLS handshakes: 4 completed"),
+        run.summary(),
+    )
+}
+
+/// A connection per request over TLS: each response came after a handshake of its own (the
+/// last connections may have completed theirs without an answer yet, if the run ended so).
+fn tls_one_per_request() -> Result<(), Failed> {
+    let server = Server::start_tls(Mpm::Worker, &[]);
+    let mut plan = Plan::new(
+        "tls-fresh",
+        server.endpoint(),
+        2,
+        Duration::from_millis(300),
+    );
+    plan.keepalive = false;
+    let run = drive(&plan);
+    ensure(run.counts.failed() == 0, format!("{:?}", run.counts))?;
+    let tls = run.tls.ok_or("a run over TLS has its TLS figures")?;
+    let responses = run.counts.responses;
+    ensure(
+        responses >= 10 && (responses..=responses + 2).contains(&tls.handshakes),
+        format!("{tls:?} for {:?}", run.counts),
+    )?;
+    ensure(
+        run.connections.len() as u64 == run.counts.requests,
+        format!(
+            "{} connections for {} requests",
+            run.connections.len(),
+            run.counts.requests
+        ),
+    )?;
+    ensure(
+        tls.handshakes_per_s > 0.0,
+        format!("handshakes per second: {tls:?}"),
+    )
+}
+
+/// `mpm-harness load https://… --cacert <the server's certificate>`: answered, and the
+/// handshakes in the summary.
+fn cli_https() -> Result<(), Failed> {
+    let server = Server::start_tls(Mpm::Event, &[("MaxKeepAliveRequests", "0")]);
+    let Some(cert) = server.certificate_file() else {
+        return Err("the server's certificate file is not on its command line".into());
+    };
+    let out = harness()
+        .args(["load", &format!("https://{}/", server.addr())])
+        .args(["--cacert", &cert])
+        .args(["--connections", "3", "--duration", "300ms"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure(out.status.code() == Some(0), format!("{stdout}{stderr}"))?;
+    ensure(
+        stdout.contains(" 0 failed") && stdout.contains("TLS handshakes: 3 completed"),
+        stdout.to_string(),
     )
 }

@@ -1,11 +1,15 @@
 //! The load driver: many HTTP/1.1 connections from one thread on `mio`, in the open model
 //! (requests at a constant rate over all connections, each at its scheduled time) or the closed
 //! model (each connection sends its next request when the last is answered), keep-alive or a
-//! connection per request, over a weighted mix of paths.
+//! connection per request, over a weighted mix of paths, plain or over TLS.
 //!
 //! A connection is a small state machine in a `Slot`; no thread, no buffer of its own beyond
-//! the bytes of a response that arrived in pieces, so ten thousand idle keep-alive connections
-//! cost little more than their sockets. Responses are framed by the harness's own client
+//! the bytes of a response that arrived in pieces (and, over TLS, its rustls session), so ten
+//! thousand idle keep-alive connections cost little more than their sockets. Over TLS each
+//! connection makes a full handshake, driven without blocking like the rest: requests go into
+//! the session, its records out while the socket takes them; what the socket brings is
+//! decrypted at once, all of it, into the slot's buffer. Handshakes completed are counted
+//! ([`TlsFigures`]). Responses are framed by the harness's own client
 //! ([`client::frame`]), latencies go into HDR histograms from each request's intended start, and
 //! every request and connection is recorded for the crash oracle ([`LoadRun`]).
 
@@ -23,11 +27,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use rustls::ClientConnection;
 
 use super::client::{self, Framed};
 use crate::observe::load::{
     histogram, micros, ConnEnd, ConnLife, Counts, Interval, LoadOutcome, LoadRequest, LoadRun,
-    LoadShape, Percentiles,
+    LoadShape, Percentiles, TlsFigures,
 };
 use crate::observe::ErrorClass;
 
@@ -155,6 +160,8 @@ struct InFlight {
 #[derive(Default)]
 struct Slot {
     stream: Option<TcpStream>,
+    /// The connection's TLS session, when the endpoint speaks TLS.
+    tls: Option<Box<ClientConnection>>,
     /// The current connection's index in `lives`.
     life: u32,
     connected: bool,
@@ -241,6 +248,9 @@ struct Driver<'p> {
     warm_all: bool,
     /// Responses that came within the measured phase.
     answered_in_time: u64,
+    /// TLS handshakes completed after the warm-up, and those within the measured phase.
+    handshakes: u64,
+    handshakes_in_time: u64,
     /// The driver itself could not go on (out of descriptors or ports): a harness error, not
     /// the server's refusal.
     broken: Option<io::Error>,
@@ -292,6 +302,8 @@ impl<'p> Driver<'p> {
             warm_left: 0,
             warm_all: true,
             answered_in_time: 0,
+            handshakes: 0,
+            handshakes_in_time: 0,
             broken: None,
             scratch: vec![0; 64 * 1024],
         })
@@ -511,19 +523,27 @@ impl<'p> Driver<'p> {
             ended_ms: None,
             end: ConnEnd::Open,
         });
-        let stream = TcpStream::connect(self.plan.endpoint.addr).and_then(|mut stream| {
+        let endpoint = &self.plan.endpoint;
+        let stream = TcpStream::connect(endpoint.addr).and_then(|mut stream| {
+            let tls = match &endpoint.tls {
+                Some(client) => Some(Box::new(client.session(endpoint.addr)?)),
+                None => None,
+            };
             self.poll.registry().register(
                 &mut stream,
                 Token(s as usize),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            Ok(stream)
+            Ok((stream, tls))
         });
         let slot = &mut self.slots[s as usize];
         slot.life = life;
         slot.connected = false;
         match stream {
-            Ok(stream) => slot.stream = Some(stream),
+            Ok((stream, tls)) => {
+                slot.stream = Some(stream);
+                slot.tls = tls;
+            }
             Err(e) if driver_limit(&e) => {
                 slot.stream = None;
                 self.broken.get_or_insert(e);
@@ -561,7 +581,8 @@ impl<'p> Driver<'p> {
                 Err(_) => return self.refused(s, Instant::now()),
             }
         }
-        if slot.inflight.is_some() {
+        // Over TLS the session may have records to send without a request (the handshake).
+        if slot.inflight.is_some() || slot.tls.is_some() {
             self.write(s);
         }
         if readable {
@@ -569,8 +590,25 @@ impl<'p> Driver<'p> {
         }
     }
 
-    /// Writes what is left of slot `s`'s request.
+    /// Writes what is left of slot `s`'s request, plain or through its TLS session.
     fn write(&mut self, s: u32) {
+        if self.slots[s as usize].tls.is_some() {
+            self.write_tls(s)
+        } else {
+            self.write_plain(s)
+        }
+    }
+
+    /// Reads what slot `s`'s socket holds and handles every complete response.
+    fn read(&mut self, s: u32) {
+        if self.slots[s as usize].tls.is_some() {
+            self.read_tls(s)
+        } else {
+            self.read_plain(s)
+        }
+    }
+
+    fn write_plain(&mut self, s: u32) {
         let slot = &mut self.slots[s as usize];
         let (Some(stream), Some(f)) = (slot.stream.as_mut(), slot.inflight.as_mut()) else {
             return;
@@ -589,8 +627,7 @@ impl<'p> Driver<'p> {
         }
     }
 
-    /// Reads what slot `s`'s socket holds and handles every complete response.
-    fn read(&mut self, s: u32) {
+    fn read_plain(&mut self, s: u32) {
         loop {
             let slot = &mut self.slots[s as usize];
             let Some(stream) = slot.stream.as_mut() else {
@@ -613,6 +650,101 @@ impl<'p> Driver<'p> {
                 Err(e) => return self.server_ended(s, class_of(&e)),
             }
         }
+    }
+
+    /// Puts what is left of slot `s`'s request into its TLS session, and sends the session's
+    /// records while the socket takes them (the rest on the next writable edge).
+    fn write_tls(&mut self, s: u32) {
+        let slot = &mut self.slots[s as usize];
+        let (Some(stream), Some(tls)) = (slot.stream.as_mut(), slot.tls.as_deref_mut()) else {
+            return;
+        };
+        loop {
+            let mut put = 0;
+            if let Some(f) = slot.inflight.as_mut() {
+                let bytes = &self.bytes[f.mix as usize];
+                if f.written < bytes.len() {
+                    // Never refused: at worst fewer bytes are taken (its buffer is full).
+                    put = tls.writer().write(&bytes[f.written..]).unwrap_or(0);
+                    f.written += put;
+                }
+            }
+            match send_records(tls, stream) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => return self.broke(s, class_of(&e)),
+            }
+            // More of the request may fit now that the records left (not while handshaking).
+            let left = slot
+                .inflight
+                .as_ref()
+                .is_some_and(|f| f.written < self.bytes[f.mix as usize].len());
+            if put == 0 || !left {
+                return;
+            }
+        }
+    }
+
+    /// Reads what slot `s`'s socket holds, decrypts all of it into the slot's buffer (plaintext
+    /// left in the session would never be signalled again), handles every complete response,
+    /// then sends what the session has to send (the handshake's next flight, and a request
+    /// written before it completed).
+    fn read_tls(&mut self, s: u32) {
+        loop {
+            let slot = &mut self.slots[s as usize];
+            let (Some(stream), Some(tls)) = (slot.stream.as_mut(), slot.tls.as_deref_mut()) else {
+                return;
+            };
+            let n = match stream.read(&mut self.scratch) {
+                Ok(0) => return self.server_ended(s, ErrorClass::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return self.server_ended(s, class_of(&e)),
+            };
+            let handshaking = tls.is_handshaking();
+            let decrypted = decrypt(tls, &self.scratch[..n], &mut slot.buf);
+            if handshaking && !tls.is_handshaking() {
+                self.handshake_completed();
+            }
+            match decrypted {
+                Err(_) => return self.broke(s, ErrorClass::Closed),
+                Ok(closed) => {
+                    if !self.responses(s) {
+                        return;
+                    }
+                    if closed {
+                        return self.server_ended(s, ErrorClass::Closed);
+                    }
+                }
+            }
+            // A short read took all there was; the next arrival is a new edge.
+            if n < self.scratch.len() {
+                break;
+            }
+        }
+        self.write_tls(s);
+    }
+
+    /// A TLS handshake completed (counted after the warm-up).
+    fn handshake_completed(&mut self) {
+        if self.phase == Phase::Warm {
+            return;
+        }
+        self.handshakes += 1;
+        if Instant::now() <= self.end {
+            self.handshakes_in_time += 1;
+        }
+    }
+
+    /// Slot `s`'s connection failed under the driver's own reading or writing (a socket error,
+    /// or a TLS record or alert the session refused): its request, if any, fails with `class`.
+    fn broke(&mut self, s: u32, class: ErrorClass) {
+        let end = match self.slots[s as usize].inflight {
+            Some(_) => ConnEnd::UnderRequest,
+            None => ConnEnd::WhileIdle,
+        };
+        self.fail(s, class, end, Instant::now());
     }
 
     /// Handles the complete responses in slot `s`'s buffer; false when the connection is gone.
@@ -706,6 +838,7 @@ impl<'p> Driver<'p> {
         if let Some(mut stream) = slot.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        slot.tls = None;
         slot.connected = false;
         slot.buf.clear();
         if let Some(life) = self.lives.get_mut(slot.life as usize) {
@@ -833,6 +966,10 @@ impl<'p> Driver<'p> {
             self.corrected = self.raw.clone_correct(usual);
         }
         let elapsed = self.last_outcome.saturating_duration_since(self.started);
+        let tls = self.plan.endpoint.tls.is_some().then(|| TlsFigures {
+            handshakes: self.handshakes,
+            handshakes_per_s: self.handshakes_in_time as f64 / self.plan.duration.as_secs_f64(),
+        });
         LoadRun {
             name: self.plan.name.clone(),
             shape: self.plan.shape(),
@@ -845,6 +982,7 @@ impl<'p> Driver<'p> {
             raw: Percentiles::of(&self.raw),
             intervals: std::mem::take(&mut self.intervals),
             opened: self.lives.len(),
+            tls,
             requests: std::mem::take(&mut self.requests),
             connections: std::mem::take(&mut self.lives),
             histograms: Some(Box::new((
@@ -861,6 +999,42 @@ fn driver_limit(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
     )
+}
+
+/// Feeds `records` (bytes read from the socket) to `tls` and appends all the plaintext they
+/// decrypt to to `buf`; true when the server sent close_notify (its end of the connection).
+fn decrypt(tls: &mut ClientConnection, mut records: &[u8], buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut closed = false;
+    while !records.is_empty() {
+        if tls.read_tls(&mut records)? == 0 {
+            break;
+        }
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        let plaintext = state.plaintext_bytes_to_read();
+        if plaintext > 0 {
+            let at = buf.len();
+            buf.resize(at + plaintext, 0);
+            tls.reader().read_exact(&mut buf[at..])?;
+        }
+        closed |= state.peer_has_closed();
+    }
+    Ok(closed)
+}
+
+/// Sends `tls`'s pending records on `stream`: true when all went, false when the socket took
+/// no more (the writable edge resumes it).
+fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// The error class of a failed read or write.

@@ -254,6 +254,7 @@ mod tests {
             raw: Percentiles::default(),
             intervals: Vec::new(),
             opened: connections.len(),
+            tls: None,
             requests,
             connections,
             histograms: None,

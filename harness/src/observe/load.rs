@@ -7,6 +7,7 @@
 //! closed model has no schedule: its corrected figures back-fill the requests a stalled
 //! connection did not send (HdrHistogram's correction, at the run's median latency as the
 //! expected interval). Raw figures, from the moment each request went out, are kept beside.
+//! A run over TLS also counts the handshakes its connections completed ([`TlsFigures`]).
 
 use std::time::Duration;
 
@@ -259,6 +260,15 @@ impl Counts {
     }
 }
 
+/// What a run over TLS adds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsFigures {
+    /// Handshakes completed after the warm-up (the drain's included).
+    pub handshakes: u64,
+    /// Those completed within the planned duration, per second of it.
+    pub handshakes_per_s: f64,
+}
+
 /// Everything one load produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadRun {
@@ -281,6 +291,9 @@ pub struct LoadRun {
     pub intervals: Vec<Interval>,
     /// Connections opened.
     pub opened: usize,
+    /// Over TLS: its handshakes (`None` for a plain run, and in recordings made before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFigures>,
     /// Every request (empty when the plan did not keep them): the verdict's, kept in the JSON
     /// so that a stored run can be judged again.
     #[serde(default)]
@@ -322,7 +335,19 @@ impl LoadRun {
             self.corrected,
             self.raw,
             self.opened
-        ) + &self.shared_line()
+        ) + &self.tls_line()
+            + &self.shared_line()
+    }
+
+    /// Over TLS: the handshakes completed, in all and per second of the measured phase.
+    fn tls_line(&self) -> String {
+        match &self.tls {
+            Some(t) => format!(
+                "\n  TLS handshakes: {} completed, {:.0}/s",
+                t.handshakes, t.handshakes_per_s
+            ),
+            None => String::new(),
+        }
     }
 
     /// `shared:` answers, when there were any: how many found their process's state clobbered.
@@ -375,5 +400,47 @@ mod tests {
         });
         assert_eq!((c.requests, c.responses, c.server_errors), (3, 2, 1));
         assert_eq!((c.failed(), c.reset), (1, 1));
+    }
+
+    #[test]
+    fn tls_figures_are_written_for_tls_runs_only_and_old_recordings_read() {
+        let mut run = LoadRun {
+            name: "r".into(),
+            shape: LoadShape {
+                connections: 1,
+                rate: None,
+                duration_ms: 1000.0,
+                keepalive: true,
+            },
+            started_ms: 0.0,
+            elapsed_ms: 1000.0,
+            throughput: 0.0,
+            warmed: None,
+            counts: Counts::default(),
+            corrected: Percentiles::default(),
+            raw: Percentiles::default(),
+            intervals: Vec::new(),
+            opened: 1,
+            tls: None,
+            requests: Vec::new(),
+            connections: Vec::new(),
+            histograms: None,
+        };
+        let plain = serde_json::to_value(&run).unwrap();
+        assert!(plain.get("tls").is_none(), "{plain}");
+        assert_eq!(serde_json::from_value::<LoadRun>(plain).unwrap().tls, None);
+        assert!(!run.summary().contains("TLS"));
+
+        let figures = TlsFigures {
+            handshakes: 12,
+            handshakes_per_s: 12.0,
+        };
+        run.tls = Some(figures);
+        let text = serde_json::to_string(&run).unwrap();
+        assert_eq!(
+            serde_json::from_str::<LoadRun>(&text).unwrap().tls,
+            Some(figures)
+        );
+        assert!(run.summary().contains("TLS handshakes: 12 completed, 12/s"));
     }
 }
