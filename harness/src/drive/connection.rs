@@ -147,16 +147,8 @@ impl Connection {
         rcvbuf: Option<u32>,
         store: &Store,
     ) -> Result<Connection, String> {
-        let start = std::time::Instant::now();
-        let stream = connect(endpoint.addr, rcvbuf).map_err(|e| {
-            store.push(Observation::ConnRefused {
-                conn: name.to_string(),
-                error: e.to_string(),
-            });
-            e.to_string()
-        })?;
+        let (stream, took) = connect_recorded(name, endpoint.addr, rcvbuf, store)?;
         let _ = stream.set_nodelay(true);
-        let took = start.elapsed();
         let stream = Wire::over(stream, endpoint).map_err(|e| e.to_string())?;
         Ok(Connection::opened(name, stream, took, rcvbuf, store))
     }
@@ -170,15 +162,7 @@ impl Connection {
         bytes: Option<usize>,
         store: &Store,
     ) -> Result<Connection, String> {
-        let start = Instant::now();
-        let tcp = connect(endpoint.addr, None).map_err(|e| {
-            store.push(Observation::ConnRefused {
-                conn: name.to_string(),
-                error: e.to_string(),
-            });
-            e.to_string()
-        })?;
-        let took = start.elapsed();
+        let (tcp, took) = connect_recorded(name, endpoint.addr, None, store)?;
         let sent =
             super::wire::stall_handshake(&tcp, endpoint, bytes).map_err(|e| e.to_string())?;
         let mut c = Connection::opened(name, Wire::raw(tcp), took, None, store);
@@ -648,6 +632,24 @@ fn record_response(store: &Store, conn: &str, p: Pending, response: &client::Res
         shared: response.shared(),
         latency_ms: p.sent.elapsed().as_secs_f64() * 1000.0,
     });
+}
+
+/// Connects `name`, recording a refusal; how long the TCP handshake took.
+fn connect_recorded(
+    name: &str,
+    addr: SocketAddr,
+    rcvbuf: Option<u32>,
+    store: &Store,
+) -> Result<(TcpStream, Duration), String> {
+    let start = Instant::now();
+    let stream = connect(addr, rcvbuf).map_err(|e| {
+        store.push(Observation::ConnRefused {
+            conn: name.to_string(),
+            error: e.to_string(),
+        });
+        e.to_string()
+    })?;
+    Ok((stream, start.elapsed()))
 }
 
 fn connect(addr: SocketAddr, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
