@@ -116,11 +116,16 @@ impl TlsClient {
     }
 }
 
-/// ring's classical key exchanges (X25519, P-256, P-384): the post-quantum hybrids need
-/// aws-lc-rs, whose build needs cmake.
+/// ring's classical key exchanges (the post-quantum hybrids need aws-lc-rs, whose build needs
+/// cmake), X25519 offered first as browsers and OpenSSL do: ring's provider puts P-384 first,
+/// whose ring code is generic and several times slower, and the server follows the client's
+/// order — a load's handshakes would measure it, on both sides.
 fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::kx_group;
     #[allow(deprecated)]
-    rustls::crypto::ring::default_provider()
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    provider
 }
 
 /// A connection's byte stream; clones share the socket and the TLS session.
