@@ -39,10 +39,10 @@ pub enum WriteMode {
 pub enum After {
     /// The response is sent; the connection may carry another request.
     KeepAlive,
-    /// Close now.
+    /// Close lingeringly: stop sending, then read and discard what the client still sends
+    /// until it closes, for at most 2 s, so that a response is not lost to a reset (Apache's
+    /// `ap_lingering_close`, for every end but an abort).
     Close,
-    /// Close after reading what the client still sends (error responses).
-    Linger,
     /// Drop the connection at once (client gone, fault `close`, a failed write).
     Abort,
     /// Event only: the rest of the response is to be written by the listener.
@@ -140,13 +140,12 @@ pub fn serve_connection(mut conn: Conn, w: &mut WorkerCtx<'_>) {
     loop {
         match serve_request(&mut conn, w, started, WriteMode::Blocking) {
             After::KeepAlive => {}
-            After::Close => return close(conn, w),
-            After::Linger => return linger(conn, w),
+            After::Close => return linger(conn, w),
             After::Abort | After::WriteLater(_) => return,
         }
         if conn.buf.is_empty() && !next_request_comes(&conn, w) {
             w.log_timeout(TimeoutKind::KeepAlive, &conn.peer);
-            return close(conn, w);
+            return linger(conn, w);
         }
         started = Instant::now();
     }
@@ -170,15 +169,11 @@ fn next_request_comes(conn: &Conn, w: &WorkerCtx<'_>) -> bool {
     }
 }
 
-/// Closes a connection after a response that said `Connection: close`.
-pub fn close(conn: Conn, w: &WorkerCtx<'_>) {
-    w.slot.set_state(WorkerState::Closing);
-    let mut conn = conn;
-    let _ = conn.stream.shutdown_write();
-    drop(conn);
-}
-
-/// Lingering close in the worker (prefork, worker).
+/// Lingering close in the worker (prefork, worker), for every end but an abort, as Apache's
+/// `ap_lingering_close`: after `Connection: close`, an error, or a keep-alive timeout, the
+/// worker (in `C`) reads what the client still sends until it closes its end, for at most 2 s.
+/// A client that keeps its end open holds the worker that long (EV-3: under event the
+/// listener does it instead).
 pub fn linger(conn: Conn, w: &WorkerCtx<'_>) {
     w.slot.set_state(WorkerState::Closing);
     conn.lingering_close();
@@ -219,14 +214,8 @@ pub fn serve_request(
     };
     conn.requests += 1;
     let keep_alive = keep_alive_allowed(conn, w, &head, &response);
-    let drops = status_drops_connection(response.status);
     let out = build_response(w, &head, response, keep_alive, conn.requests);
-    match send(conn, w, out, mode) {
-        // As an error response before the handler: what the client still sends (a pipelined
-        // request) is read and discarded, so the response is not lost to a reset.
-        After::Close if drops => After::Linger,
-        after => after,
-    }
+    send(conn, w, out, mode)
 }
 
 /// Whether the connection stays open after this response (KA-1, KA-2, KA-3). As Apache counts
@@ -542,7 +531,7 @@ fn respond_error(conn: &mut Conn, w: &mut WorkerCtx<'_>, status: u16) -> After {
     match write_out(conn, w, &mut out, WriteMode::Blocking) {
         Written::All => {
             w.slot.end_request(out.total());
-            After::Linger
+            After::Close
         }
         Written::SetAside | Written::Failed => After::Abort,
     }

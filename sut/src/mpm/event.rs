@@ -198,7 +198,7 @@ fn serve_task(task: Task, w: &mut WorkerCtx<'_>) -> Returned {
     loop {
         match serve_request(&mut conn, w, started, WriteMode::Async) {
             After::KeepAlive => {}
-            After::Close | After::Linger => return Returned::Linger(conn, token),
+            After::Close => return Returned::Linger(conn, token),
             After::Abort => return Returned::Closed(token),
             After::WriteLater(out) => return Returned::Write(conn, token, Box::new(out)),
         }
