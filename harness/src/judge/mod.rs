@@ -264,9 +264,19 @@ impl Judge<'_> {
         }
     }
 
-    /// Whether some line of the server's error log contains `text` (`wanted`) or none does.
+    /// Whether some line of the server's error log contains `text` (`wanted`: by the end, a
+    /// line the scenario caused may come at a maintenance tick after it) or none does (while
+    /// the scenario ran: not what the harness's stop made the server write).
     fn log_line(&self, text: &str, wanted: bool) -> Check {
-        let line = self.rec.server_log.lines().find(|l| l.contains(text));
+        let log = match (wanted, self.rec.log_at_teardown) {
+            (false, Some(len)) => self
+                .rec
+                .server_log
+                .get(..len)
+                .unwrap_or(&self.rec.server_log),
+            _ => &self.rec.server_log,
+        };
+        let line = log.lines().find(|l| l.contains(text));
         let what = if wanted {
             format!("the error log has {text:?}")
         } else {
@@ -274,7 +284,7 @@ impl Judge<'_> {
         };
         let observed = match line {
             Some(l) => format!("logged: {}", l.trim()),
-            None => match nearest_lines(&self.rec.server_log, text) {
+            None => match nearest_lines(log, text) {
                 (_, near) if near.is_empty() => "no such line (the log is empty)".to_string(),
                 (shared, near) => format!(
                     "no such line; {}: {}",

@@ -909,6 +909,26 @@ fn error_log_lines_are_judged() {
     );
 }
 
+/// `log_never` judges what the scenario made the server log; a line written while the harness
+/// stopped the server is not the case's. `log_has` reads to the end: a line the scenario caused
+/// may come at a maintenance tick after it.
+#[test]
+fn log_never_stops_at_the_teardown_log_has_does_not() {
+    let during = "[mpm_prefork:notice] resuming normal operations\n";
+    let after = "[core:notice] child pid 8 exit status 1\n\
+                 [core:notice] child pid 7 exit signal Segmentation fault (11)\n";
+    let mut r = Rec::default().0;
+    r.server_log = format!("{during}{after}");
+    r.log_at_teardown = Some(during.len());
+    let v = judge(&case(LOG_LINES), Mpm::Prefork, &reference(), &r);
+    assert!(!check(&v, "the error log never has").failed());
+    assert!(!check(&v, "the error log has").failed());
+    // Written during the scenario, it counts.
+    r.log_at_teardown = Some(during.len() + after.len());
+    let v = judge(&case(LOG_LINES), Mpm::Prefork, &reference(), &r);
+    assert!(check(&v, "the error log never has").failed());
+}
+
 const LEAK: &str = r#"
 id = "t/leak"
 title = "t"

@@ -997,8 +997,12 @@ pub struct Recording {
     /// The harness broke (a server that would not start, an observer that died, a panic): the
     /// run says nothing about conformance.
     pub error: Option<String>,
-    /// The server's own error log (stderr).
+    /// The server's own error log (stderr), to the end.
     pub server_log: String,
+    /// How much of it was written when the scenario ended, before the harness stopped the
+    /// server (`None` in recordings made before it was kept: all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_at_teardown: Option<usize>,
     /// The master's pid, once the server started.
     pub master: Option<i32>,
     /// Every load the scenario drove, in the order started.

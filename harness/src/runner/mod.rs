@@ -132,6 +132,10 @@ pub fn run(case: &Case, mpm: Mpm, target: Target) -> Recording {
     rec.steps = std::mem::take(&mut play.steps);
     // Fresh samples, so the timeline ends with the state the scenario left.
     store.sample_now(&Source::ALL);
+    // Where the log stood when the scenario ended: what the harness's own stop makes a server
+    // write is not the case's to answer for (Apache 2.4.67's event has been seen to log a
+    // child's segfault while it stopped, after a case that crashes nothing).
+    rec.log_at_teardown = Some(server.error_log().len());
     store.push(Observation::Teardown);
     // The client's connections close only now: what the server does about that (an EOF on an
     // idle keep-alive connection that finds every worker busy, say) is teardown, not the case.
