@@ -124,6 +124,18 @@ fn drive(plan: &Plan) -> LoadRun {
     loadgen::run(plan, Instant::now(), &mut Quiet).expect("the load runs")
 }
 
+/// Every request had a connection of its own (`keepalive = false`).
+fn ensure_a_connection_per_request(run: &LoadRun) -> Result<(), Failed> {
+    ensure(
+        run.connections.len() as u64 == run.counts.requests,
+        format!(
+            "{} connections for {} requests",
+            run.connections.len(),
+            run.counts.requests
+        ),
+    )
+}
+
 fn ensure(ok: bool, what: impl Into<String>) -> Result<(), Failed> {
     if ok {
         Ok(())
@@ -212,14 +224,7 @@ fn one_per_request() -> Result<(), Failed> {
     plan.keepalive = false;
     let run = drive(&plan);
     ensure(run.counts.failed() == 0, format!("{:?}", run.counts))?;
-    ensure(
-        run.connections.len() as u64 == run.counts.requests,
-        format!(
-            "{} connections for {} requests",
-            run.connections.len(),
-            run.counts.requests
-        ),
-    )?;
+    ensure_a_connection_per_request(&run)?;
     ensure(
         run.connections
             .iter()
@@ -372,14 +377,7 @@ fn tls_one_per_request() -> Result<(), Failed> {
         responses >= 10 && (responses..=responses + 2).contains(&tls.handshakes),
         format!("{tls:?} for {:?}", run.counts),
     )?;
-    ensure(
-        run.connections.len() as u64 == run.counts.requests,
-        format!(
-            "{} connections for {} requests",
-            run.connections.len(),
-            run.counts.requests
-        ),
-    )?;
+    ensure_a_connection_per_request(&run)?;
     ensure(
         tls.handshakes_per_s > 0.0,
         format!("handshakes per second: {tls:?}"),
