@@ -124,7 +124,7 @@ impl Stream {
                 Ok(state) => state,
                 Err(e) => {
                     // Tell the client why (an alert), as far as the socket takes it.
-                    let _ = tls.write_tls(&mut self.tcp);
+                    let _ = flush_session(tls, &mut self.tcp);
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             };
@@ -351,23 +351,19 @@ impl Conn {
             return;
         }
         let deadline = Instant::now() + LINGER_TOTAL;
-        let mut tcp = self.stream.into_socket();
         let mut sink = [0u8; READ_CHUNK];
         loop {
-            match tcp.read(&mut sink) {
+            // From the socket itself: what comes after our close_notify is discarded undecrypted.
+            match self.stream.tcp.read(&mut sink) {
                 Ok(0) => return,
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return,
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(tcp.as_fd(), PollFlags::POLLIN)];
-            match nix::poll::poll(&mut fds, poll_timeout(left)) {
-                Ok(0) if left.is_zero() => return,
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
-            }
-            if Instant::now() >= deadline {
+            if !matches!(
+                self.wait(PollFlags::POLLIN, Some(deadline), None),
+                Ok(Wait::Ready)
+            ) {
                 return;
             }
         }

@@ -397,6 +397,7 @@ pub fn exchange(wire: &Wire, request: &[u8], deadline: Instant) -> Result<Respon
     let timeout = deadline.saturating_duration_since(Instant::now());
     wire.send(request)?;
     let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
     loop {
         match parse_response(&buf) {
             Parsed::Complete(r, _) => return Ok(r),
@@ -408,7 +409,7 @@ pub fn exchange(wire: &Wire, request: &[u8], deadline: Instant) -> Result<Respon
             .filter(|d| !d.is_zero())
             .ok_or(FetchError::Timeout(timeout))?;
         wire.set_read_timeout(Some(left))?;
-        match wire.fill(&mut buf, 16 * 1024) {
+        match wire.fill(&mut buf, &mut chunk) {
             Ok(0) => {
                 return match parse_at_eof(&buf) {
                     Parsed::Complete(r, _) => Ok(r),

@@ -481,7 +481,7 @@ fn read_responses(
     rate: Option<u32>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
-    let chunk = if rate.is_some() { 512 } else { 64 * 1024 };
+    let mut chunk = vec![0u8; if rate.is_some() { 512 } else { 64 * 1024 }];
     // Whether the response now arriving was announced as begun (slow reads only).
     let mut begun = false;
     loop {
@@ -521,7 +521,7 @@ fn read_responses(
         if shared.client_closed.load(Ordering::Acquire) {
             return finish(&shared, &store, &conn, ErrorClass::Closed);
         }
-        let n = match stream.fill(&mut buf, chunk) {
+        let n = match stream.fill(&mut buf, &mut chunk) {
             Ok(0) => {
                 // A body delimited by the close ends here.
                 if let Parsed::Complete(response, _) = client::parse_at_eof(&buf) {

@@ -13,7 +13,6 @@
 //! ([`client::frame`]), latencies go into HDR histograms from each request's intended start, and
 //! every request and connection is recorded for the crash oracle ([`LoadRun`]).
 
-use super::wire::Endpoint;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
@@ -30,6 +29,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use rustls::ClientConnection;
 
 use super::client::{self, Framed};
+use super::wire::{decrypt, send_records, Endpoint};
 use crate::observe::load::{
     histogram, micros, ConnEnd, ConnLife, Counts, Interval, LoadOutcome, LoadRequest, LoadRun,
     LoadShape, Percentiles, TlsFigures,
@@ -999,42 +999,6 @@ fn driver_limit(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
     )
-}
-
-/// Feeds `records` (bytes read from the socket) to `tls` and appends all the plaintext they
-/// decrypt to to `buf`; true when the server sent close_notify (its end of the connection).
-fn decrypt(tls: &mut ClientConnection, mut records: &[u8], buf: &mut Vec<u8>) -> io::Result<bool> {
-    let mut closed = false;
-    while !records.is_empty() {
-        if tls.read_tls(&mut records)? == 0 {
-            break;
-        }
-        let state = tls
-            .process_new_packets()
-            .map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
-        let plaintext = state.plaintext_bytes_to_read();
-        if plaintext > 0 {
-            let at = buf.len();
-            buf.resize(at + plaintext, 0);
-            tls.reader().read_exact(&mut buf[at..])?;
-        }
-        closed |= state.peer_has_closed();
-    }
-    Ok(closed)
-}
-
-/// Sends `tls`'s pending records on `stream`: true when all went, false when the socket took
-/// no more (the writable edge resumes it).
-fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(stream) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// The error class of a failed read or write.

@@ -173,43 +173,26 @@ impl Wire {
             None => (&self.tcp).write_all(bytes),
             Some(mut tls) => {
                 tls.writer().write_all(bytes)?;
-                flush(&mut tls, &self.tcp)
+                send_records(&mut tls, &mut &self.tcp).map(drop)
             }
         }
     }
 
-    /// Reads at most `max` bytes from the socket, blocking (or until the socket's read
-    /// timeout), and appends what they carry to `buf`: the bytes, or over TLS what they
-    /// decrypt to (maybe nothing yet). Returns the socket bytes read: 0 is the end (the
-    /// server's close, or its close_notify). A slow reader's rate counts socket bytes.
-    pub fn fill(&self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-        let mut chunk = vec![0u8; max.max(1)];
-        let n = (&self.tcp).read(&mut chunk)?;
+    /// Reads at most `chunk.len()` bytes from the socket into `chunk`, blocking (or until the
+    /// socket's read timeout), and appends what they carry to `buf`: the bytes, or over TLS
+    /// what they decrypt to (maybe nothing yet). Returns the socket bytes read: 0 is the end
+    /// (the server's close, or its close_notify). A slow reader's rate counts socket bytes.
+    pub fn fill(&self, buf: &mut Vec<u8>, chunk: &mut [u8]) -> io::Result<usize> {
+        let n = (&self.tcp).read(chunk)?;
         let Some(mut tls) = self.session() else {
             buf.extend_from_slice(&chunk[..n]);
             return Ok(n);
         };
-        if n == 0 {
+        if n == 0 || decrypt(&mut tls, &chunk[..n], buf)? {
             return Ok(0);
         }
-        let mut records = &chunk[..n];
-        while !records.is_empty() {
-            tls.read_tls(&mut records)?;
-            let state = tls
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let plaintext = state.plaintext_bytes_to_read();
-            if plaintext > 0 {
-                let at = buf.len();
-                buf.resize(at + plaintext, 0);
-                tls.reader().read_exact(&mut buf[at..])?;
-            }
-            if state.peer_has_closed() {
-                return Ok(0);
-            }
-        }
         // The handshake's next flight, and the requests written before it completed.
-        flush(&mut tls, &self.tcp)?;
+        send_records(&mut tls, &mut &self.tcp)?;
         Ok(n)
     }
 
@@ -217,7 +200,7 @@ impl Wire {
     pub fn half_close(&self) -> io::Result<()> {
         if let Some(mut tls) = self.session() {
             tls.send_close_notify();
-            let _ = flush(&mut tls, &self.tcp);
+            let _ = send_records(&mut tls, &mut &self.tcp);
         }
         self.tcp.shutdown(Shutdown::Write)
     }
@@ -237,12 +220,47 @@ impl AsFd for Wire {
     }
 }
 
-fn flush(tls: &mut ClientConnection, tcp: &TcpStream) -> io::Result<()> {
-    let mut tcp = tcp;
-    while tls.wants_write() {
-        tls.write_tls(&mut tcp)?;
+/// Feeds `records` (bytes read from the socket) to `tls` and appends all the plaintext they
+/// decrypt to to `buf`: plaintext left in the session would never be signalled again by the
+/// socket. True when the server sent close_notify (its end of the connection; what follows is
+/// not read).
+pub(super) fn decrypt(
+    tls: &mut ClientConnection,
+    mut records: &[u8],
+    buf: &mut Vec<u8>,
+) -> io::Result<bool> {
+    while !records.is_empty() {
+        if tls.read_tls(&mut records)? == 0 {
+            break;
+        }
+        let state = tls
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let plaintext = state.plaintext_bytes_to_read();
+        if plaintext > 0 {
+            let at = buf.len();
+            buf.resize(at + plaintext, 0);
+            tls.reader().read_exact(&mut buf[at..])?;
+        }
+        if state.peer_has_closed() {
+            return Ok(true);
+        }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Sends `tls`'s pending records on `out`: true when all went, false when a non-blocking socket
+/// took no more (its writable edge resumes it; a blocking one always takes all).
+pub(super) fn send_records(tls: &mut ClientConnection, out: &mut impl Write) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(out) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Opens the TLS handshake on `tcp` and stops half-way: sends the first `bytes` of a

@@ -74,7 +74,7 @@ pub(super) fn case_directives(launch: &Launch) -> Result<Vec<String>, String> {
 }
 
 /// mod_ssl and the session cache it needs, loaded for a TLS case.
-pub(super) const TLS_MODULES: [(&str, &str); 2] = [
+const TLS_MODULES: [(&str, &str); 2] = [
     ("ssl_module", "mod_ssl.so"),
     ("socache_shmcb_module", "mod_socache_shmcb.so"),
 ];
@@ -105,19 +105,14 @@ pub(super) fn config(
         modules.display(),
         m = mpm.as_str()
     ));
-    for (name, file) in MODULES {
+    let tls_modules = if tls.is_some() { &TLS_MODULES[..] } else { &[] };
+    for (name, file) in MODULES.iter().chain(tls_modules) {
         c.push_str(&format!(
             "LoadModule {name} \"{}/{file}\"\n",
             modules.display()
         ));
     }
     if let Some((cert, key)) = tls {
-        for (name, file) in TLS_MODULES {
-            c.push_str(&format!(
-                "LoadModule {name} \"{}/{file}\"\n",
-                modules.display()
-            ));
-        }
         c.push_str(&format!(
             "SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n",
             cert.display(),
